@@ -1,0 +1,233 @@
+"""Every task of the study, described once, as data.
+
+A task is a kind (which fixes the example schema, the head and the metric), a
+label set, the languages it exists in, and where each (split, language) lives:
+a path in XTREME's download layout under ``XLT_DATA_DIR`` and/or a Hugging Face
+hub dataset. Loaders (:mod:`xlt_helpers.data`) read these specs; nothing else
+should hard-code a task's languages, files or labels.
+
+Split names are the study's roles, not the files' names (see the split plan in
+``shared/data/README.md``): ``train`` is what a phase trains on, ``dev`` is
+what a phase validates or zero-shot evaluates on. For XNLI the local ``train``
+is ``xnli/test-en.tsv`` (gold labels attached) because MNLI is not offline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["classification", "multiple-choice", "extractive-QA", "token-tagging"]
+KINDS: tuple[str, ...] = ("classification", "multiple-choice", "extractive-QA", "token-tagging")
+
+XNLI_LANGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
+MLQA_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")
+XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+PAWSX_LANGS = ("de", "en", "es", "fr", "ja", "ko", "zh")
+UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART",
+             "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one (split, language) of a task lives.
+
+    ``local``: path(s) relative to ``XLT_DATA_DIR`` (``{lang}`` is substituted);
+    several paths are concatenated in order. ``fmt`` names the local reader.
+    ``hub``: (dataset id, config or None, hub split); ``{lang}`` substituted.
+    Either may be None when that source does not have this split.
+    """
+
+    local: tuple[str, ...] | None = None
+    fmt: str | None = None
+    hub: tuple[str, str | None, str] | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    kind: Kind
+    description: str
+    labels: tuple[str, ...]            # label names; the index is the integer label
+    languages: tuple[str, ...]
+    splits: dict[str, Source]           # split -> where it lives ({lang} in paths)
+    split_languages: dict[str, tuple[str, ...]] = field(default_factory=dict)  # split -> langs if not all
+    metric: str = "accuracy"            # accuracy | squad_f1_em | mlqa_f1_em | token_accuracy
+    role: Literal["target", "intermediate", "both"] = "intermediate"
+    n_choices: int | None = None         # multiple choice only
+    chance: float | None = None          # chance-level score on the metric's 0..1 scale
+    # When train and dev come from the same local file (only one split is offline), dev is a
+    # seeded hold-out of ``holdout`` of its groups (``holdout_key``: "id", or "title" so that
+    # questions sharing a context never straddle the split) and train is the rest.
+    holdout: float = 0.0
+    holdout_key: str = "id"
+
+    def langs_for(self, split: str) -> tuple[str, ...]:
+        return self.split_languages.get(split, self.languages)
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def _register(spec: TaskSpec) -> TaskSpec:
+    TASKS[spec.name] = spec
+    return spec
+
+
+# ----------------------------------------------------------------- targets
+_register(TaskSpec(
+    name="xnli", kind="classification", role="target", metric="accuracy", chance=1 / 3,
+    description="Cross-lingual NLI (Conneau et al. 2018): premise/hypothesis -> 3 labels.",
+    labels=("entailment", "neutral", "contradiction"),
+    languages=XNLI_LANGS,
+    splits={
+        # local train = English test set with gold labels (split plan); hub train = MNLI-based XNLI train
+        "train": Source(local=("xnli/test-en.tsv",), fmt="xnli_tsv", hub=("facebook/xnli", "en", "train")),
+        "dev": Source(local=("xnli/dev-{lang}.tsv",), fmt="xnli_tsv", hub=("facebook/xnli", "{lang}", "validation")),
+    },
+    split_languages={"train": ("en",)},
+))
+_register(TaskSpec(
+    name="mlqa", kind="extractive-QA", role="target", metric="mlqa_f1_em", chance=0.0,
+    description="MLQA (Lewis et al. 2020): extractive QA, same-language context/question pairs.",
+    labels=(), languages=MLQA_LANGS,
+    splits={
+        # local English training = SQuAD v1.1 dev + TyDiQA-GoldP en train (split plan); hub = SQuAD v1.1 train
+        "train": Source(local=("english/squad/dev-v1.1.json",
+                               "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.en.train.json"),
+                        fmt="squad_json", hub=("rajpurkar/squad", None, "train")),
+        "dev": Source(local=("mlqa/MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",), fmt="squad_json",
+                      hub=("facebook/mlqa", "mlqa.{lang}.{lang}", "validation")),
+    },
+    split_languages={"train": ("en",)},
+))
+_register(TaskSpec(
+    name="xquad", kind="extractive-QA", role="target", metric="mlqa_f1_em", chance=0.0,
+    description="XQuAD (Artetxe et al. 2020): SQuAD v1.1 dev translated; a subset of SQuAD v1.1 dev.",
+    labels=(), languages=XQUAD_LANGS,
+    splits={"dev": Source(local=("xquad/xquad.{lang}.json",), fmt="squad_json",
+                          hub=("google/xquad", "xquad.{lang}", "validation"))},
+))
+_register(TaskSpec(
+    name="tydiqa", kind="extractive-QA", role="both", metric="squad_f1_em", chance=0.0,
+    description="TyDiQA-GoldP (Clark et al. 2020). Local dev answers are blanked by XTREME: train only.",
+    labels=(), languages=("en", "ko", "sw"),
+    splits={"train": Source(local=("tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json",),
+                            fmt="squad_json", hub=("google-research-datasets/tydiqa", "secondary_task", "train"))},
+))
+_register(TaskSpec(
+    name="pawsx", kind="classification", role="both", metric="accuracy", chance=0.5,
+    description="PAWS-X (Yang et al. 2019): paraphrase adversaries, 2 labels (1 = paraphrase).",
+    labels=("0", "1"), languages=PAWSX_LANGS,
+    splits={
+        "train": Source(local=("pawsx/dev-en.tsv",), fmt="pawsx_tsv",
+                        hub=("google-research-datasets/paws-x", "en", "train")),
+        "dev": Source(local=("pawsx/dev-{lang}.tsv",), fmt="pawsx_tsv",
+                      hub=("google-research-datasets/paws-x", "{lang}", "validation")),
+        "test": Source(local=("pawsx/test-{lang}.tsv",), fmt="pawsx_tsv",
+                       hub=("google-research-datasets/paws-x", "{lang}", "test")),
+    },
+    split_languages={"train": ("en",), "test": ("de", "zh")},
+))
+
+# ------------------------------------------------------- intermediate tasks
+_register(TaskSpec(
+    name="sst2", kind="classification", metric="accuracy", chance=0.5,
+    description="SST-2 (Socher et al. 2013): binary sentiment. Easy.",
+    labels=("negative", "positive"), languages=("en",),
+    splits={"train": Source(local=("english/sst2/train.jsonl",), fmt="sst2_jsonl", hub=("nyu-mll/glue", "sst2", "train")),
+            "dev": Source(local=("english/sst2/dev.jsonl",), fmt="sst2_jsonl", hub=("nyu-mll/glue", "sst2", "validation"))},
+))
+_register(TaskSpec(
+    name="udpos", kind="token-tagging", metric="token_accuracy", chance=1 / 17,
+    description="Universal Dependencies v2.5 POS tagging (17 UPOS tags), XTREME merge of all treebanks.",
+    labels=UPOS_TAGS, languages=("en",),
+    splits={"train": Source(local=("udpos/train-{lang}.tsv",), fmt="udpos_tsv",
+                            hub=("universal_dependencies", "en_ewt", "train")),
+            "dev": Source(local=("udpos/dev-{lang}.tsv",), fmt="udpos_tsv",
+                          hub=("universal_dependencies", "en_ewt", "validation"))},
+))
+_register(TaskSpec(
+    name="commonsenseqa", kind="multiple-choice", metric="accuracy", n_choices=5, chance=0.2,
+    description="CommonsenseQA (Talmor et al. 2019): 5-way commonsense multiple choice.",
+    labels=("A", "B", "C", "D", "E"), languages=("en",),
+    splits={"train": Source(local=("english/commonsenseqa/train.jsonl",), fmt="csqa_jsonl",
+                            hub=("tau/commonsense_qa", None, "train")),
+            "dev": Source(local=("english/commonsenseqa/dev.jsonl",), fmt="csqa_jsonl",
+                          hub=("tau/commonsense_qa", None, "validation"))},
+))
+_register(TaskSpec(
+    name="hellaswag", holdout=0.2, holdout_key="id", kind="multiple-choice", metric="accuracy", n_choices=4, chance=0.25,
+    description="HellaSwag (Zellers et al. 2019): pick the plausible continuation. Hard.",
+    labels=("0", "1", "2", "3"), languages=("en",),
+    # only the official validation split is offline: a seeded hold-out of it serves as dev (see data.py)
+    splits={"train": Source(local=("english/hellaswag/val.jsonl",), fmt="hellaswag_jsonl",
+                            hub=("Rowan/hellaswag", None, "train")),
+            "dev": Source(local=("english/hellaswag/val.jsonl",), fmt="hellaswag_jsonl",
+                          hub=("Rowan/hellaswag", None, "validation"))},
+))
+_register(TaskSpec(
+    name="cosmosqa", holdout=0.2, holdout_key="id", kind="multiple-choice", metric="accuracy", n_choices=4, chance=0.25,
+    description="CosmosQA (Huang et al. 2019): reading comprehension needing commonsense, 4-way.",
+    labels=("0", "1", "2", "3"), languages=("en",),
+    splits={"train": Source(local=("english/cosmosqa/valid.jsonl",), fmt="cosmosqa_jsonl",
+                            hub=("allenai/cosmos_qa", None, "train")),
+            "dev": Source(local=("english/cosmosqa/valid.jsonl",), fmt="cosmosqa_jsonl",
+                          hub=("allenai/cosmos_qa", None, "validation"))},
+))
+_register(TaskSpec(
+    name="siqa", kind="multiple-choice", metric="accuracy", n_choices=3, chance=1 / 3,
+    description="SocialIQA (Sap et al. 2019): social commonsense, 3-way.",
+    labels=("A", "B", "C"), languages=("en",),
+    splits={"train": Source(local=("english/siqa/tst.jsonl",), fmt="siqa_jsonl",
+                            hub=("allenai/social_i_qa", None, "train")),
+            "dev": Source(local=("english/siqa/dev.jsonl",), fmt="siqa_jsonl",
+                          hub=("allenai/social_i_qa", None, "validation"))},
+))
+_register(TaskSpec(
+    name="squad", holdout=0.1, holdout_key="title", kind="extractive-QA", metric="squad_f1_em", chance=0.0,
+    description="SQuAD v1.1 (Rajpurkar et al. 2016). Locally only dev exists (it trains MLQA's target task).",
+    labels=(), languages=("en",),
+    splits={"train": Source(local=("english/squad/dev-v1.1.json",), fmt="squad_json",
+                            hub=("rajpurkar/squad", None, "train")),
+            "dev": Source(local=("english/squad/dev-v1.1.json",), fmt="squad_json",
+                          hub=("rajpurkar/squad", None, "validation"))},
+))
+_register(TaskSpec(
+    name="squad_v2", holdout=0.1, holdout_key="title", kind="extractive-QA", metric="squad_f1_em", chance=0.0,
+    description="SQuAD v2.0 (Rajpurkar et al. 2018): adds unanswerable questions.",
+    labels=(), languages=("en",),
+    splits={"train": Source(local=("english/squad/dev-v2.0.json",), fmt="squad_json",
+                            hub=("rajpurkar/squad_v2", None, "train")),
+            "dev": Source(local=("english/squad/dev-v2.0.json",), fmt="squad_json",
+                          hub=("rajpurkar/squad_v2", None, "validation"))},
+))
+# hub-only intermediate tasks (Phang et al. 2020's best ones; not offline)
+_register(TaskSpec(
+    name="mnli", kind="classification", metric="accuracy", chance=1 / 3,
+    description="MultiNLI (Williams et al. 2018). Hub only.",
+    labels=("entailment", "neutral", "contradiction"), languages=("en",),
+    splits={"train": Source(hub=("nyu-mll/glue", "mnli", "train")),
+            "dev": Source(hub=("nyu-mll/glue", "mnli", "validation_matched"))},
+))
+_register(TaskSpec(
+    name="anli", kind="classification", metric="accuracy", chance=1 / 3,
+    description="Adversarial NLI (Nie et al. 2020), rounds 1-3 concatenated. Hub only.",
+    labels=("entailment", "neutral", "contradiction"), languages=("en",),
+    splits={"train": Source(hub=("facebook/anli", None, "train_r1+train_r2+train_r3")),
+            "dev": Source(hub=("facebook/anli", None, "dev_r1+dev_r2+dev_r3"))},
+))
+_register(TaskSpec(
+    name="qqp", kind="classification", metric="accuracy", chance=0.5,
+    description="Quora Question Pairs (GLUE). Hub only.",
+    labels=("not_duplicate", "duplicate"), languages=("en",),
+    splits={"train": Source(hub=("nyu-mll/glue", "qqp", "train")),
+            "dev": Source(hub=("nyu-mll/glue", "qqp", "validation"))},
+))
+
+
+def get_task(name: str) -> TaskSpec:
+    """The spec of ``name``; an unknown name lists the valid ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}") from None

@@ -56,8 +56,9 @@ class TaskSpec:
     n_choices: int | None = None         # multiple choice only
     chance: float | None = None          # chance-level score on the metric's 0..1 scale
     # When train and dev come from the same local file (only one split is offline), dev is a
-    # seeded hold-out of ``holdout`` of its groups (``holdout_key``: "id", or "title" so that
-    # questions sharing a context never straddle the split) and train is the rest.
+    # seeded hold-out of ``holdout`` of its groups (``holdout_key``: "id"; "title" or "context" so
+    # that items sharing a passage never straddle the split) and train is the rest. HellaSwag and
+    # CosmosQA reuse a context across several items, hence "context" for both.
     holdout: float = 0.0
     holdout_key: str = "id"
 
@@ -115,9 +116,10 @@ _register(TaskSpec(
                             fmt="squad_json", hub=("google-research-datasets/tydiqa", "secondary_task", "train"))},
 ))
 _register(TaskSpec(
-    name="pawsx", kind="classification", role="both", metric="accuracy", chance=0.5,
+    name="pawsx", holdout=0.2, holdout_key="id", kind="classification", role="both", metric="accuracy", chance=0.5,
     description="PAWS-X (Yang et al. 2019): paraphrase adversaries, 2 labels (1 = paraphrase).",
     labels=("0", "1"), languages=PAWSX_LANGS,
+    # local train and dev-en are the same file (PAWS-X train is not offline): a seeded hold-out serves as dev-en
     splits={
         "train": Source(local=("pawsx/dev-en.tsv",), fmt="pawsx_tsv",
                         hub=("google-research-datasets/paws-x", "en", "train")),
@@ -156,7 +158,7 @@ _register(TaskSpec(
                           hub=("tau/commonsense_qa", None, "validation"))},
 ))
 _register(TaskSpec(
-    name="hellaswag", holdout=0.2, holdout_key="id", kind="multiple-choice", metric="accuracy", n_choices=4, chance=0.25,
+    name="hellaswag", holdout=0.2, holdout_key="context", kind="multiple-choice", metric="accuracy", n_choices=4, chance=0.25,
     description="HellaSwag (Zellers et al. 2019): pick the plausible continuation. Hard.",
     labels=("0", "1", "2", "3"), languages=("en",),
     # only the official validation split is offline: a seeded hold-out of it serves as dev (see data.py)
@@ -166,7 +168,7 @@ _register(TaskSpec(
                           hub=("Rowan/hellaswag", None, "validation"))},
 ))
 _register(TaskSpec(
-    name="cosmosqa", holdout=0.2, holdout_key="id", kind="multiple-choice", metric="accuracy", n_choices=4, chance=0.25,
+    name="cosmosqa", holdout=0.2, holdout_key="context", kind="multiple-choice", metric="accuracy", n_choices=4, chance=0.25,
     description="CosmosQA (Huang et al. 2019): reading comprehension needing commonsense, 4-way.",
     labels=("0", "1", "2", "3"), languages=("en",),
     splits={"train": Source(local=("english/cosmosqa/valid.jsonl",), fmt="cosmosqa_jsonl",

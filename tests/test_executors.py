@@ -1,0 +1,107 @@
+"""The scheduler end to end with the fixture notebooks: local processes and Ray, failures, progress."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from xlt_helpers.cli import main as xlt
+from xlt_helpers.cli import node_states
+from xlt_helpers.executors import ProgressReporter, run_grid
+from xlt_helpers.grid import build_grid
+from xlt_helpers.profiles import load_profile
+from xlt_helpers.runs import node_state
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+# the smoke profile's shape (an encoder and an encoder-decoder, intermediate tasks, both targets),
+# cut to the fewest nodes that still cover every edge kind
+SMALL = ["models=[tiny-xlmr, tiny-mt5]", "intermediate_tasks=[none, sst2]", "seq2seq_intermediate_tasks=[none]",
+         "targets=[xnli]", "seeds=[0]", "target.xnli.eval_langs=[en, de]"]
+
+
+def grid(*overrides: str):
+    profile = load_profile("smoke", [*SMALL, *overrides])
+    return profile, build_grid(profile, FIXTURES)
+
+
+def metrics(runs: Path, node_id: str) -> dict:
+    return json.loads((runs / node_id / "metrics.json").read_text())
+
+
+def test_local_executor_runs_every_node(tmp_path):
+    profile, nodes = grid()
+    assert [n.phase for n in nodes] == ["intermediate", "target", "target", "target"]
+    out = io.StringIO()
+    summary = run_grid(nodes, tmp_path, executor="local", workers=2, resources=profile.resources, stream=out)
+    assert summary.ok and sorted(summary.done) == sorted(n.id for n in nodes)
+    assert all(node_state(tmp_path, n.id) == "done" for n in nodes)
+    # phase 2 really started from its phase-1 checkpoint (the fixture folds it into the fake score)
+    with_sst2 = next(n for n in nodes if n.params.get("intermediate") == "sst2")
+    ckpt = json.loads((tmp_path / with_sst2.deps[0] / "checkpoint" / "weights.txt").read_text())
+    assert ckpt["task"] == "sst2" and ckpt["seed"] == 0
+    assert set(metrics(tmp_path, with_sst2.id)["scores"]) == {"en", "de"}
+    assert out.getvalue().count("done") == len(nodes)          # one line per finished node (not a TTY)
+    # a second run does nothing
+    again = run_grid(nodes, tmp_path, executor="local", workers=2)
+    assert sorted(again.already_done) == sorted(n.id for n in nodes) and not again.done
+
+
+def test_failed_node_skips_dependents_and_the_rest_continue(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XLT_FIXTURE_FAIL", "udpos")
+    profile, nodes = grid("intermediate_tasks=[none, sst2, udpos]")
+    summary = run_grid(nodes, tmp_path, workers=2, progress=False)
+    bad = [n.id for n in nodes if n.params.get("task") == "udpos"]
+    skipped = [n.id for n in nodes if n.params.get("intermediate") == "udpos"]
+    assert summary.failed == bad and summary.skipped == skipped and not summary.ok
+    assert sorted(summary.done) == sorted(n.id for n in nodes if n.id not in bad + skipped)
+    failed = json.loads((tmp_path / bad[0] / "FAILED.json").read_text())
+    assert "fixture failure requested" in failed["error"] and "RuntimeError" in failed["traceback"]
+    assert "log_tail" in failed
+    assert not (tmp_path / skipped[0]).exists()                 # skipped nodes are not executed
+    states = node_states(nodes, tmp_path)
+    assert {states[i] for i in bad} == {"failed"} and {states[i] for i in skipped} == {"skipped"}
+    assert set(states.values()) == {"done", "failed", "skipped"}
+    # the CLI's status shows the three states and the failure's first line, and exits 0
+    profile_file = tmp_path / "p.yml"
+    profile_file.write_text((Path(__file__).parents[1] / "configs" / "smoke.yml").read_text())
+    args = ["status", "--profile", str(profile_file), "--runs-dir", str(tmp_path), "--notebooks-dir",
+            str(FIXTURES)]
+    for o in [*SMALL, "intermediate_tasks=[none, sst2, udpos]"]:
+        args += ["--set", o]
+    capsys.readouterr()
+    assert xlt(args) == 0
+    text = capsys.readouterr().out
+    assert "failed nodes:" in text and "fixture failure requested for task udpos" in text
+    all_row = next(line for line in text.splitlines() if "│ all" in line or line.startswith("all"))
+    assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [
+        len(summary.done), len(bad), len(skipped), 0, 0, len(nodes)]
+
+
+def test_progress_eta_is_mean_time_times_remaining_over_workers():
+    rep = ProgressReporter(total=10, workers=2, already_done=0, enabled=False)
+    assert rep.eta_s() is None
+    for i in range(4):
+        rep.started(f"n{i}")
+    rep.finished("n0", "done", 10.0)
+    rep.finished("n1", "done", 20.0)
+    rep.finished("n2", "failed", 99.0)       # failures do not count toward the mean node time
+    # left = 6 pending + 1 running = 7; mean 15 s; 2 workers
+    assert rep.eta_s() == pytest.approx(15.0 * 7 / 2)
+    assert rep.counts == {"done": 2, "failed": 1, "skipped": 0, "running": 1}
+
+
+@pytest.mark.slow
+def test_ray_executor_runs_every_node(tmp_path):
+    pytest.importorskip("ray")
+    profile, nodes = grid()
+    summary = run_grid(nodes, tmp_path, executor="ray", workers=2, resources=profile.resources, progress=False)
+    assert summary.ok and sorted(summary.done) == sorted(n.id for n in nodes)
+    assert all(node_state(tmp_path, n.id) == "done" for n in nodes)
+    # Ray writes exactly what the local executor writes: same files, same deterministic metrics
+    local = tmp_path.parent / (tmp_path.name + "-local")
+    run_grid(nodes, local, executor="local", workers=2, progress=False)
+    for n in nodes:
+        assert metrics(tmp_path, n.id) == metrics(local, n.id)
+        assert sorted(p.name for p in (tmp_path / n.id).iterdir()) == sorted(p.name for p in (local / n.id).iterdir())

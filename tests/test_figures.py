@@ -1,0 +1,116 @@
+"""Figures arrange the numbers they are given: right cells, right order, CIs where given, none invented."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from xlt_helpers import figures
+
+
+def _summary() -> pd.DataFrame:
+    """A hand-made summary (robustness.summary_table's columns) for one target and metric."""
+    rows = []
+    models = [("m-big", "encoder", 300), ("m-small", "encoder", 100), ("s2s", "encoder-decoder", 200)]
+    for model, family, size in models:
+        for task, gain in (("none", np.nan), ("a", 2.0), ("b", -1.0)):
+            g = np.nan if task == "none" else gain * size / 100
+            rows.append({"family": family, "model": model, "size": size, "intermediate": task,
+                         "target": "xnli", "metric": "accuracy", "gain_avg": g,
+                         "gain_avg_lo": g - 0.5, "gain_avg_hi": g + 0.5,
+                         "sig_avg": pd.NA if task == "none" else abs(g) > 0.5,
+                         "gap": 10.0 - size / 50 + (1.0 if task == "a" else 0.0)})
+    out = pd.DataFrame(rows)
+    out["sig_avg"] = out["sig_avg"].astype("boolean")
+    return out
+
+
+def test_model_order_is_family_then_size():
+    assert figures.model_order(_summary()) == ["m-small", "m-big", "s2s"]
+
+
+def test_gain_heatmap_cells_marks_and_hover():
+    s = _summary()
+    fig = figures.gain_heatmap(s)
+    hm = fig.data[0]
+    assert isinstance(hm, go.Heatmap)
+    assert list(hm.x) == ["m-small", "m-big", "s2s"]
+    assert list(hm.y) == ["b", "a"]                       # baseline dropped; best mean gain on top (last)
+    z = np.asarray(hm.z, dtype=float)
+    assert z[1, 1] == pytest.approx(6.0)                   # a on m-big: 2.0 * 300 / 100
+    assert z[0, 0] == pytest.approx(-1.0)                  # b on m-small: -1.0 * 100 / 100, CI [-1.5, -0.5]
+    text = np.asarray(hm.text)
+    assert text[1, 1] == "+6.0*" and text[0, 0] == "-1.0*"
+    assert "[+5.50, +6.50]" in hm.customdata[1][1]
+    assert hm.zmid == 0 and hm.zmin == -hm.zmax
+
+
+def test_gain_heatmap_without_ci_says_so_and_does_not_star():
+    s = _summary().drop(columns=["gain_avg_lo", "gain_avg_hi", "sig_avg"])
+    hm = figures.gain_heatmap(s, lo=None, hi=None, significant=None).data[0]
+    assert "*" not in "".join(np.asarray(hm.text).ravel())
+    assert "no CI" in hm.customdata[0][0]
+
+
+def test_gain_heatmap_refuses_mixed_targets():
+    s = pd.concat([_summary(), _summary().assign(target="mlqa")])
+    with pytest.raises(ValueError, match="one target and one metric"):
+        figures.gain_heatmap(s)
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(KeyError, match=r"gain_avg.*summary_table"):
+        figures.gain_vs_size(_summary().drop(columns=["gain_avg"]))
+    with pytest.raises(ValueError, match="empty"):
+        figures.gap_vs_size(_summary().iloc[0:0])
+
+
+def test_gain_vs_size_panels_log_axis_and_error_bars():
+    fig = figures.gain_vs_size(_summary())
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis2.type == "log"
+    enc_a = next(t for t in fig.data if t.name == "a" and t.xaxis == "x")
+    assert list(enc_a.x) == [100, 300] and list(enc_a.y) == pytest.approx([2.0, 6.0])
+    assert list(enc_a.error_y.array) == pytest.approx([0.5, 0.5])
+    assert {t.xaxis for t in fig.data} == {"x", "x2"}       # one panel per family
+
+
+def test_gap_vs_size_follows_the_baseline():
+    fig = figures.gap_vs_size(_summary())
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert sorted(t.name for t in lines) == ["encoder (no intermediate task)", "encoder-decoder (no intermediate task)"]
+    enc = next(t for t in lines if t.name.startswith("encoder ("))
+    assert list(enc.y) == pytest.approx([10 - 100 / 50, 10 - 300 / 50])
+    assert enc.error_y.array is None                      # no gap CI given: no error bars drawn
+    assert fig.layout.xaxis.type == "log"
+
+
+def test_gain_vs_difficulty_fits_a_line_per_model():
+    rows = [{"model": "m", "intermediate": t, "difficulty": d, "gain_avg": 1.0 + 4.0 * d}
+            for t, d in (("a", 0.1), ("b", 0.5), ("c", 0.9))]
+    rows += [{"model": "n", "intermediate": "a", "difficulty": 0.2, "gain_avg": 0.0}]
+    fig = figures.gain_vs_difficulty(pd.DataFrame(rows), lo=None, hi=None)
+    fit = [t for t in fig.data if t.mode == "lines"]
+    assert len(fit) == 1                                   # model n has one task: no line
+    assert list(fit[0].y) == pytest.approx([1.4, 4.6])     # exact line through the planted points
+
+
+def test_language_bars_mean_over_seeds_english_first():
+    scores = pd.DataFrame({"model": ["m"] * 4 + ["k"] * 2, "lang": ["de", "en", "de", "en", "en", "de"],
+                           "seed": [0, 0, 1, 1, 0, 0], "score": [50, 80, 60, 90, 70, 40],
+                           "family": "encoder", "size": [1, 1, 1, 1, 2, 2]})
+    fig = figures.language_bars(scores, by="model")
+    m = next(t for t in fig.data if t.name == "m")
+    assert list(m.x) == ["en", "de"] and list(m.y) == pytest.approx([85, 55])
+    assert m.error_y.visible is True
+    k = next(t for t in fig.data if t.name == "k")
+    assert k.error_y.visible is False                      # one seed: no spread to show
+
+
+def test_show_embeds_no_plotly_library(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    html = figures.show(figures.gain_heatmap(_summary())).data
+    assert shown and 'class="plotly-graph-div"' in html and "Plotly.newPlot" in html
+    assert "<script src" not in html and "cdn.plot.ly" not in html
+    assert len(html) < 100_000                               # the 3 MB library is not inlined

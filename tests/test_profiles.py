@@ -1,0 +1,167 @@
+"""Profiles: the committed ones validate; broken ones fail with file, field and allowed values."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xlt_helpers.models import MODELS
+from xlt_helpers.profiles import (ProfileError, apply_overrides, available_profiles, load_profile,
+                                  validate_profile)
+from xlt_helpers.tasks import TASKS
+
+BASE = {
+    "name": "t",
+    "models": ["tiny-xlmr", "tiny-mt5"],
+    "intermediate_tasks": ["none", "sst2", "udpos"],
+    "seq2seq_intermediate_tasks": ["none", "sst2"],
+    "targets": ["xnli", "mlqa"],
+    "seeds": [0, 1],
+    "intermediate": {"train_n": 64, "dev_n": 32, "epochs": 1, "max_steps": 4, "batch_size": 8,
+                     "learning_rate": None, "max_length": 128, "warmup_ratio": 0.1},
+    "target": {
+        "xnli": {"train_n": 64, "eval_n": 32, "eval_langs": "all", "epochs": 1, "max_steps": 4, "batch_size": 8,
+                 "learning_rate": None, "max_length": 128, "warmup_ratio": 0.1},
+        "mlqa": {"train_n": 32, "eval_n": 16, "eval_langs": "all", "epochs": 1, "max_steps": 4, "batch_size": 8,
+                 "learning_rate": None, "max_length": 192, "doc_stride": 64, "warmup_ratio": 0.1},
+    },
+    "trim_vocab": True,
+    "resources": {"num_cpus": 1, "num_gpus": 0},
+}
+
+
+def write(tmp_path: Path, raw: dict, name: str = "p.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def edited(**changes) -> dict:
+    """BASE with dotted-path changes applied (value None deletes nothing: use a sentinel to delete)."""
+    return apply_overrides(BASE, [f"{k.replace('__', '.')}={yaml.safe_dump(v, default_flow_style=True).strip()}"
+                                  for k, v in changes.items()])
+
+
+def error_of(tmp_path: Path, raw: dict) -> str:
+    path = write(tmp_path, raw)
+    with pytest.raises(ProfileError) as e:
+        load_profile(path)
+    msg = str(e.value)
+    assert str(path) in msg, msg     # every message names the file
+    return msg
+
+
+@pytest.mark.parametrize("name", ["smoke", "cpu", "full"])
+def test_committed_profiles_validate(name):
+    p = load_profile(name)
+    assert p.name == name
+    assert all(m in MODELS for m in p.models)
+    assert set(p.seq2seq_intermediate_tasks) <= set(p.intermediate_tasks)
+    assert name in available_profiles()
+
+
+def test_committed_profiles_follow_the_brief():
+    cpu, full, smoke = load_profile("cpu"), load_profile("full"), load_profile("smoke")
+    assert cpu.models == ("e5-L3", "e5-L6", "e5-L12", "e5ed-L3", "e5ed-L6")
+    assert cpu.seq2seq_intermediate_tasks == ("none", "sst2", "commonsenseqa", "hellaswag")
+    assert {MODELS[m].source for m in smoke.models} == {"tiny"}
+    assert full.intermediate.train_n is None and len(full.seeds) == 3 and full.resources.num_gpus == 1
+    assert full.target["mlqa"].max_length == 384 and full.target["mlqa"].doc_stride == 128
+    assert full.intermediate.for_task("squad")["max_length"] == 384
+    assert full.intermediate.for_task("mnli")["max_length"] == 256
+
+
+def test_valid_profile_resolves_all_langs(tmp_path):
+    p = load_profile(write(tmp_path, BASE))
+    assert p.target["xnli"].eval_langs == TASKS["xnli"].langs_for("dev")
+    assert p.target["mlqa"].doc_stride == 64
+    assert p.intermediate_tasks_for("tiny-mt5") == ("none", "sst2")
+    assert p.intermediate_tasks_for("tiny-xlmr") == ("none", "sst2", "udpos")
+
+
+def test_unknown_model_names_field_and_allowed(tmp_path):
+    msg = error_of(tmp_path, edited(models=["tiny-xlmr", "xlmr-huge"]))
+    assert "models[1]" in msg and "'xlmr-huge'" in msg
+    assert "tiny-xlmr" in msg and "e5-L3" in msg          # the allowed values are listed
+
+
+def test_unknown_key_top_level_and_nested(tmp_path):
+    raw = dict(BASE, epochz=3)
+    msg = error_of(tmp_path, raw)
+    assert "field epochz" in msg and "allowed keys" in msg and "intermediate_tasks" in msg
+    msg = error_of(tmp_path, edited(intermediate__lr=0.1))
+    assert "field intermediate.lr" in msg and "learning_rate" in msg
+    # doc_stride belongs to extractive-QA targets only
+    msg = error_of(tmp_path, edited(target__xnli__doc_stride=64))
+    assert "field target.xnli.doc_stride" in msg
+
+
+def test_wrong_types(tmp_path):
+    msg = error_of(tmp_path, edited(intermediate__batch_size="eight"))
+    assert "field intermediate.batch_size" in msg and "integer" in msg and "'eight'" in msg
+    msg = error_of(tmp_path, edited(seeds=0))
+    assert "field seeds" in msg and "list" in msg
+    msg = error_of(tmp_path, edited(trim_vocab="yes please"))
+    assert "field trim_vocab" in msg and "true or false" in msg
+    msg = error_of(tmp_path, edited(target__mlqa__warmup_ratio=1.5))
+    assert "field target.mlqa.warmup_ratio" in msg and "<= 1" in msg
+    msg = error_of(tmp_path, edited(intermediate__train_n=True))   # bools are not counts
+    assert "field intermediate.train_n" in msg and "null" in msg
+
+
+def test_unknown_language(tmp_path):
+    msg = error_of(tmp_path, edited(target__mlqa__eval_langs=["en", "bg"]))   # bg is XNLI-only
+    assert "field target.mlqa.eval_langs[1]" in msg and "'bg'" in msg
+    for lang in TASKS["mlqa"].langs_for("dev"):
+        assert lang in msg
+
+
+def test_unknown_tasks_and_subsets(tmp_path):
+    msg = error_of(tmp_path, edited(intermediate_tasks=["none", "xquad"]))     # xquad has no train split
+    assert "intermediate_tasks[1]" in msg and "'xquad'" in msg and "sst2" in msg
+    msg = error_of(tmp_path, edited(targets=["xnli", "sst2"]))                # sst2 is not a target
+    assert "targets[1]" in msg and "mlqa" in msg
+    msg = error_of(tmp_path, edited(seq2seq_intermediate_tasks=["none", "hellaswag"]))
+    assert "seq2seq_intermediate_tasks[1]" in msg and "subset of intermediate_tasks" in msg
+    raw = apply_overrides(BASE, [])
+    del raw["target"]["mlqa"]
+    msg = error_of(tmp_path, raw)
+    assert "field target" in msg and "mlqa" in msg and "missing" in msg
+
+
+def test_yaml_float_strings_are_numbers(tmp_path):
+    path = tmp_path / "p.yml"
+    path.write_text(yaml.safe_dump(BASE).replace("learning_rate: null", "learning_rate: 1e-5", 1))
+    p = load_profile(path)
+    rates = [p.intermediate.learning_rate, p.target["mlqa"].learning_rate, p.target["xnli"].learning_rate]
+    assert 1e-5 in rates
+
+
+def test_set_overrides_are_applied_and_revalidated(tmp_path):
+    path = write(tmp_path, BASE)
+    p = load_profile(path, ["seeds=[0]", "target.xnli.train_n=500", "target.xnli.eval_langs=[de, en]",
+                            "intermediate.per_task.udpos.max_length=64"])
+    assert p.seeds == (0,)
+    assert p.target["xnli"].train_n == 500 and p.target["xnli"].eval_langs == ("de", "en")
+    assert p.intermediate.for_task("udpos")["max_length"] == 64
+    assert p.intermediate.for_task("sst2")["max_length"] == 128
+    assert BASE["seeds"] == [0, 1]                        # the raw mapping is not mutated
+    with pytest.raises(ProfileError) as e:
+        load_profile(path, ["target.xnli.train_n=lots"])
+    assert "target.xnli.train_n" in str(e.value) and "--set" in str(e.value)
+    with pytest.raises(ProfileError, match="key=value"):
+        load_profile(path, ["seeds"])
+    with pytest.raises(ProfileError, match="not a mapping"):
+        load_profile(path, ["seeds.first=1"])
+
+
+def test_unknown_profile_name_lists_available():
+    with pytest.raises(ProfileError) as e:
+        load_profile("no-such-profile")
+    assert "smoke" in str(e.value) and "cpu" in str(e.value)
+
+
+def test_validate_profile_rejects_non_mapping():
+    with pytest.raises(ProfileError, match="src.yml: top level"):
+        validate_profile(["not", "a", "mapping"], "src.yml")

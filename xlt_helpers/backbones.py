@@ -1,0 +1,229 @@
+"""Turn a :class:`~xlt_helpers.models.ModelSpec` into a tokenizer and a model body.
+
+One loader per family, three sources behind each (``hub``, ``e5``, ``tiny``),
+so training code never branches on where weights come from:
+
+* ``hub``: ``from_pretrained(hub_id)`` (full-scale runs on a GPU machine).
+* ``e5``: multilingual-e5-small from the hub when it can be reached, else the
+  offline checkpoint converted by :mod:`xlt_helpers.e5_offline`; encoders keep
+  the first ``encoder_layers`` layers; encoder-decoders are warm-started BERT2BERT
+  models (Rothe et al. 2020).
+* ``tiny``: random 2-layer models with the XLM-R vocabulary, seeded, for tests.
+
+Encoders are returned as *bodies* without BERT's pooler: every head in this
+study pools for itself (``spec.pooling``), and e5's file has no pooler weights.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+
+import torch
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertModel,
+    EncoderDecoderModel,
+    MT5Config,
+    MT5ForConditionalGeneration,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    XLMRobertaConfig,
+    XLMRobertaModel,
+)
+from transformers.utils import logging as hf_logging
+
+from .e5_offline import build_xlmr_tokenizer, e5_checkpoint_dir, xlmr_vocab_size
+from .models import ModelSpec
+
+TINY_SEED = 1234          # tiny models are random but identical from run to run
+HUB_HOST = ("huggingface.co", 443)
+_OFFLINE_VALUES = {"1", "true", "yes", "on"}
+
+
+# --------------------------------------------------------------------------- network
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub can be used: False at once under ``HF_HUB_OFFLINE=1``.
+
+    The network probe (a 1.5 s TCP connect) runs at most once per process;
+    the offline flag is re-read on every call, so tests can flip it.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _OFFLINE_VALUES:
+        return False
+    return _probe_hub()
+
+
+@lru_cache(maxsize=1)
+def _probe_hub(timeout: float = 1.5) -> bool:
+    try:
+        with socket.create_connection(HUB_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Silence the expected 'unused/newly initialised weights' reports of truncation and warm-starting."""
+    before, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch's RNG for a block without disturbing the caller's RNG stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+# --------------------------------------------------------------------------- configs
+def tiny_xlmr_config() -> XLMRobertaConfig:
+    """A 2-layer, hidden-32 XLM-R with the real XLM-R vocabulary (so tokenised data is shared)."""
+    return XLMRobertaConfig(
+        vocab_size=xlmr_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=514, type_vocab_size=1,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+
+
+def tiny_mt5_config() -> MT5Config:
+    """A 2+2-layer, d_model-32 mT5 over the XLM-R vocabulary; decoding starts from ``<pad>`` as in T5.
+
+    (transformers 5.x's ``MT5Config`` always ties ``lm_head`` to the input table.)
+    """
+    return MT5Config(
+        vocab_size=xlmr_vocab_size(), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2,
+        num_heads=2, feed_forward_proj="gated-gelu",
+        pad_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+    )
+
+
+# --------------------------------------------------------------------------- tokenizers
+def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerFast:
+    """The tokenizer of ``spec``.
+
+    e5 and tiny models use the offline XLM-R tokenizer file whatever the
+    network state: it *is* e5's tokenizer, and using one file keeps token ids
+    identical between the hub and the offline checkpoint.
+    """
+    if spec.source == "hub":
+        return AutoTokenizer.from_pretrained(spec.hub_id)
+    if spec.source in ("e5", "tiny"):
+        return build_xlmr_tokenizer()
+    raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+
+
+# --------------------------------------------------------------------------- models
+def _e5_source(spec: ModelSpec) -> str:
+    return spec.hub_id if (spec.hub_id and hub_reachable()) else str(e5_checkpoint_dir())
+
+
+def _layer_kwargs(spec: ModelSpec, key: str = "num_hidden_layers") -> dict:
+    return {} if spec.encoder_layers is None else {key: spec.encoder_layers}
+
+
+def load_encoder(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) -> PreTrainedModel:
+    """The encoder body of ``spec`` (no pooler), its first ``spec.encoder_layers`` layers.
+
+    Truncation passes ``num_hidden_layers`` to ``from_pretrained``, so dropped
+    layers are never materialised. ``vocab_keep`` trims the embedding right
+    after loading (see :func:`xlt_helpers.vocab.trim_model`); trim the tokenizer
+    with the same ids (:func:`xlt_helpers.vocab.trim_tokenizer`).
+    """
+    if spec.family != "encoder":
+        raise ValueError(f"model {spec.name!r} is a {spec.family} model; load it with load_seq2seq")
+    with _quiet_loading():
+        if spec.source == "hub":
+            model = AutoModel.from_pretrained(spec.hub_id, add_pooling_layer=False, **_layer_kwargs(spec))
+        elif spec.source == "e5":
+            model = BertModel.from_pretrained(_e5_source(spec), add_pooling_layer=False, **_layer_kwargs(spec))
+        elif spec.source == "tiny":
+            with _seeded(TINY_SEED):
+                model = XLMRobertaModel(tiny_xlmr_config(), add_pooling_layer=False)
+        else:
+            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+    return _maybe_trim(model, vocab_keep)
+
+
+def load_seq2seq(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) -> PreTrainedModel:
+    """The text-to-text model of ``spec``, ready for ``forward(labels=...)`` and ``generate()``.
+
+    ``e5ed-L{k}`` is BERT2BERT (Rothe et al. 2020): encoder = e5's first k
+    layers; decoder = a ``BertLMHeadModel`` from the same k layers with
+    randomly initialised cross-attention and LM-head transform, output
+    embeddings tied to the decoder's input embeddings. Generation starts
+    from ``<s>`` and stops at ``</s>``.
+    """
+    if spec.family != "encoder-decoder":
+        raise ValueError(f"model {spec.name!r} is a {spec.family} model; load it with load_encoder")
+    with _quiet_loading():
+        if spec.source == "hub":
+            model = MT5ForConditionalGeneration.from_pretrained(spec.hub_id)
+        elif spec.source == "tiny":
+            with _seeded(TINY_SEED):
+                model = MT5ForConditionalGeneration(tiny_mt5_config())
+        elif spec.source == "e5":
+            model = _warm_started_bert2bert(spec)
+        else:
+            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+    return _maybe_trim(model, vocab_keep)
+
+
+def _warm_started_bert2bert(spec: ModelSpec) -> EncoderDecoderModel:
+    src = _e5_source(spec)
+    enc_layers = spec.encoder_layers
+    dec_layers = spec.decoder_layers if spec.decoder_layers is not None else spec.encoder_layers
+    enc_kw = {} if enc_layers is None else {"encoder_num_hidden_layers": enc_layers}
+    dec_kw = {} if dec_layers is None else {"decoder_num_hidden_layers": dec_layers}
+    with _seeded(TINY_SEED):      # the new cross-attention weights are the same on every run
+        model = EncoderDecoderModel.from_encoder_decoder_pretrained(
+            src, src, encoder_add_pooling_layer=False, **enc_kw, **dec_kw)
+    bos, pad, eos = 0, 1, 2       # XLM-R: <s>, <pad>, </s>
+    for cfg in (model.config, model.generation_config):
+        cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id, cfg.bos_token_id = bos, pad, eos, bos
+    model.config.vocab_size = model.config.decoder.vocab_size
+    model.decoder.config.tie_word_embeddings = True
+    out = model.decoder.get_output_embeddings()
+    if out.weight is not model.decoder.get_input_embeddings().weight:
+        out.weight = model.decoder.get_input_embeddings().weight
+    return model
+
+
+def _maybe_trim(model: PreTrainedModel, vocab_keep: Sequence[int] | None) -> PreTrainedModel:
+    if vocab_keep is None:
+        return model
+    from .vocab import trim_model
+
+    return trim_model(model, vocab_keep)
+
+
+def param_counts(model: torch.nn.Module) -> dict[str, int]:
+    """``{"total", "embedding", "non_embedding"}``, each shared parameter counted once.
+
+    "embedding" is every lookup table (token, position, type, relative
+    position) plus an *untied* output projection; "non_embedding" is the rest,
+    the number scaling laws use (Kaplan et al. 2020), which vocabulary
+    trimming leaves unchanged.
+    """
+    emb_ids: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            emb_ids.add(id(module.weight))
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if out is not None:
+        emb_ids.update(id(p) for p in out.parameters())
+    params = list(model.parameters())          # unique parameters (tied ones appear once)
+    total = sum(p.numel() for p in params)
+    embedding = sum(p.numel() for p in params if id(p) in emb_ids)
+    return {"total": total, "embedding": embedding, "non_embedding": total - embedding}

@@ -1,0 +1,219 @@
+"""The ``xlt`` command: run (resume) a profile's grid, show its status, build the book, clean up.
+
+Heavy libraries (torch, papermill, ray, the book builder) are imported only on
+the paths that need them: ``xlt run`` on a finished grid and ``xlt status``
+answer in about a second.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .grid import Node, build_grid, dependents, select
+from .profiles import ProfileError, available_profiles, configs_dir, load_profile
+from .runs import (CHECKPOINT_DIR, DONE_FILE, FAILED_FILE, NODE_FILE, RunsLocked, first_error_line,
+                   lock_holder, node_dir, node_state, read_marker, runs_dir, runs_lock)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xlt", description=(
+        "Zero-shot cross-lingual transfer study: run a profile's grid of notebooks (resumable), "
+        "show its status, build the book."))
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,book,clean}")
+
+    def profile_args(sp: argparse.ArgumentParser, required: bool) -> None:
+        sp.add_argument("--profile", required=required,
+                        help="profile name in configs/ (e.g. smoke, cpu, full) or a path to a YAML file")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a profile field by dotted path, value as YAML "
+                             "(e.g. --set seeds=[0] --set target.xnli.train_n=500); repeatable")
+        sp.add_argument("--runs-dir", default=None,
+                        help="where node directories live (default: $XLT_RUNS_DIR or <repo>/runs)")
+        sp.add_argument("--notebooks-dir", default=None,
+                        help="folder holding 01_intermediate.ipynb and 02_target.ipynb (default: <repo>/notebooks)")
+
+    r = sub.add_parser("run", help="run every node of the profile that is not done yet (resumes)")
+    profile_args(r, required=True)
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: worker processes on this machine; ray: one Ray task per node")
+    r.add_argument("--workers", type=int, default=1,
+                   help="nodes at once (local) / CPUs of the local Ray instance (ray); default 1")
+    r.add_argument("--address", default=None, help="Ray cluster address (ray executor; default: start a local one)")
+    r.add_argument("--only", action="append", default=[], metavar="FILTER",
+                   help="run only nodes matching FILTER (and their dependencies): a substring or glob of the "
+                        "node id, or key=value on its params (e.g. model=e5-L3); repeat to AND filters")
+
+    s = sub.add_parser("status", help="done / failed / pending nodes of a profile, per phase")
+    profile_args(s, required=True)
+
+    b = sub.add_parser("book", help="build the Jupyter book from results/")
+    b.add_argument("--results", default=None, help="results folder (default: <repo>/results)")
+
+    c = sub.add_parser("clean", help="delete unfinished node directories (and more with the flags)")
+    profile_args(c, required=False)
+    c.add_argument("--failed", action="store_true", help="also delete failed nodes' directories")
+    c.add_argument("--prune-checkpoints", action="store_true",
+                   help="delete the checkpoint of phase-1 nodes whose dependents are all done")
+    return p
+
+
+def _nodes(args: argparse.Namespace) -> list[Node]:
+    profile = load_profile(args.profile, args.set)
+    return build_grid(profile, args.notebooks_dir)
+
+
+# ------------------------------------------------------------------ run
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print(f"xlt run: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    profile = load_profile(args.profile, args.set)
+    nodes = select(build_grid(profile, args.notebooks_dir), args.only)
+    if not nodes:
+        print(f"xlt run: --only {' '.join(args.only)} matched no node of profile {profile.name}", file=sys.stderr)
+        return 2
+    runs = runs_dir(args.runs_dir)
+    from .executors import run_grid
+    with runs_lock(runs):
+        summary = run_grid(nodes, runs, executor=args.executor, workers=args.workers, address=args.address,
+                           resources=profile.resources)
+    if not (summary.done or summary.failed or summary.skipped):
+        print(f"all {len(nodes)} nodes of {profile.name} already done in {runs} (nothing to run)")
+        return 0
+    print(f"{profile.name}: {len(summary.done)} done, {len(summary.failed)} failed, "
+          f"{len(summary.skipped)} skipped, {len(summary.already_done)} already done "
+          f"in {summary.wall_s:.1f} s ({runs})")
+    for nid in summary.failed:
+        print(f"  FAILED {nid}: {first_error_line(runs, nid)}  (see {node_dir(runs, nid) / FAILED_FILE})")
+    return 0 if summary.ok else 1
+
+
+# ------------------------------------------------------------------ status
+def node_states(nodes: Sequence[Node], runs: Path) -> dict[str, str]:
+    """done / failed / skipped (a dependency failed) / running (a live run holds the lock and the
+    directory exists) / pending."""
+    live = lock_holder(runs) is not None
+    out: dict[str, str] = {}
+    for n in nodes:  # grid order: dependencies come first
+        st = node_state(runs, n.id)
+        if st == "pending":
+            if any(out.get(d) in ("failed", "skipped") for d in n.deps):
+                st = "skipped"
+            elif live and (node_dir(runs, n.id) / NODE_FILE).is_file():
+                st = "running"
+        out[n.id] = st
+    return out
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    profile = load_profile(args.profile, args.set)
+    nodes = build_grid(profile, args.notebooks_dir)
+    runs = runs_dir(args.runs_dir)
+    states = node_states(nodes, runs)
+    cols = ("done", "failed", "skipped", "running", "pending")
+    table = Table(title=f"profile {profile.name}: {len(nodes)} nodes in {runs}")
+    table.add_column("phase")
+    for c in (*cols, "total"):
+        table.add_column(c, justify="right")
+    for phase in ("intermediate", "target"):
+        ids = [n.id for n in nodes if n.phase == phase]
+        table.add_row(phase, *(str(sum(states[i] == c for i in ids)) for c in cols), str(len(ids)))
+    table.add_row("all", *(str(sum(s == c for s in states.values())) for c in cols), str(len(nodes)))
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(table)
+    failed = [n.id for n in nodes if states[n.id] == "failed"]
+    if failed:
+        console.print("failed nodes:")
+        for nid in failed:
+            console.print(f"  {nid}: {first_error_line(runs, nid)}", markup=False, highlight=False)
+    return 0
+
+
+# ------------------------------------------------------------------ book
+def cmd_book(args: argparse.Namespace) -> int:
+    from .book import build_book  # written separately; imported only here (it pulls in jupyter-book)
+    out = build_book(results_dir=Path(args.results) if args.results else None)
+    print(f"book built: {out}")
+    return 0
+
+
+# ------------------------------------------------------------------ clean
+def _disk_nodes(runs: Path) -> list[Node]:
+    out = []
+    for f in sorted(runs.glob(f"*/{NODE_FILE}")):
+        try:
+            out.append(Node.from_json(read_marker(runs, f.parent.name, NODE_FILE)))
+        except (KeyError, TypeError):
+            continue
+    return out
+
+
+def _all_profile_nodes(notebooks_dir: str | None) -> list[Node]:
+    """Every node of every profile in configs/: a checkpoint any of them still needs is kept."""
+    out: list[Node] = []
+    for name in available_profiles(configs_dir()):
+        try:
+            out.extend(build_grid(load_profile(name), notebooks_dir))
+        except ProfileError as e:
+            print(f"xlt clean: ignoring invalid profile {name}: {e}", file=sys.stderr)
+    return out
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    runs = runs_dir(args.runs_dir)
+    if not runs.is_dir():
+        print(f"nothing to clean: {runs} does not exist")
+        return 0
+    with runs_lock(runs):
+        disk = _disk_nodes(runs)
+        if args.profile:
+            grid = _nodes(args)
+            scope = {n.id for n in grid}
+        else:
+            grid = _all_profile_nodes(args.notebooks_dir)
+            scope = {d.name for d in runs.iterdir() if d.is_dir()}
+        removed = 0
+        for nid in sorted(scope):
+            d = node_dir(runs, nid)
+            if not d.is_dir():
+                continue
+            st = node_state(runs, nid)
+            if st == "pending" or (st == "failed" and args.failed):
+                shutil.rmtree(d)
+                removed += 1
+                print(f"removed {st:<7} {nid}")
+        pruned = 0
+        if args.prune_checkpoints:
+            deps_of = dependents([*grid, *disk])
+            for nid in sorted(scope):
+                ckpt = node_dir(runs, nid) / CHECKPOINT_DIR
+                users = deps_of.get(nid, [])
+                if ckpt.is_dir() and node_state(runs, nid) == "done" and users and \
+                        all((node_dir(runs, u) / DONE_FILE).is_file() for u in users):
+                    shutil.rmtree(ckpt)
+                    pruned += 1
+                    print(f"pruned checkpoint of {nid}")
+    print(f"clean: removed {removed} node directories, pruned {pruned} checkpoints in {runs}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"run": cmd_run, "status": cmd_status, "book": cmd_book, "clean": cmd_clean}[args.command]
+    try:
+        return handler(args)
+    except (ProfileError, RunsLocked) as e:
+        print(f"xlt {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"xlt {args.command}: interrupted; unfinished nodes will be re-run next time", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Evaluation of a trained phase on one (task, language) dataset, for both families.
+
+Every function returns per-example rows (kept for paired bootstrap CIs) and the
+corpus score. Encoder batches are sorted by length and run under
+``torch.inference_mode``; the encoder-decoder family ranks candidate targets by
+likelihood (classification, multiple choice) or generates (QA, tagging).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset
+
+from . import featurize, metrics
+from .train import Collator, PhaseResult, TrainConfig
+
+
+def _sorted_batches(lengths: list[int], batch_size: int):
+    order = np.argsort(lengths, kind="stable")
+    for i in range(0, len(order), batch_size):
+        yield order[i:i + batch_size]
+
+
+@torch.inference_mode()
+def predict_encoder(model, feats: Dataset, pad_id: int, batch_size: int, keys=("logits",)) -> dict[str, list]:
+    """Run the head over ``feats`` in length-sorted batches; outputs in the original order."""
+    model.eval()
+    collate = Collator(pad_id)
+    ids = feats["input_ids"][:]
+    lengths = [max(map(len, x)) if x and isinstance(x[0], list) else len(x) for x in ids]
+    out: dict[str, list] = {k: [None] * len(ids) for k in keys}
+    masks = feats["attention_mask"][:]
+    for idx in _sorted_batches(lengths, batch_size):
+        batch = collate([{"input_ids": ids[i], "attention_mask": masks[i]} for i in idx])
+        res = model(**batch)
+        for k in keys:
+            arr = res[k].float().numpy()
+            for j, i in enumerate(idx):
+                out[k][i] = arr[j][: lengths[i]] if (arr.ndim == 3 or k != "logits") else arr[j]
+    return out
+
+
+def evaluate(result: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig) -> tuple[list[dict], dict[str, float]]:
+    """(per-example rows, {metric: score on 0..100}) of ``result`` on ``ds``."""
+    if result.spec.family == "encoder-decoder":
+        return _evaluate_seq2seq(result, ds, lang, cfg)
+    return _evaluate_encoder(result, ds, lang, cfg)
+
+
+def _evaluate_encoder(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
+    kind, tok, bs = r.task.kind, r.tokenizer, cfg.eval_batch_size
+    if kind == "classification" or kind == "multiple-choice":
+        enc = (featurize.encode_classification if kind == "classification" else featurize.encode_multiple_choice)
+        feats = enc(ds, tok, cfg.max_length)
+        logits = predict_encoder(r.model, feats, tok.pad_token_id, bs if kind == "classification" else max(1, bs // 4))["logits"]
+        preds = [int(np.argmax(x)) for x in logits]
+        gold = ds["label"][:]
+        rows = [{"example_id": i, "lang": lang, "pred": p, "gold": g, "metric": "accuracy", "value": 100.0 * (p == g)}
+                for i, p, g in zip(ds["id"][:], preds, gold)]
+        return rows, {"accuracy": 100.0 * metrics.accuracy(preds, gold)}
+    if kind == "token-tagging":
+        feats = featurize.encode_tagging(ds, tok, cfg.max_length)
+        logits = predict_encoder(r.model, feats, tok.pad_token_id, bs)["logits"]
+        rows, all_p, all_g = [], [], []
+        for i, lg, lab in zip(ds["id"][:], logits, feats["labels"][:]):
+            lab = np.asarray(lab)
+            p = np.argmax(lg[: len(lab)], -1)
+            keep = lab != -100
+            all_p.append(p[keep].tolist()); all_g.append(lab[keep].tolist())
+            rows.append({"example_id": i, "lang": lang, "metric": "accuracy",
+                         "value": 100.0 * float(np.mean(p[keep] == lab[keep])) if keep.any() else 0.0})
+        return rows, {"accuracy": 100.0 * metrics.token_accuracy(all_p, all_g)}
+    # extractive QA: windows -> start/end logits -> n-best spans -> MLQA metric
+    from .qa import postprocess_predictions, prepare_eval_features
+    feats = ds.map(lambda b: prepare_eval_features(b, tok, cfg.max_length, cfg.doc_stride), batched=True,
+                   remove_columns=ds.column_names, desc="QA windows")
+    out = predict_encoder(r.model, feats, tok.pad_token_id, bs, keys=("start_logits", "end_logits"))
+    L = max(len(x) for x in out["start_logits"])
+    pad = lambda xs: np.stack([np.pad(x, (0, L - len(x)), constant_values=-1e4) for x in xs])  # noqa: E731
+    preds = postprocess_predictions(ds, feats, pad(out["start_logits"]), pad(out["end_logits"]),
+                                    max_answer_length=cfg.max_answer_length)
+    refs = {i: a["text"] for i, a in zip(ds["id"][:], ds["answers"][:])}
+    per = metrics.qa_scores(preds, refs, lang)
+    rows = [{"example_id": i, "lang": lang, "pred": preds[i], "metric": m, "value": per[i][m]}
+            for i in ds["id"][:] for m in ("f1", "em")]
+    return rows, metrics.qa_corpus(per)
+
+
+@torch.inference_mode()
+def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
+    model, tok, task = r.model, r.tokenizer, r.task
+    model.eval()
+    rows: list[dict] = []
+    exs = ds.to_list()
+    srcs = [featurize.to_text(task, e)[0] for e in exs]
+    lengths = [len(s) for s in srcs]
+    bs = max(1, cfg.eval_batch_size // 4)
+    preds: list[Any] = [None] * len(exs)
+    for idx in _sorted_batches(lengths, bs):
+        enc = tok([srcs[i] for i in idx], truncation=True, max_length=cfg.max_length, padding=True, return_tensors="pt")
+        cands = featurize.candidates(task, exs[idx[0]])
+        if cands is not None:
+            enc_out = model.get_encoder()(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            scores = []
+            for c in cands:
+                lab = tok(text_target=[c] * len(idx), padding=True, return_tensors="pt")["input_ids"]
+                lab = lab.masked_fill(lab == tok.pad_token_id, -100)
+                logits = model(encoder_outputs=enc_out, attention_mask=enc["attention_mask"], labels=lab).logits
+                lp = torch.log_softmax(logits.float(), -1)
+                tgt = lab.clamp(min=0)
+                ll = lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).masked_fill(lab == -100, 0).sum(-1)
+                scores.append(ll)
+            best = torch.stack(scores, -1).argmax(-1).tolist()
+            for j, i in enumerate(idx):
+                preds[i] = best[j]
+        else:
+            gen = model.generate(**enc, max_new_tokens=32 if task.kind == "extractive-QA" else cfg.max_length,
+                                 num_beams=1, do_sample=False)
+            for j, i in enumerate(idx):
+                preds[i] = tok.decode(gen[j], skip_special_tokens=True).strip()
+    if task.kind in ("classification", "multiple-choice"):
+        gold = [e["label"] for e in exs]
+        rows = [{"example_id": e["id"], "lang": lang, "pred": p, "gold": g, "metric": "accuracy", "value": 100.0 * (p == g)}
+                for e, p, g in zip(exs, preds, gold)]
+        return rows, {"accuracy": 100.0 * metrics.accuracy(preds, gold)}
+    if task.kind == "extractive-QA":
+        pm = {e["id"]: ("" if p == featurize.NO_ANSWER else p) for e, p in zip(exs, preds)}
+        refs = {e["id"]: e["answers"]["text"] for e in exs}
+        per = metrics.qa_scores(pm, refs, lang)
+        rows = [{"example_id": e["id"], "lang": lang, "pred": pm[e["id"]], "metric": m, "value": per[e["id"]][m]}
+                for e in exs for m in ("f1", "em")]
+        return rows, metrics.qa_corpus(per)
+    # tagging: compare generated tags position by position (missing positions count as wrong)
+    names = {n: i for i, n in enumerate(task.labels)}
+    all_p, all_g = [], []
+    for e, p in zip(exs, preds):
+        words = p.split()
+        pi = [names.get(words[k], -1) if k < len(words) else -1 for k in range(len(e["tags"]))]
+        all_p.append(pi); all_g.append(list(e["tags"]))
+        rows.append({"example_id": e["id"], "lang": lang, "metric": "accuracy",
+                     "value": 100.0 * float(np.mean(np.asarray(pi) == np.asarray(e["tags"]))) if e["tags"] else 0.0})
+    return rows, {"accuracy": 100.0 * metrics.token_accuracy(all_p, all_g)}
+
+
+def timed(fn, *a, **k):
+    t0 = time.perf_counter()
+    res = fn(*a, **k)
+    return res, time.perf_counter() - t0

@@ -1,0 +1,288 @@
+"""Running a grid: one scheduler, two backends (local processes, Ray tasks).
+
+The scheduler owns the DAG logic once: it skips nodes that are already done,
+starts ready nodes (phase 1 first, so phase-2 work unblocks early), marks the
+dependents of a failed node as skipped (they are not executed) and keeps going
+with the rest. A backend only knows how to start a node and report when it
+has ended; every marker is written by the node's runner process on the shared
+filesystem (see :mod:`xlt_helpers.runs`), so both backends leave the same files.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .grid import Node
+from .profiles import Resources
+from .runs import CHECKPOINT_DIR, State, finish_node, fork_node, node_dir, node_state, reap
+
+
+@dataclass
+class RunSummary:
+    """What one ``xlt run`` did: ids per outcome, and its wall time."""
+
+    already_done: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+
+class Backend(Protocol):
+    def submit(self, node: Node) -> None: ...
+    def wait(self, timeout: float) -> list[tuple[str, State, float]]: ...   # finished: (id, state, wall_s)
+    def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------ progress
+class ProgressReporter:
+    """Live counts and an ETA on a terminal (rich); one plain line per finished node otherwise.
+
+    ETA = mean wall time of the nodes finished in this run x nodes left / workers.
+    """
+
+    def __init__(self, total: int, workers: int, already_done: int, enabled: bool = True,
+                 stream: Any = None) -> None:
+        self.total, self.workers, self.already_done = total, max(1, workers), already_done
+        self.stream = stream or sys.stdout
+        self.counts = {"done": 0, "failed": 0, "skipped": 0, "running": 0}
+        self.walls: list[float] = []
+        self.enabled = enabled
+        self.live = None
+        if enabled and getattr(self.stream, "isatty", lambda: False)():
+            from rich.console import Console
+            from rich.live import Live
+            self.live = Live(self._render(), console=Console(file=self.stream), refresh_per_second=2,
+                             transient=False)
+            self.live.start()
+
+    @property
+    def pending(self) -> int:
+        c = self.counts
+        return self.total - c["done"] - c["failed"] - c["skipped"] - c["running"]
+
+    def eta_s(self) -> float | None:
+        if not self.walls:
+            return None
+        left = self.pending + self.counts["running"]
+        return sum(self.walls) / len(self.walls) * left / self.workers
+
+    def _render(self) -> Any:
+        from rich.table import Table
+        t = Table.grid(padding=(0, 2))
+        c = self.counts
+        eta = self.eta_s()
+        t.add_row(f"[green]done {c['done']}[/]", f"[cyan]running {c['running']}[/]",
+                  f"[red]failed {c['failed']}[/]", f"[yellow]skipped {c['skipped']}[/]",
+                  f"pending {self.pending}", f"(already done {self.already_done})",
+                  f"ETA {_fmt_s(eta) if eta is not None else '?'}")
+        return t
+
+    def _refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self._render())
+
+    def started(self, node_id: str) -> None:
+        self.counts["running"] += 1
+        self._refresh()
+
+    def finished(self, node_id: str, state: str, wall_s: float | None = None, was_running: bool = True) -> None:
+        if was_running:
+            self.counts["running"] -= 1
+        self.counts[state] += 1
+        if state == "done" and wall_s is not None:
+            self.walls.append(wall_s)
+        if self.live is not None:
+            self.live.console.print(f"{state:>7}  {node_id}" + (f"  ({_fmt_s(wall_s)})" if wall_s else ""))
+            self._refresh()
+        elif self.enabled:
+            n = sum(self.counts[k] for k in ("done", "failed", "skipped"))
+            print(f"[{n}/{self.total}] {state:<7} {node_id}" + (f" ({_fmt_s(wall_s)})" if wall_s else ""),
+                  file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self._refresh()
+            self.live.stop()
+
+
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# ------------------------------------------------------------------ backends
+class LocalBackend:
+    """Runner processes forked from this (main) thread, polled."""
+
+    def __init__(self, runs: Path) -> None:
+        self.runs = runs
+        self.procs: dict[str, tuple[Node, int, float]] = {}
+
+    def submit(self, node: Node) -> None:
+        self.procs[node.id] = (node, fork_node(node, self.runs), time.time())
+
+    def wait(self, timeout: float) -> list[tuple[str, State, float]]:
+        deadline = time.time() + timeout
+        while True:
+            out = []
+            for nid, (node, pid, t0) in list(self.procs.items()):
+                rc = reap(pid)
+                if rc is not None:
+                    del self.procs[nid]
+                    out.append((nid, finish_node(node, self.runs, rc), time.time() - t0))
+            if out or time.time() >= deadline:
+                return out
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        for _node, pid, _t0 in self.procs.values():  # only on errors/interrupts: stop our own children
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+
+
+def _ray_run_node(node_json: dict[str, Any], runs: str) -> dict[str, Any]:
+    from .runs import run_node_blocking
+    return run_node_blocking(node_json, runs)
+
+
+class RayBackend:
+    """One Ray task per node; the task runs the same runner subprocess as the local backend."""
+
+    def __init__(self, runs: Path, workers: int, resources: Resources, address: str | None) -> None:
+        import ray
+        self.ray, self.runs = ray, runs
+        self.refs: dict[Any, tuple[str, float]] = {}
+        self.owns_ray = not ray.is_initialized()
+        if self.owns_ray:
+            if address:
+                ray.init(address=address, include_dashboard=False)
+            else:
+                ray.init(address=None, num_cpus=workers, include_dashboard=False)
+        avail = ray.cluster_resources()
+        for res, want in (("CPU", resources.num_cpus), ("GPU", resources.num_gpus)):
+            if want and avail.get(res, 0) < want:
+                self.close()
+                key = "num_cpus" if res == "CPU" else "num_gpus"
+                raise RuntimeError(f"profile resources.{key}={want} per node, but the Ray cluster has "
+                                   f"{avail.get(res, 0)} {res}(s): no node could ever start. Use "
+                                   f"--set resources.{key}=<= {avail.get(res, 0)}, more --workers, or "
+                                   f"--address of a cluster that has them.")
+        self.task = ray.remote(_ray_run_node).options(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus)
+
+    def submit(self, node: Node) -> None:
+        self.refs[self.task.remote(node.to_json(), str(self.runs))] = (node.id, time.time())
+
+    def wait(self, timeout: float) -> list[tuple[str, State, float]]:
+        if not self.refs:
+            return []
+        ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            nid, t0 = self.refs.pop(ref)
+            try:
+                res = self.ray.get(ref)
+                out.append((nid, res["state"], res["wall_s"]))
+            except Exception as e:  # the Ray task itself died (worker crash, node lost)
+                from .runs import node_dir, write_failed
+                write_failed(node_dir(self.runs, nid), f"Ray task failed: {type(e).__name__}: {e}", repr(e))
+                out.append((nid, "failed", time.time() - t0))
+        return out
+
+    def close(self) -> None:
+        for ref in self.refs:
+            self.ray.cancel(ref, force=True)
+        if self.owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+# ------------------------------------------------------------------ the scheduler
+def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", workers: int = 1,
+             address: str | None = None, resources: Resources | None = None,
+             progress: bool = True, stream: Any = None) -> RunSummary:
+    """Run every node of ``nodes`` that is not done yet, honouring dependencies.
+
+    ``nodes`` must be closed under dependencies (:func:`xlt_helpers.grid.select`
+    guarantees it). Local: at most ``workers`` nodes at once. Ray: every ready
+    node is submitted and Ray's resource accounting decides what runs.
+    """
+    t_start = time.time()
+    runs = Path(runs)
+    summary = RunSummary()
+    order = {n.id: (0 if n.phase == "intermediate" else 1, i) for i, n in enumerate(nodes)}
+    by_id = {n.id: n for n in nodes}
+    missing = {d for n in nodes for d in n.deps if d not in by_id}
+    if missing:
+        raise ValueError(f"nodes depend on ids outside the selection: {sorted(missing)}; use grid.select()")
+    states: dict[str, str] = {}
+    for n in nodes:
+        if node_state(runs, n.id) == "done":
+            states[n.id] = "done"
+            summary.already_done.append(n.id)
+    # a done phase-1 node whose checkpoint was pruned (xlt clean --prune-checkpoints) runs again
+    # when a dependent that is not done yet needs it
+    for dep in {d for n in nodes if n.id not in states for d in n.deps}:
+        if states.get(dep) == "done" and not (node_dir(runs, dep) / CHECKPOINT_DIR).exists():
+            del states[dep]
+            summary.already_done.remove(dep)
+    todo = [n for n in nodes if n.id not in states]
+    if not todo:
+        summary.wall_s = time.time() - t_start
+        return summary
+    if executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {executor!r}; expected 'local' or 'ray'")
+
+    reporter = ProgressReporter(len(nodes), workers, len(summary.already_done), enabled=progress, stream=stream)
+    backend: Backend = (LocalBackend(runs) if executor == "local"
+                        else RayBackend(runs, workers, resources or Resources(), address))
+    limit = max(1, workers) if executor == "local" else len(todo)
+    running: set[str] = set()
+    waiting = {n.id for n in todo}
+    try:
+        while waiting or running:
+            # skip every waiting node with a failed or skipped dependency (transitively, by repetition)
+            changed = True
+            while changed:
+                changed = False
+                for nid in sorted(waiting, key=order.__getitem__):
+                    if any(states.get(d) in ("failed", "skipped") for d in by_id[nid].deps):
+                        waiting.discard(nid)
+                        states[nid] = "skipped"
+                        summary.skipped.append(nid)
+                        reporter.finished(nid, "skipped", was_running=False)
+                        changed = True
+            ready = sorted((nid for nid in waiting if all(states.get(d) == "done" for d in by_id[nid].deps)),
+                           key=order.__getitem__)
+            for nid in ready[: max(0, limit - len(running))]:
+                waiting.discard(nid)
+                running.add(nid)
+                backend.submit(by_id[nid])
+                reporter.started(nid)
+            if not running:
+                if waiting:  # cannot happen with a closed DAG; guard against a silent hang
+                    raise RuntimeError(f"no node can start: {sorted(waiting)} wait on unfinished dependencies")
+                break
+            for nid, state, wall in backend.wait(timeout=1.0):
+                running.discard(nid)
+                states[nid] = state
+                (summary.done if state == "done" else summary.failed).append(nid)
+                reporter.finished(nid, state, wall)
+    finally:
+        backend.close()
+        reporter.close()
+    summary.wall_s = time.time() - t_start
+    return summary

@@ -1,0 +1,127 @@
+"""Featurization written once per task *kind*, for both model families.
+
+Encoder family: token ids (+ labels in the head's layout). Encoder-decoder
+family: every task cast to text-to-text through :data:`TEMPLATES` — the
+documented input template per kind and the target words per label.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Dataset
+
+from .tasks import TaskSpec
+
+# ----------------------------------------------------------------- encoder
+
+
+def encode_classification(ds: Dataset, tokenizer, max_length: int) -> Dataset:
+    """Sentence (pair) -> ids; ``labels`` = class index."""
+    def fn(b: dict[str, list]) -> dict[str, list]:
+        pairs = any(t for t in b["text_b"])
+        enc = tokenizer(b["text_a"], b["text_b"] if pairs else None, truncation=True, max_length=max_length)
+        enc["labels"] = b["label"]
+        return enc
+    return ds.map(fn, batched=True, remove_columns=ds.column_names, desc="tokenize")
+
+
+def encode_multiple_choice(ds: Dataset, tokenizer, max_length: int) -> Dataset:
+    """One (context [+ question], choice) pair per option; ids are lists of n_choices sequences."""
+    def fn(b: dict[str, list]) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": b["label"]}
+        for ctx, q, choices in zip(b["context"], b["question"], b["choices"]):
+            first = " ".join(x for x in (ctx, q) if x)
+            enc = tokenizer([first] * len(choices), list(choices), truncation=True, max_length=max_length)
+            out["input_ids"].append(enc["input_ids"])
+            out["attention_mask"].append(enc["attention_mask"])
+        return out
+    return ds.map(fn, batched=True, remove_columns=ds.column_names, desc="tokenize")
+
+
+def encode_tagging(ds: Dataset, tokenizer, max_length: int) -> Dataset:
+    """Words -> sub-tokens; the tag sits on each word's first sub-token, -100 elsewhere (ignored by loss/metric)."""
+    def fn(b: dict[str, list]) -> dict[str, list]:
+        enc = tokenizer(b["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+        labels = []
+        for i, tags in enumerate(b["tags"]):
+            prev, row = None, []
+            for w in enc.word_ids(i):
+                row.append(-100 if w is None or w == prev else tags[w])
+                prev = w
+            labels.append(row)
+        enc["labels"] = labels
+        return enc
+    return ds.map(fn, batched=True, remove_columns=ds.column_names, desc="tokenize")
+
+
+# ------------------------------------------------------- encoder-decoder
+# Target words for label sets whose names are not words a decoder can say.
+LABEL_WORDS: dict[str, tuple[str, ...]] = {
+    "pawsx": ("no", "yes"),
+    "qqp": ("no", "yes"),
+}
+
+TEMPLATES: dict[str, str] = {
+    "classification": "{task} premise: {text_a} hypothesis: {text_b}",   # single sentences drop the hypothesis part
+    "classification-single": "{task} sentence: {text_a}",
+    "multiple-choice": "{task} question: {question} context: {context} options: {options}",  # target: the option letter
+    "extractive-QA": "{task} question: {question} context: {context}",   # target: the first gold answer text
+    "token-tagging": "{task} tag: {tokens}",                             # target: one tag per word, space-separated
+}
+NO_ANSWER = "unanswerable"
+LETTERS = "ABCDEFGH"
+
+
+def label_words(spec: TaskSpec) -> tuple[str, ...]:
+    return LABEL_WORDS.get(spec.name, spec.labels)
+
+
+def to_text(spec: TaskSpec, ex: dict[str, Any]) -> tuple[str, str]:
+    """(input text, target text) of one example under the kind's template."""
+    k = spec.kind
+    if k == "classification":
+        tmpl = TEMPLATES["classification"] if ex["text_b"] else TEMPLATES["classification-single"]
+        return tmpl.format(task=spec.name, **ex), label_words(spec)[ex["label"]]
+    if k == "multiple-choice":
+        opts = " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(ex["choices"]))
+        src = TEMPLATES["multiple-choice"].format(task=spec.name, question=ex["question"], context=ex["context"], options=opts)
+        return src, LETTERS[ex["label"]]
+    if k == "extractive-QA":
+        ans = ex["answers"]["text"]
+        return TEMPLATES["extractive-QA"].format(task=spec.name, **ex), (ans[0] if ans else NO_ANSWER)
+    if k == "token-tagging":
+        return (TEMPLATES["token-tagging"].format(task=spec.name, tokens=" ".join(ex["tokens"])),
+                " ".join(spec.labels[t] for t in ex["tags"]))
+    raise ValueError(f"task {spec.name!r}: unknown kind {k!r}")
+
+
+def candidates(spec: TaskSpec, ex: dict[str, Any]) -> list[str] | None:
+    """Targets to rank by likelihood at evaluation (classification, multiple choice); None = generate."""
+    if spec.kind == "classification":
+        return list(label_words(spec))
+    if spec.kind == "multiple-choice":
+        return [LETTERS[i] for i in range(len(ex["choices"]))]
+    return None
+
+
+def encode_seq2seq(spec: TaskSpec, ds: Dataset, tokenizer, max_length: int, max_target_length: int = 64) -> Dataset:
+    def fn(b: dict[str, list]) -> dict[str, list]:
+        rows = [dict(zip(b, vals)) for vals in zip(*b.values())]
+        src, tgt = zip(*(to_text(spec, r) for r in rows))
+        enc = tokenizer(list(src), truncation=True, max_length=max_length)
+        enc["labels"] = tokenizer(text_target=list(tgt), truncation=True, max_length=max_target_length)["input_ids"]
+        return enc
+    return ds.map(fn, batched=True, remove_columns=ds.column_names, desc="tokenize")
+
+
+def texts_of(spec: TaskSpec, ds: Dataset) -> list[str]:
+    """Every text field of a dataset (for vocabulary coverage)."""
+    cols = {"classification": ("text_a", "text_b"), "multiple-choice": ("context", "question", "choices"),
+            "extractive-QA": ("title", "context", "question"), "token-tagging": ("tokens",)}[spec.kind]
+    out: list[str] = []
+    for c in cols:
+        for v in ds[c][:]:
+            out.extend(v if isinstance(v, list) else [v])
+    if spec.kind == "extractive-QA":
+        out.extend(t for a in ds["answers"][:] for t in a["text"])
+    return out

@@ -1,0 +1,299 @@
+"""The study's figures: pure functions from a tidy DataFrame to a plotly ``go.Figure``.
+
+Why pure: the book pages, the tests and an interactive session all call the same
+functions on the same tables, so a figure can be checked without a browser and
+re-made from committed results in seconds. No function here computes a
+statistic: gains, confidence intervals, gaps and difficulties come from
+:mod:`xlt_helpers.robustness` (one row per family × model × size × intermediate ×
+target × metric); the figures only arrange them. The one exception is the fitted
+line of :func:`gain_vs_difficulty`, an ordinary least-squares line drawn as a
+visual guide (the reported slope and its CI belong to ``robustness``).
+
+Column names are keyword arguments with the defaults documented on each
+function, so a table whose columns are named differently is renamed at the
+call site, not copied into a new format.
+
+:func:`show` embeds a figure into a notebook / book page *without* its own copy
+of plotly.js: the book loads one local ``_static/plotly.min.js`` on every page
+(see :mod:`xlt_helpers.book`), so pages work offline and stay small.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Okabe-Ito: distinguishable under the common colour-vision deficiencies and in greyscale print.
+PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
+                            "#56B4E9", "#F0E442", "#000000", "#999999")
+FAMILY_SYMBOL: dict[str, str] = {"encoder": "circle", "encoder-decoder": "square"}
+FAMILY_DASH: dict[str, str] = {"encoder": "solid", "encoder-decoder": "dash"}
+FONT = dict(family="Helvetica, Arial, sans-serif", size=13, color="#222")
+
+
+def _check_columns(df: pd.DataFrame, needed: Sequence[str], figure: str) -> None:
+    """Fail early with the missing columns, what was there, and where they come from."""
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise KeyError(f"{figure}: input table lacks column(s) {missing}; it has {list(df.columns)}. "
+                       f"Pass the right names as keyword arguments (see the docstring of {figure}) "
+                       f"or build the table with xlt_helpers.robustness.summary_table.")
+    if df.empty:
+        raise ValueError(f"{figure}: input table is empty; nothing to draw (check the filters that made it).")
+
+
+def _style(fig: go.Figure, title: str, *, height: int = 440) -> go.Figure:
+    """One look for every figure: white background, thin axes, a title that says what is shown,
+    and the legend in a row under the plot so the plot keeps the page's full width."""
+    fig.update_layout(template="simple_white", font=FONT, height=height,
+                      title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)),
+                      margin=dict(l=70, r=30, t=60, b=40),
+                      legend=dict(orientation="h", x=0.0, xanchor="left", y=-0.2, yanchor="top",
+                                  bgcolor="rgba(0,0,0,0)", borderwidth=0),
+                      hoverlabel=dict(font_size=12))
+    fig.update_xaxes(ticks="outside", showline=True, linecolor="#444", mirror=False)
+    fig.update_yaxes(ticks="outside", showline=True, linecolor="#444", mirror=False)
+    return fig
+
+
+def model_order(df: pd.DataFrame, *, model: str = "model", family: str = "family",
+                size: str = "size") -> list[str]:
+    """Models sorted by family, then size, then name: the order every figure uses for its axes."""
+    cols = [c for c in (family, size, model) if c in df.columns]
+    keys = df[cols].drop_duplicates(subset=[model]).sort_values(cols)
+    return keys[model].tolist()
+
+
+def _ci_arrays(sub: pd.DataFrame, value: str, lo: str | None, hi: str | None):
+    """Asymmetric error-bar lengths from CI bounds, or None when the table has no (finite) CI."""
+    if lo is None or hi is None or lo not in sub.columns or hi not in sub.columns:
+        return None
+    lo_v, hi_v = sub[lo].to_numpy(float), sub[hi].to_numpy(float)
+    if not np.isfinite(lo_v).any():
+        return None
+    v = sub[value].to_numpy(float)
+    return dict(type="data", symmetric=False, array=np.nan_to_num(hi_v - v),
+                arrayminus=np.nan_to_num(v - lo_v), thickness=1.2, width=4)
+
+
+def _fmt_ci(v: float, lo: float | None, hi: float | None) -> str:
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{v:+.2f} (no CI: per-example scores absent)"
+    return f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def gain_heatmap(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | None = "gain_avg_lo",
+                 hi: str | None = "gain_avg_hi", significant: str | None = "sig_avg",
+                 intermediate: str = "intermediate", model: str = "model", baseline: str = "none",
+                 title: str = "Gain over the no-intermediate baseline") -> go.Figure:
+    """Intermediate task (rows) × model (columns); a cell is the gain over the baseline.
+
+    Input: one row per (model, intermediate) for ONE target and metric — columns
+    ``model``, ``intermediate``, ``value`` (points), optionally ``lo``/``hi`` (95% CI bounds),
+    ``significant`` (bool: CI excludes 0), ``family``/``size`` (for the column order).
+    Rows with ``intermediate == baseline`` are dropped (their gain is 0 by definition).
+    Significant cells carry a ``*`` next to their value; the CI is in the hover text.
+    Colours diverge around 0 so help and harm read at a glance.
+    """
+    _check_columns(summary, [model, intermediate, value], "gain_heatmap")
+    df = summary[summary[intermediate] != baseline]
+    if df.duplicated([model, intermediate]).any():
+        dup = df[df.duplicated([model, intermediate], keep=False)][[model, intermediate]].drop_duplicates()
+        raise ValueError(f"gain_heatmap: several rows per (model, intermediate), e.g. {dup.head(3).values.tolist()}; "
+                         f"filter the table to one target and one metric first.")
+    models = model_order(df, model=model)
+    # rows: tasks sorted by their mean gain so the best helper is on top
+    tasks = df.groupby(intermediate)[value].mean().sort_values().index.tolist()
+    z = np.full((len(tasks), len(models)), np.nan)
+    text = np.full(z.shape, "", dtype=object)
+    hover = np.full(z.shape, "", dtype=object)
+    for _, r in df.iterrows():
+        i, j = tasks.index(r[intermediate]), models.index(r[model])
+        v = float(r[value])
+        lo_v = float(r[lo]) if lo and lo in df.columns else None
+        hi_v = float(r[hi]) if hi and hi in df.columns else None
+        sig = bool(r[significant]) if significant and significant in df.columns and pd.notna(r[significant]) else False
+        z[i, j] = v
+        text[i, j] = f"{v:+.1f}{'*' if sig else ''}"
+        hover[i, j] = (f"model {r[model]}<br>intermediate {r[intermediate]}<br>gain {_fmt_ci(v, lo_v, hi_v)}"
+                       f"<br>{'significant (CI excludes 0)' if sig else 'not significant'}")
+    bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(go.Heatmap(z=z, x=models, y=tasks, text=text, texttemplate="%{text}",
+                               customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+                               colorscale="RdBu", zmid=0, zmin=-bound, zmax=bound,
+                               colorbar=dict(title=dict(text="gain<br>(points)"), thickness=14),
+                               xgap=2, ygap=2))
+    fig.update_xaxes(title_text="model (by family, then size)   ·   * = 95% CI excludes 0", showline=False,
+                     ticks="")
+    fig.update_yaxes(title_text="intermediate task", showline=False, ticks="")
+    return _style(fig, title, height=max(300, 150 + 48 * len(tasks)))
+
+
+def _by_family_panels(families: Sequence[str], title: str, y_title: str, height: int = 420) -> go.Figure:
+    fig = make_subplots(rows=1, cols=len(families), shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=[f"{f} models" for f in families])
+    for c in range(1, len(families) + 1):
+        fig.update_xaxes(type="log", title_text="parameters", row=1, col=c)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    return _style(fig, title, height=height)
+
+
+def gain_vs_size(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | None = "gain_avg_lo",
+                 hi: str | None = "gain_avg_hi", size: str = "size", family: str = "family",
+                 intermediate: str = "intermediate", model: str = "model", baseline: str = "none",
+                 title: str = "Gain from intermediate training vs model size") -> go.Figure:
+    """One panel per model family: gain (y) vs parameters (log x), one line per intermediate task.
+
+    Input: one row per (model, intermediate) for ONE target and metric — columns ``family``,
+    ``model``, ``size`` (parameters), ``intermediate``, ``value``, optionally ``lo``/``hi``
+    (95% CI bounds, drawn as error bars). The baseline rows are dropped. A dotted line marks 0.
+    """
+    _check_columns(summary, [family, size, intermediate, value, model], "gain_vs_size")
+    df = summary[summary[intermediate] != baseline].sort_values([family, size])
+    families = sorted(df[family].unique())
+    fig = _by_family_panels(families, title, "gain over baseline (points)")
+    tasks = sorted(df[intermediate].unique())
+    for c, fam in enumerate(families, start=1):
+        for k, task in enumerate(tasks):
+            sub = df[(df[family] == fam) & (df[intermediate] == task)]
+            if sub.empty:
+                continue
+            fig.add_trace(go.Scatter(
+                x=sub[size], y=sub[value], mode="lines+markers", name=task, legendgroup=task,
+                showlegend=c == 1 or task not in set(df[df[family] == families[0]][intermediate]),
+                line=dict(color=PALETTE[k % len(PALETTE)], width=1.6, dash=FAMILY_DASH.get(fam, "solid")),
+                marker=dict(symbol=FAMILY_SYMBOL.get(fam, "circle"), size=8),
+                error_y=_ci_arrays(sub, value, lo, hi), customdata=sub[[model]].to_numpy(),
+                hovertemplate=f"{task}<br>%{{customdata[0]}} (%{{x:.3s}} params)<br>gain %{{y:+.2f}}<extra></extra>"),
+                row=1, col=c)
+        fig.add_hline(y=0, line=dict(color="#888", width=1, dash="dot"), row=1, col=c)
+    return fig
+
+
+def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = None,
+                hi: str | None = None, size: str = "size", family: str = "family",
+                intermediate: str = "intermediate", model: str = "model",
+                show_intermediates: bool = True,
+                title: str = "Cross-lingual transfer gap vs model size") -> go.Figure:
+    """Transfer gap (English minus the mean of the other languages) vs parameters, per family.
+
+    Input: one row per (model, intermediate) for ONE target and metric — columns ``family``,
+    ``model``, ``size``, ``intermediate``, ``value`` (the gap, points), optionally ``lo``/``hi``.
+    One line per family through the baseline (``intermediate == "none"``) rows, or through
+    the per-model mean over intermediate tasks when there is no baseline; with
+    ``show_intermediates`` the intermediate-task rows are drawn as small grey points behind it.
+    """
+    _check_columns(summary, [family, size, value, intermediate, model], "gap_vs_size")
+    fig = _style(go.Figure(), title)
+    fig.update_xaxes(type="log", title_text="parameters")
+    fig.update_yaxes(title_text="English − mean of other languages (points)")
+    for k, fam in enumerate(sorted(summary[family].unique())):
+        fam_df = summary[summary[family] == fam].sort_values(size)
+        base = fam_df[fam_df[intermediate] == "none"]
+        label = f"{fam} (no intermediate task)"
+        if base.empty:
+            base = fam_df.groupby([model, size], as_index=False)[value].mean().sort_values(size)
+            label = f"{fam} (mean over intermediate tasks)"
+        color = PALETTE[k % len(PALETTE)]
+        if show_intermediates:
+            rest = fam_df[fam_df[intermediate] != "none"]
+            if not rest.empty:
+                fig.add_trace(go.Scatter(
+                    x=rest[size], y=rest[value], mode="markers", name=f"{fam}: with an intermediate task",
+                    marker=dict(color=color, opacity=0.35, size=6, symbol=FAMILY_SYMBOL.get(fam, "circle")),
+                    customdata=rest[[model, intermediate]].to_numpy(),
+                    hovertemplate="%{customdata[0]} + %{customdata[1]}<br>gap %{y:.2f}<extra></extra>"))
+        fig.add_trace(go.Scatter(
+            x=base[size], y=base[value], mode="lines+markers", name=label,
+            line=dict(color=color, width=2, dash=FAMILY_DASH.get(fam, "solid")),
+            marker=dict(size=9, symbol=FAMILY_SYMBOL.get(fam, "circle")),
+            error_y=_ci_arrays(base, value, lo, hi), customdata=base[[model]].to_numpy(),
+            hovertemplate="%{customdata[0]} (%{x:.3s} params)<br>gap %{y:.2f}<extra></extra>"))
+    return fig
+
+
+def gain_vs_difficulty(table: pd.DataFrame, *, difficulty: str = "difficulty", value: str = "gain_avg",
+                       model: str = "model", intermediate: str = "intermediate",
+                       lo: str | None = "gain_avg_lo", hi: str | None = "gain_avg_hi",
+                       title: str = "Gain vs intermediate-task difficulty") -> go.Figure:
+    """Gain (y) vs task difficulty (x, 0 = solved, 1 = chance), one colour per model.
+
+    Input: one row per (model, intermediate task) — columns ``model``, ``intermediate``,
+    ``difficulty`` (from ``robustness``: 1 − chance-normalised English dev score), ``value``,
+    optionally ``lo``/``hi``. Each model gets an OLS line (a visual guide; drawn only with
+    ≥ 3 tasks of distinct difficulty) and the task names as hover text.
+    """
+    _check_columns(table, [difficulty, value, model, intermediate], "gain_vs_difficulty")
+    fig = _style(go.Figure(), title)
+    fig.update_xaxes(title_text="task difficulty (1 − chance-normalised English dev score)")
+    fig.update_yaxes(title_text="gain over baseline (points)")
+    for k, m in enumerate(model_order(table, model=model)):
+        sub = table[table[model] == m].dropna(subset=[difficulty, value]).sort_values(difficulty)
+        color = PALETTE[k % len(PALETTE)]
+        fig.add_trace(go.Scatter(
+            x=sub[difficulty], y=sub[value], mode="markers", name=m, legendgroup=m,
+            marker=dict(color=color, size=9), error_y=_ci_arrays(sub, value, lo, hi),
+            customdata=sub[[intermediate]].to_numpy(),
+            hovertemplate=f"{m} + %{{customdata[0]}}<br>difficulty %{{x:.2f}}<br>gain %{{y:+.2f}}<extra></extra>"))
+        x, y = sub[difficulty].to_numpy(float), sub[value].to_numpy(float)
+        if len(np.unique(x)) >= 3:
+            slope, intercept = np.polyfit(x, y, 1)
+            xs = np.array([x.min(), x.max()])
+            fig.add_trace(go.Scatter(x=xs, y=intercept + slope * xs, mode="lines", legendgroup=m,
+                                     showlegend=False, line=dict(color=color, width=1.5, dash="dash"),
+                                     hovertemplate=f"{m}: OLS slope {slope:+.2f} points per unit difficulty"
+                                                   "<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="#888", width=1, dash="dot"))
+    return fig
+
+
+def language_bars(scores: pd.DataFrame, *, by: str = "model", score: str = "score", lang: str = "lang",
+                  seed: str = "seed", languages: Sequence[str] | None = None,
+                  title: str | None = None) -> go.Figure:
+    """Score per language, bars grouped by ``by`` (a model or an intermediate task column).
+
+    Input: a scores table (``results/scores.csv`` layout) filtered to ONE target and metric —
+    columns ``lang``, ``score`` (0..100), ``by``, optionally ``seed``. Bars are the mean over
+    seeds; error bars (± one standard deviation over seeds) appear when there are ≥ 2 seeds.
+    ``languages`` fixes the x order (default: English first, then alphabetical).
+    """
+    _check_columns(scores, [lang, score, by], "language_bars")
+    group_cols = [by, lang]
+    agg = scores.groupby(group_cols)[score].agg(["mean", "std", "count"]).reset_index()
+    langs = list(languages) if languages is not None else sorted(agg[lang].unique(), key=lambda x: (x != "en", x))
+    if by == "model" and "model" in scores.columns:
+        groups = model_order(scores)
+    else:
+        groups = sorted(agg[by].unique(), key=lambda g: (g != "none", str(g)))
+    fig = _style(go.Figure(), title or f"Zero-shot score per language, by {by}")
+    for k, g in enumerate(groups):
+        sub = agg[agg[by] == g].set_index(lang).reindex(langs)
+        err = sub["std"].to_numpy(float)
+        show_err = bool((sub["count"] >= 2).any())
+        fig.add_trace(go.Bar(
+            x=langs, y=sub["mean"], name=str(g), marker_color=PALETTE[k % len(PALETTE)],
+            error_y=dict(type="data", array=np.nan_to_num(err), visible=show_err, thickness=1, width=3),
+            customdata=sub["count"].fillna(0).to_numpy()[:, None],
+            hovertemplate=f"{g}<br>%{{x}}: %{{y:.1f}} (mean of %{{customdata[0]}} seed(s))<extra></extra>"))
+    fig.update_layout(barmode="group", bargap=0.2, bargroupgap=0.05)
+    fig.update_xaxes(title_text="language")
+    fig.update_yaxes(title_text=f"{score} (0–100)", rangemode="tozero")
+    return fig
+
+
+def show(fig: go.Figure):
+    """Display ``fig`` in a notebook or book page, relying on the page's own plotly.js.
+
+    Why not ``fig.show()``: that embeds a renderer-specific bundle (or a CDN link); here
+    the book loads ``_static/plotly.min.js`` once per page and every figure is a small div.
+    Returns the ``IPython.display.HTML`` object (also handy for tests).
+    """
+    from IPython.display import HTML, display
+
+    html = HTML(fig.to_html(include_plotlyjs=False, full_html=False, config={"responsive": True,
+                                                                          "displaylogo": False}))
+    display(html)
+    return html

@@ -1,0 +1,408 @@
+"""Profiles: the study's grid and hyperparameters, as one validated YAML file.
+
+A profile (``configs/<name>.yml``) is the whole description of a study run:
+which models, which intermediate tasks, which targets and seeds, and every
+size and hyperparameter. It is validated on load against the registries
+(:mod:`xlt_helpers.models`, :mod:`xlt_helpers.tasks`) so a typo fails at once,
+with the file, the field path and the allowed values, instead of hours later
+inside a notebook. Unknown keys are errors for the same reason.
+
+``--set key=value`` overrides (dotted paths, YAML values) are applied to the
+raw mapping *before* validation, so an override is checked exactly like a
+value written in the file.
+
+This module imports no heavy library (no torch, no datasets): ``xlt run`` on a
+finished grid must return in seconds.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .models import MODELS
+from .paths import repo_root
+from .tasks import TASKS
+
+NONE_TASK = "none"          # the no-intermediate baseline
+ALL_LANGS = "all"           # eval_langs: every language of the target's dev split
+
+
+class ProfileError(ValueError):
+    """A profile file (or a --set override) that does not describe a valid study."""
+
+
+# ------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class IntermediateSettings:
+    """Phase-1 sizes and hyperparameters (the same for every intermediate task,
+    except where ``per_task`` overrides a field for one task, e.g. a longer
+    ``max_length`` for extractive QA)."""
+
+    train_n: int | None            # None = the whole training split
+    dev_n: int | None
+    epochs: float
+    max_steps: int | None          # None = no cap (epochs decide)
+    batch_size: int
+    learning_rate: float | None    # None = the model's default (models.py)
+    max_length: int
+    warmup_ratio: float
+    doc_stride: int = 128          # extractive-QA intermediate tasks only
+    per_task: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def for_task(self, task: str) -> dict[str, Any]:
+        """The settings of ``task``: the shared ones with its ``per_task`` entry applied."""
+        base = {k: getattr(self, k) for k in _INTERMEDIATE_FIELDS}
+        base.update(self.per_task.get(task, {}))
+        return base
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Phase-2 sizes and hyperparameters of one target task."""
+
+    train_n: int | None
+    eval_n: int | None             # per evaluation language
+    eval_langs: tuple[str, ...]    # resolved: "all" becomes the dev split's languages
+    epochs: float
+    max_steps: int | None
+    batch_size: int
+    learning_rate: float | None
+    max_length: int
+    warmup_ratio: float
+    doc_stride: int | None = None  # extractive-QA targets only
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one node asks of a Ray worker."""
+
+    num_cpus: float = 1
+    num_gpus: float = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    models: tuple[str, ...]
+    intermediate_tasks: tuple[str, ...]           # includes "none" for the baseline
+    seq2seq_intermediate_tasks: tuple[str, ...]   # the subset used for encoder-decoder models
+    targets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    intermediate: IntermediateSettings
+    target: Mapping[str, TargetSettings]
+    trim_vocab: bool
+    resources: Resources
+    source: str = ""                              # the file it came from (for messages)
+
+    def intermediate_tasks_for(self, model: str) -> tuple[str, ...]:
+        """The intermediate tasks (incl. "none") run for ``model``: encoder-decoders use the
+        seq2seq subset, because some tasks are expensive or awkward as text-to-text."""
+        if MODELS[model].family == "encoder-decoder":
+            return self.seq2seq_intermediate_tasks
+        return self.intermediate_tasks
+
+
+# ------------------------------------------------------------------ checkers
+# A checker takes (value, where) and returns the cleaned value or raises ProfileError.
+Checker = Callable[[Any, str], Any]
+
+
+def _err(where: str, msg: str) -> ProfileError:
+    return ProfileError(f"{where}: {msg}")
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _int(minimum: int) -> Checker:
+    def check(v: Any, where: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _err(where, f"expected an integer >= {minimum}, got {v!r} ({_type_name(v)})")
+        if v < minimum:
+            raise _err(where, f"expected an integer >= {minimum}, got {v}")
+        return v
+    return check
+
+
+def _number(minimum: float, maximum: float | None = None, *, strict_min: bool = False) -> Checker:
+    """A float; YAML strings like ``1e-5`` (PyYAML reads them as str) are accepted as numbers."""
+    def check(v: Any, where: str) -> float:
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _err(where, f"expected a number, got {v!r} ({_type_name(v)})")
+        low_ok = v > minimum if strict_min else v >= minimum
+        if not low_ok or (maximum is not None and v > maximum):
+            rng = f"{'>' if strict_min else '>='} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            raise _err(where, f"expected a number {rng}, got {v}")
+        # integral values become ints so that ``2`` and ``2.0`` give the same run id
+        return int(v) if float(v).is_integer() else float(v)
+    return check
+
+
+def _optional(inner: Checker, meaning: str) -> Checker:
+    def check(v: Any, where: str) -> Any:
+        if v is None:
+            return None
+        try:
+            return inner(v, where)
+        except ProfileError as e:
+            raise ProfileError(f"{e} (or null for {meaning})") from None
+    return check
+
+
+def _str(v: Any, where: str) -> str:
+    if not isinstance(v, str):
+        raise _err(where, f"expected a string, got {v!r} ({_type_name(v)})")
+    return v
+
+
+def _bool(v: Any, where: str) -> bool:
+    if not isinstance(v, bool):
+        raise _err(where, f"expected true or false, got {v!r} ({_type_name(v)})")
+    return v
+
+
+def _names(allowed: Sequence[str], what: str, one: str) -> Checker:
+    """A non-empty list of distinct names (``what``; a single one is a ``one``), each in ``allowed``."""
+    def check(v: Any, where: str) -> tuple[str, ...]:
+        if not isinstance(v, list) or not v:
+            raise _err(where, f"expected a non-empty list of {what}, got {v!r}; allowed: {', '.join(allowed)}")
+        for i, item in enumerate(v):
+            if item not in allowed:
+                raise _err(f"{where}[{i}]", f"unknown {one} {item!r}; allowed: {', '.join(allowed)}")
+        dup = sorted({x for x in v if v.count(x) > 1})
+        if dup:
+            raise _err(where, f"duplicate entries {dup}; list each once")
+        return tuple(v)
+    return check
+
+
+def _seeds(v: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(v, list) or not v:
+        raise _err(where, f"expected a non-empty list of integers >= 0, got {v!r}")
+    out = tuple(_int(0)(s, f"{where}[{i}]") for i, s in enumerate(v))
+    if len(set(out)) != len(out):
+        raise _err(where, f"duplicate seeds in {list(out)}; list each once")
+    return out
+
+
+_COUNT = _optional(_int(1), "all examples")
+_SETTING_CHECKERS: dict[str, Checker] = {
+    "train_n": _COUNT,
+    "dev_n": _COUNT,
+    "eval_n": _COUNT,
+    "epochs": _number(0, strict_min=True),
+    "max_steps": _optional(_int(1), "no step cap"),
+    "batch_size": _int(1),
+    "learning_rate": _optional(_number(0, strict_min=True), "the model's default from models.py"),
+    "max_length": _int(8),
+    "warmup_ratio": _number(0, 1),
+    "doc_stride": _int(1),
+}
+_INTERMEDIATE_FIELDS = ("train_n", "dev_n", "epochs", "max_steps", "batch_size", "learning_rate",
+                        "max_length", "warmup_ratio", "doc_stride")
+_TARGET_FIELDS = ("train_n", "eval_n", "eval_langs", "epochs", "max_steps", "batch_size", "learning_rate",
+                  "max_length", "warmup_ratio", "doc_stride")
+_OPTIONAL_SETTINGS = {"doc_stride"}
+
+
+def _mapping(v: Any, source: str, path: str, allowed: Sequence[str], required: Sequence[str]) -> dict[str, Any]:
+    """``v`` (at field ``path`` of ``source``) is a mapping with only ``allowed`` keys and every ``required`` one."""
+    where = f"{source}: field {path}" if path else f"{source}: top level"
+    if not isinstance(v, dict):
+        raise _err(where, f"expected a mapping with keys {', '.join(allowed)}, got {v!r} ({_type_name(v)})")
+    for key in v:
+        if key not in allowed:
+            raise _err(f"{source}: field {path + '.' if path else ''}{key}",
+                       f"unknown key {key!r}; allowed keys here: {', '.join(allowed)}")
+    missing = [k for k in required if k not in v]
+    if missing:
+        raise _err(where, f"missing required key(s) {', '.join(missing)}")
+    return v
+
+
+def _intermediate_tasks() -> list[str]:
+    """Tasks that can be trained on in phase 1: every registered task with a train split."""
+    return [NONE_TASK] + sorted(n for n, s in TASKS.items() if "train" in s.splits)
+
+
+def _target_tasks() -> list[str]:
+    return sorted(n for n, s in TASKS.items() if s.role in ("target", "both") and "dev" in s.splits)
+
+
+# ------------------------------------------------------------------ validation
+_TOP_KEYS = ("name", "description", "models", "intermediate_tasks", "seq2seq_intermediate_tasks", "targets",
+             "seeds", "intermediate", "target", "trim_vocab", "resources")
+_TOP_REQUIRED = ("name", "models", "intermediate_tasks", "targets", "seeds", "intermediate", "target")
+
+
+def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
+    """Check ``raw`` (a parsed YAML mapping) and return the typed, resolved :class:`Profile`.
+
+    Every error message starts with ``source`` and the dotted field path, and
+    names the allowed values or type, so the fix is obvious from the message.
+    """
+    def at(path: str) -> str:
+        return f"{source}: field {path}"
+
+    _mapping(raw, source, "", _TOP_KEYS, _TOP_REQUIRED)
+    models = _names(sorted(MODELS), "models", "model")(raw["models"], at("models"))
+    inter = _names(_intermediate_tasks(), "intermediate tasks", "intermediate task")(raw["intermediate_tasks"],
+                                                                 at("intermediate_tasks"))
+    if "seq2seq_intermediate_tasks" in raw:
+        s2s = _names(list(inter), "intermediate tasks (a subset of intermediate_tasks)",
+                     "task (seq2seq_intermediate_tasks must be a subset of intermediate_tasks)")(
+            raw["seq2seq_intermediate_tasks"], at("seq2seq_intermediate_tasks"))
+    else:
+        s2s = inter
+    targets = _names(_target_tasks(), "target tasks", "target task")(raw["targets"], at("targets"))
+    seeds = _seeds(raw["seeds"], at("seeds"))
+
+    # phase 1
+    ip = "intermediate"
+    sec = _mapping(raw[ip], source, ip, (*_INTERMEDIATE_FIELDS, "per_task"),
+                   [f for f in _INTERMEDIATE_FIELDS if f not in _OPTIONAL_SETTINGS])
+    vals = {k: _SETTING_CHECKERS[k](sec[k], at(f"{ip}.{k}")) for k in _INTERMEDIATE_FIELDS if k in sec}
+    per_task: dict[str, dict[str, Any]] = {}
+    pt = sec.get("per_task") or {}
+    if not isinstance(pt, dict):
+        raise _err(at(f"{ip}.per_task"), f"expected a mapping task -> settings, got {pt!r}")
+    for task, overrides in pt.items():
+        if task not in inter or task == NONE_TASK:
+            raise _err(at(f"{ip}.per_task.{task}"),
+                       f"unknown task {task!r}; allowed: the profile's intermediate_tasks "
+                       f"({', '.join(t for t in inter if t != NONE_TASK)})")
+        o = _mapping(overrides, source, f"{ip}.per_task.{task}", _INTERMEDIATE_FIELDS, ())
+        per_task[task] = {k: _SETTING_CHECKERS[k](v, at(f"{ip}.per_task.{task}.{k}")) for k, v in o.items()}
+    intermediate = IntermediateSettings(**vals, per_task=per_task)
+
+    # phase 2
+    tp = "target"
+    tsec = _mapping(raw[tp], source, tp, _target_tasks(), targets)
+    target: dict[str, TargetSettings] = {}
+    for name, sub in tsec.items():
+        spec = TASKS[name]
+        qa = spec.kind == "extractive-QA"
+        fields = [f for f in _TARGET_FIELDS if qa or f != "doc_stride"]
+        sub = _mapping(sub, source, f"{tp}.{name}", fields, [f for f in fields if f not in _OPTIONAL_SETTINGS])
+        tv = {k: _SETTING_CHECKERS[k](sub[k], at(f"{tp}.{name}.{k}"))
+              for k in fields if k in sub and k != "eval_langs"}
+        dev_langs = spec.langs_for("dev")
+        langs = sub["eval_langs"]
+        if langs == ALL_LANGS:
+            tv["eval_langs"] = tuple(dev_langs)
+        else:
+            tv["eval_langs"] = _names(list(dev_langs), "languages (or the string 'all')",
+                                      f"language for {name} (its dev split has no such language)")(
+                langs, at(f"{tp}.{name}.eval_langs"))
+        if qa:
+            tv.setdefault("doc_stride", 128)
+        target[name] = TargetSettings(**tv)
+
+    res_raw = _mapping(raw.get("resources", {}), source, "resources", ("num_cpus", "num_gpus"), ())
+    resources = Resources(
+        num_cpus=_number(0, strict_min=True)(res_raw.get("num_cpus", 1), at("resources.num_cpus")),
+        num_gpus=_number(0)(res_raw.get("num_gpus", 0), at("resources.num_gpus")),
+    )
+    return Profile(
+        name=_str(raw["name"], at("name")),
+        description=_str(raw.get("description", ""), at("description")),
+        models=models, intermediate_tasks=inter, seq2seq_intermediate_tasks=s2s, targets=targets,
+        seeds=seeds, intermediate=intermediate, target=target,
+        trim_vocab=_bool(raw.get("trim_vocab", False), at("trim_vocab")),
+        resources=resources, source=source,
+    )
+
+
+# ------------------------------------------------------------------ overrides
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``key.path=value`` applied (value parsed as YAML).
+
+    Missing intermediate mappings are created, so ``--set intermediate.per_task.squad.max_length=384``
+    works; whether the result is a valid profile is left to :func:`validate_profile`.
+    """
+    out = _deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ProfileError(f"--set {item!r}: expected key=value with a dotted key, "
+                               f"e.g. --set seeds=[0] or --set target.xnli.train_n=500")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            raise ProfileError(f"--set {item!r}: the value {text!r} is not valid YAML ({e})") from None
+        node: Any = out
+        parts = key.strip().split(".")
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            elif not isinstance(nxt, dict):
+                raise ProfileError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is {nxt!r}, not a mapping, "
+                                   f"so it has no key {parts[i + 1]!r}")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _deepcopy(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _deepcopy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_deepcopy(v) for v in obj]
+    return obj
+
+
+# ------------------------------------------------------------------ loading
+def configs_dir() -> Path:
+    """``<repo>/configs``: where named profiles live."""
+    return repo_root() / "configs"
+
+
+def available_profiles(directory: Path | None = None) -> list[str]:
+    d = directory or configs_dir()
+    return sorted(p.stem for p in d.glob("*.yml")) if d.is_dir() else []
+
+
+def profile_path(profile: str | os.PathLike, directory: Path | None = None) -> Path:
+    """A profile name (``smoke``) or a path to a YAML file -> the file."""
+    p = Path(profile)
+    if p.suffix in (".yml", ".yaml") or p.parent != Path("."):
+        if not p.is_file():
+            raise ProfileError(f"profile file {p} does not exist")
+        return p
+    d = directory or configs_dir()
+    path = d / f"{profile}.yml"
+    if not path.is_file():
+        raise ProfileError(f"unknown profile {str(profile)!r}: {path} does not exist; "
+                           f"available profiles: {', '.join(available_profiles(d)) or '(none)'}")
+    return path
+
+
+def load_profile(profile: str | os.PathLike, overrides: Sequence[str] = (),
+                 directory: Path | None = None) -> Profile:
+    """Read, override and validate a profile (a name in ``configs/`` or a YAML path)."""
+    path = profile_path(profile, directory)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        raw = {}
+    if overrides:
+        if not isinstance(raw, dict):
+            raise ProfileError(f"{path}: expected a mapping at the top level, got {_type_name(raw)}")
+        raw = apply_overrides(raw, overrides)
+    source = str(path) + (f" (with --set {' '.join(overrides)})" if overrides else "")
+    return validate_profile(raw, source)

@@ -1,0 +1,358 @@
+"""Executing one node: a papermill run into ``runs/<id>/`` with crash-safe markers.
+
+Layout of a node directory (``runs/<id>/``)::
+
+    node.json          the node (written first)
+    <notebook>.ipynb   the executed notebook (papermill)
+    log.txt            stdout/stderr of the runner and the kernel
+    metrics.json ...   written by the notebook (use write_json_atomic)
+    checkpoint/        phase 1: the model phase 2 starts from
+    DONE.json          success: written atomically, last, only after metrics.json exists
+    FAILED.json        failure: error, traceback, log tail (atomic)
+
+A directory without ``DONE.json`` is not done, whatever else it holds: the next
+``xlt run`` deletes it and starts the node again. Because the markers are
+written with a temp file + ``os.replace``, a SIGKILL at any moment leaves
+either a complete marker or none.
+
+Each node runs in its own runner process (``python -m xlt_helpers.runs
+<node dir>``) whose stdout/stderr is ``log.txt``, so the kernel's output lands
+there too. On Linux the runner asks to be killed when its parent dies, and
+the kernel exits when the runner does (ipykernel's parent poller), so killing
+``xlt run`` leaves no orphan that could later write into a re-run directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from .grid import Node
+from .paths import repo_root
+
+RUNS_ENV = "XLT_RUNS_DIR"
+NODE_FILE = "node.json"
+DONE_FILE = "DONE.json"
+FAILED_FILE = "FAILED.json"
+LOG_FILE = "log.txt"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_DIR = "checkpoint"
+LOCK_FILE = ".lock"
+KERNEL = "python3"
+LOG_TAIL_LINES = 40
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+State = Literal["done", "failed", "pending"]
+
+
+# ------------------------------------------------------------------ atomic writes
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The temp file lives in the same directory (``os.replace`` is atomic only
+    within one filesystem) and is fsynced before the rename.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """``obj`` as indented JSON, written atomically (see :func:`write_bytes_atomic`)."""
+    return write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+# ------------------------------------------------------------------ locations and states
+def runs_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """Where node directories live: ``explicit`` > ``$XLT_RUNS_DIR`` > ``<repo>/runs``."""
+    if explicit is not None:
+        return Path(explicit).expanduser().resolve()
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV]).expanduser().resolve()
+    return repo_root() / "runs"
+
+
+def node_dir(runs: Path, node_id: str) -> Path:
+    return Path(runs) / node_id
+
+
+def node_state(runs: Path, node_id: str) -> State:
+    """done (DONE.json), failed (FAILED.json) or pending (anything else, incl. half-run dirs)."""
+    d = node_dir(runs, node_id)
+    if (d / DONE_FILE).is_file():
+        return "done"
+    if (d / FAILED_FILE).is_file():
+        return "failed"
+    return "pending"
+
+
+def read_marker(runs: Path, node_id: str, name: str) -> dict[str, Any]:
+    try:
+        return json.loads((node_dir(runs, node_id) / name).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def first_error_line(runs: Path, node_id: str) -> str:
+    err = str(read_marker(runs, node_id, FAILED_FILE).get("error", "")).strip()
+    return err.splitlines()[0] if err else "(no error recorded)"
+
+
+def notebook_parameters(node: Node, runs: Path) -> dict[str, Any]:
+    """What papermill injects: the node's params plus ``out_dir`` and ``init_from``
+    (the phase-1 dependency's checkpoint, or "" for the no-intermediate baseline)."""
+    init_from = str(node_dir(runs, node.deps[0]) / CHECKPOINT_DIR) if node.deps else ""
+    return {**node.params, "out_dir": str(node_dir(runs, node.id)), "init_from": init_from}
+
+
+# ------------------------------------------------------------------ the lock
+_HELD_LOCK_FDS: set[int] = set()   # closed in forked runners so they never hold the lock
+
+
+class RunsLocked(RuntimeError):
+    """Another ``xlt run`` (or ``xlt clean``) holds the runs directory."""
+
+
+@contextlib.contextmanager
+def runs_lock(runs: Path) -> Iterator[Path]:
+    """Hold ``runs/.lock`` (fcntl.flock, non-blocking) for the duration; fail at once if held.
+
+    flock is released by the kernel when the holder dies, so a SIGKILLed run
+    never leaves a stale lock. The holder's PID is written into the file for
+    the message the next caller sees.
+    """
+    runs = Path(runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    path = runs / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise RunsLocked(f"{path} is held by another xlt process (PID {holder}): only one `xlt run` "
+                             f"per runs directory at a time. Wait for it to finish (or stop PID {holder}), "
+                             f"or pass another --runs-dir.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD_LOCK_FDS.add(fd)
+        yield path
+    finally:
+        _HELD_LOCK_FDS.discard(fd)
+        os.close(fd)  # releases the flock
+
+
+def lock_holder(runs: Path) -> str | None:
+    """The PID text of a live lock holder, or None when nobody holds the lock."""
+    path = Path(runs) / LOCK_FILE
+    if not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ running one node
+def prepare_node_dir(node: Node, runs: Path) -> Path:
+    """A fresh ``runs/<id>/`` holding only ``node.json`` (a leftover of an unfinished run is deleted)."""
+    d = node_dir(runs, node.id)
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    write_json_atomic(d / NODE_FILE, node.to_json())
+    return d
+
+
+def _log_tail(d: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = (d / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def write_failed(d: Path, error: str, tb: str) -> None:
+    sys.stderr.flush()
+    write_json_atomic(d / FAILED_FILE, {"error": error, "traceback": tb, "log_tail": _log_tail(d),
+                                        "failed_at": _now(), "host": socket.gethostname()})
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def execute_node(d: Path) -> bool:
+    """Run the node described by ``d/node.json`` through papermill, in this process.
+
+    Writes DONE.json on success (only if the notebook wrote metrics.json) or
+    FAILED.json on any error. Returns whether it succeeded.
+    """
+    start = time.time()
+    node = Node.from_json(json.loads((d / NODE_FILE).read_text(encoding="utf-8")))
+    runs = d.parent
+    try:
+        import papermill  # heavy (~2 s): only in the runner process
+        from papermill.exceptions import PapermillExecutionError
+        params = notebook_parameters(node, runs)
+        try:
+            papermill.execute_notebook(
+                node.notebook, str(d / Path(node.notebook).name), parameters=params, kernel_name=KERNEL,
+                progress_bar=False, log_output=False, cwd=str(Path(node.notebook).parent))
+        except PapermillExecutionError as e:
+            tb = _ANSI.sub("", "\n".join(e.traceback))
+            print(tb, file=sys.stderr)
+            write_failed(d, f"{e.ename}: {e.evalue} (notebook cell {e.exec_count})", tb)
+            return False
+        if not (d / METRICS_FILE).is_file():
+            raise RuntimeError(f"{node.notebook} finished without writing {d / METRICS_FILE}; "
+                               f"every phase notebook must write metrics.json into out_dir")
+    except Exception as e:  # any runner-side failure (missing notebook, kernel died, ...)
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr)
+        write_failed(d, f"{type(e).__name__}: {e}", tb)
+        return False
+    write_json_atomic(d / DONE_FILE, {"id": node.id, "wall_s": round(time.time() - start, 3),
+                                      "finished_at": _now(), "host": socket.gethostname()})
+    return True
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the process that started it dies (Linux; no-op elsewhere)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def spawn_node(node: Node, runs: Path) -> subprocess.Popen:
+    """Start a runner *subprocess* for ``node`` in a fresh directory; its stdout/stderr go to log.txt.
+
+    Used where forking is unsafe (Ray workers run gRPC threads). Call from a
+    thread that outlives the child: PR_SET_PDEATHSIG fires when the *thread*
+    that started it exits.
+    """
+    d = prepare_node_dir(node, runs)
+    with open(d / LOG_FILE, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "xlt_helpers.runs", str(d)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent, cwd=str(repo_root()))
+
+
+def fork_node(node: Node, runs: Path) -> int:
+    """Start the runner for ``node`` as a *forked* child (local executor); returns its PID.
+
+    The parent imports papermill once and every child inherits it: that saves
+    about 2 s of CPU per node over a fresh interpreter, which dominates short
+    nodes (the smoke grid, the tests). The child redirects fds 1/2 to log.txt
+    (the kernel inherits them), closes the runs lock, asks to die with its
+    parent, runs :func:`execute_node` and leaves with ``os._exit``.
+    """
+    d = prepare_node_dir(node, runs)
+    import papermill  # noqa: F401  (preload for the children)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        _die_with_parent()
+        if os.getppid() != parent:      # the parent died before prctl took effect
+            os._exit(1)
+        for fd in list(_HELD_LOCK_FDS):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        log = os.open(d / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.close(null)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)   # not a test runner's capture object
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        os.chdir(repo_root())
+        code = 0 if execute_node(d) else 1
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def reap(pid: int) -> int | None:
+    """The exit code of child ``pid`` (negative: killed by that signal), or None while it runs."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return None if done == 0 else os.waitstatus_to_exitcode(status)
+
+
+def finish_node(node: Node, runs: Path, returncode: int) -> State:
+    """After the runner exits: make sure a node that is not done has a FAILED.json."""
+    state = node_state(runs, node.id)
+    if state == "pending":
+        how = f"killed by signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
+        write_failed(node_dir(runs, node.id), f"runner process ended ({how}) without writing DONE.json",
+                     "(no Python traceback: the runner process itself died; see log_tail)")
+        state = "failed"
+    return state
+
+
+def run_node_blocking(node_json: dict[str, Any], runs: str) -> dict[str, Any]:
+    """Run one node to its end in a runner subprocess (used by the Ray executor's tasks)."""
+    node, runs_path = Node.from_json(node_json), Path(runs)
+    start = time.time()
+    proc = spawn_node(node, runs_path)
+    rc = proc.wait()
+    state = finish_node(node, runs_path, rc)
+    return {"id": node.id, "state": state, "wall_s": time.time() - start}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m xlt_helpers.runs <node dir>``: the runner process."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m xlt_helpers.runs <runs/<id> directory holding node.json>", file=sys.stderr)
+        return 2
+    return 0 if execute_node(Path(args[0])) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -204,6 +204,12 @@ def test_add_run_sections(tmp_path):
         book.add_run_sections(toc, ["book/runs/p2-a"])
 
 
+def test_targets_in_registry_order():
+    assert book.targets_in(pd.DataFrame({"target": ["mlqa", "xnli", "mlqa"]})) == ["xnli", "mlqa"]
+    with pytest.raises(ValueError, match="nope"):
+        book.targets_in(pd.DataFrame({"target": ["nope"]}))
+
+
 def test_primary_metric_comes_from_the_task_registry():
     assert book.primary_metric("xnli") == "accuracy"
     assert book.primary_metric("mlqa") == "f1"

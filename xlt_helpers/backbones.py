@@ -36,7 +36,14 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from .e5_offline import build_xlmr_tokenizer, e5_checkpoint_dir, xlmr_vocab_size
+from .e5_offline import (
+    XLMR_BOS,
+    XLMR_EOS,
+    XLMR_PAD,
+    build_xlmr_tokenizer,
+    e5_checkpoint_dir,
+    xlmr_vocab_size,
+)
 from .models import ModelSpec
 
 TINY_SEED = 1234          # tiny models are random but identical from run to run
@@ -93,7 +100,7 @@ def tiny_xlmr_config() -> XLMRobertaConfig:
     return XLMRobertaConfig(
         vocab_size=xlmr_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=514, type_vocab_size=1,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        pad_token_id=XLMR_PAD, bos_token_id=XLMR_BOS, eos_token_id=XLMR_EOS,
     )
 
 
@@ -105,7 +112,7 @@ def tiny_mt5_config() -> MT5Config:
     return MT5Config(
         vocab_size=xlmr_vocab_size(), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2,
         num_heads=2, feed_forward_proj="gated-gelu",
-        pad_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+        pad_token_id=XLMR_PAD, eos_token_id=XLMR_EOS, decoder_start_token_id=XLMR_PAD,
     )
 
 
@@ -189,7 +196,7 @@ def _warm_started_bert2bert(spec: ModelSpec) -> EncoderDecoderModel:
     with _seeded(TINY_SEED):      # the new cross-attention weights are the same on every run
         model = EncoderDecoderModel.from_encoder_decoder_pretrained(
             src, src, encoder_add_pooling_layer=False, **enc_kw, **dec_kw)
-    bos, pad, eos = 0, 1, 2       # XLM-R: <s>, <pad>, </s>
+    bos, pad, eos = XLMR_BOS, XLMR_PAD, XLMR_EOS
     for cfg in (model.config, model.generation_config):
         cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id, cfg.bos_token_id = bos, pad, eos, bos
     model.config.vocab_size = model.config.decoder.vocab_size

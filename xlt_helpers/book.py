@@ -61,6 +61,17 @@ def primary_metric(target: str) -> str:
                        f"map to a scores.csv metric; add it there (known: {sorted(METRIC_ROWS)})") from None
 
 
+def targets_in(scores: pd.DataFrame) -> list[str]:
+    """The target tasks present in a scores table, in the task registry's order (XNLI before MLQA)."""
+    from .tasks import TASKS
+
+    present = set(scores["target"])
+    unknown = sorted(present - set(TASKS))
+    if unknown:
+        raise ValueError(f"scores name unknown target task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
+    return [t for t in TASKS if t in present]
+
+
 def stands_for_table(models) -> pd.DataFrame:
     """model, family, what it stands for — printed next to results, straight from the model registry."""
     from .models import get_model
@@ -97,11 +108,14 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def no_results_html(what: str = NO_RESULTS) -> str:
-    """The plain notice a page shows instead of figures when results/ holds no study results."""
-    return (f'<div class="no-results"><p><b>{what}</b></p><p>Run the study (<code>make study</code>, or '
-            f'<code>xlt run --profile cpu</code>) and rebuild the book (<code>xlt book</code>); the '
-            f'figures on this page are drawn from <code>results/scores.csv</code> once it exists.</p></div>')
+RESULTS_HINT = ("Run the study (<code>make study</code>, or <code>xlt run --profile cpu</code>) and rebuild the "
+                "book (<code>xlt book</code>); this page is drawn from <code>results/</code> once it holds results.")
+
+
+def no_results_html(what: str = NO_RESULTS, hint: str = RESULTS_HINT) -> str:
+    """The plain notice a page shows instead of figures when its input is absent (no fake numbers)."""
+    return f'<div class="no-results"><p><b>{what}</b></p><p>{hint}</p></div>'
+
 
 
 class BookBuildError(RuntimeError):

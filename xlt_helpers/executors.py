@@ -104,8 +104,9 @@ class ProgressReporter:
         if state == "done" and wall_s is not None:
             self.walls.append(wall_s)
         if self.live is not None:
-            self.live.console.print(f"{state:>7}  {node_id}" + (f"  ({_fmt_s(wall_s)})" if wall_s else ""))
             self._refresh()
+            self.live.console.print(f"{state:>7}  {node_id}" + (f"  ({_fmt_s(wall_s)})" if wall_s else ""),
+                                    highlight=False)
         elif self.enabled:
             n = sum(self.counts[k] for k in ("done", "failed", "skipped"))
             print(f"[{n}/{self.total}] {state:<7} {node_id}" + (f" ({_fmt_s(wall_s)})" if wall_s else ""),

@@ -104,12 +104,21 @@ def candidates(spec: TaskSpec, ex: dict[str, Any]) -> list[str] | None:
     return None
 
 
+def target_ids(tokenizer, texts: list[str], max_length: int = 64) -> list[list[int]]:
+    """Decoder targets: the text's ids ending in ``</s>``, *without* the leading ``<s>`` that the
+    XLM-R tokenizer adds (generation starts from the decoder start token, so a leading ``<s>``
+    would teach the decoder to say it twice)."""
+    ids = tokenizer(text_target=list(texts), truncation=True, max_length=max_length)["input_ids"]
+    bos = tokenizer.bos_token_id
+    return [x[1:] if bos is not None and x and x[0] == bos else x for x in ids]
+
+
 def encode_seq2seq(spec: TaskSpec, ds: Dataset, tokenizer, max_length: int, max_target_length: int = 64) -> Dataset:
     def fn(b: dict[str, list]) -> dict[str, list]:
         rows = [dict(zip(b, vals)) for vals in zip(*b.values())]
         src, tgt = zip(*(to_text(spec, r) for r in rows))
         enc = tokenizer(list(src), truncation=True, max_length=max_length)
-        enc["labels"] = tokenizer(text_target=list(tgt), truncation=True, max_length=max_target_length)["input_ids"]
+        enc["labels"] = target_ids(tokenizer, list(tgt), max_target_length)
         return enc
     return ds.map(fn, batched=True, remove_columns=ds.column_names, desc="tokenize")
 

@@ -188,6 +188,7 @@ def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = N
     """
     _check_columns(summary, [family, size, value, intermediate, model], "gap_vs_size")
     fig = _style(go.Figure(), title)
+    fig.update_layout(showlegend=True)   # name the family even when it is the only trace
     fig.update_xaxes(type="log", title_text="parameters")
     fig.update_yaxes(title_text="English − mean of other languages (points)")
     for k, fam in enumerate(sorted(summary[family].unique())):
@@ -284,16 +285,54 @@ def language_bars(scores: pd.DataFrame, *, by: str = "model", score: str = "scor
     return fig
 
 
+def loss_curve(log_history: Sequence[dict], *, title: str = "Training loss") -> go.Figure:
+    """Training loss against optimizer step, from a Trainer's ``log_history`` (entries with ``loss``)."""
+    pts = [(h["step"], float(h["loss"])) for h in log_history if "loss" in h and "step" in h]
+    fig = _style(go.Figure(), title, height=340)
+    if pts:
+        x, y = zip(*pts)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="loss", marker_color=PALETTE[0],
+                                 hovertemplate="step %{x}: loss %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(title_text="optimizer step")
+    fig.update_yaxes(title_text="training loss")
+    return fig
+
+
+def run_language_bars(scores: dict[str, dict[str, float]], *, title: str = "Score per language") -> go.Figure:
+    """One run's score per language (``metrics.json["scores"]``: lang -> {metric: value, "n": n}).
+
+    English (the training language) first and darker; a dashed line marks the mean of the others.
+    """
+    langs = sorted(scores, key=lambda x: (x != "en", x))
+    metric = next(k for k in scores[langs[0]] if k != "n")
+    y = [scores[lang][metric] for lang in langs]
+    fig = _style(go.Figure(), title, height=360)
+    fig.add_trace(go.Bar(x=langs, y=y, name=metric,
+                         marker_color=[PALETTE[1] if lang == "en" else PALETTE[0] for lang in langs],
+                         customdata=[[scores[lang].get("n", 0)] for lang in langs],
+                         hovertemplate="%{x}: %{y:.1f} (n=%{customdata[0]})<extra></extra>"))
+    others = [v for lang, v in zip(langs, y) if lang != "en"]
+    if others:
+        fig.add_hline(y=float(np.mean(others)), line=dict(color="#555", dash="dash", width=1),
+                      annotation_text=f"mean of non-English: {np.mean(others):.1f}")
+    fig.update_xaxes(title_text="language (en = training language)")
+    fig.update_yaxes(title_text=f"{metric} (0–100)", rangemode="tozero")
+    return fig
+
+
 def show(fig: go.Figure):
     """Display ``fig`` in a notebook or book page, relying on the page's own plotly.js.
 
     Why not ``fig.show()``: that embeds a renderer-specific bundle (or a CDN link); here
     the book loads ``_static/plotly.min.js`` once per page and every figure is a small div.
-    Returns the ``IPython.display.HTML`` object (also handy for tests).
+    The display bundle also carries plotly's JSON mimetype, which JupyterLab renders
+    natively, so the same call draws the figure when a person edits the notebook.
+    Returns the ``IPython.display.HTML`` object (handy for tests).
     """
+    import json
+
     from IPython.display import HTML, display
 
-    html = HTML(fig.to_html(include_plotlyjs=False, full_html=False, config={"responsive": True,
-                                                                          "displaylogo": False}))
-    display(html)
+    html = HTML(fig.to_html(include_plotlyjs=False, full_html=False, config={"responsive": True, "displaylogo": False}))
+    display({"application/vnd.plotly.v1+json": json.loads(fig.to_json()), "text/html": html.data}, raw=True)
     return html

@@ -15,11 +15,13 @@ A directory without ``DONE.json`` is not done, whatever else it holds: the next
 written with a temp file + ``os.replace``, a SIGKILL at any moment leaves
 either a complete marker or none.
 
-Each node runs in its own runner process (``python -m xlt_helpers.runs
-<node dir>``) whose stdout/stderr is ``log.txt``, so the kernel's output lands
-there too. On Linux the runner asks to be killed when its parent dies, and
-the kernel exits when the runner does (ipykernel's parent poller), so killing
-``xlt run`` leaves no orphan that could later write into a re-run directory.
+Each node runs in its own runner process whose stdout/stderr is ``log.txt``
+(so the kernel's output lands there too): forked from ``xlt run`` by the
+local executor (:func:`fork_node`), or ``python -m xlt_helpers.runs <node dir>``
+from a Ray task (:func:`spawn_node`). On Linux the runner asks to be killed
+when its parent dies, and the kernel exits when the runner does (ipykernel's
+parent poller), so killing ``xlt run`` leaves no orphan that could later write
+into a re-run directory.
 """
 from __future__ import annotations
 
@@ -289,7 +291,7 @@ def fork_node(node: Node, runs: Path) -> int:
     pid = os.fork()
     if pid:
         return pid
-    code = 1
+    code, redirected = 1, False
     try:
         _die_with_parent()
         if os.getppid() != parent:      # the parent died before prctl took effect
@@ -304,17 +306,22 @@ def fork_node(node: Node, runs: Path) -> int:
         os.dup2(log, 2)
         os.close(log)
         os.close(null)
-        sys.stdout = open(1, "w", buffering=1, closefd=False)   # not a test runner's capture object
+        # fresh stream objects: the inherited ones may be a test runner's capture or rich's proxy,
+        # whose locks may be held by a thread that does not exist in this child
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
+        redirected = True
         os.chdir(repo_root())
         code = 0 if execute_node(d) else 1
     except BaseException:
-        with contextlib.suppress(BaseException):
-            traceback.print_exc()
+        if redirected:
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
     finally:
-        with contextlib.suppress(BaseException):
-            sys.stdout.flush()
-            sys.stderr.flush()
+        if redirected:
+            with contextlib.suppress(BaseException):
+                sys.stdout.flush()
+                sys.stderr.flush()
         os._exit(code)
 
 

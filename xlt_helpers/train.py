@@ -129,7 +129,7 @@ def _with_length(ds: Dataset) -> Dataset:
 # ------------------------------------------------------------ model building
 
 def build_model(spec: ModelSpec, task: TaskSpec, *, init_from: str | Path | None = None,
-                keep_ids: list[int] | None = None):
+                keep_ids: list[int] | None = None, tokenizer=None):
     """(model, tokenizer, vocab_map, sizes) for ``spec`` with a fresh ``task`` head.
 
     ``init_from`` is a body saved by :func:`save_body` (phase 1), loaded over the pretrained
@@ -137,7 +137,7 @@ def build_model(spec: ModelSpec, task: TaskSpec, *, init_from: str | Path | None
     from . import backbones
     from .vocab import trim_vocab
 
-    tok = backbones.load_tokenizer(spec)
+    tok = tokenizer if tokenizer is not None else backbones.load_tokenizer(spec)
     body = backbones.load_encoder(spec) if spec.family == "encoder" else backbones.load_seq2seq(spec)
     sizes = backbones.param_counts(body)
     if init_from:
@@ -218,16 +218,15 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
     vocabulary is trimmed to their tokens when ``cfg.trim_vocab``."""
     spec, task = get_model(model_name), get_task(task_name)
     set_seed(cfg.seed)
+    from . import backbones
+    full_tok = backbones.load_tokenizer(spec)
     keep = None
     if cfg.trim_vocab and vocab_texts is not None:
-        from . import backbones
         from .vocab import covering_ids
-        keep = covering_ids(backbones.load_tokenizer(spec), vocab_texts)
-        if spec.family == "encoder-decoder":  # targets (label words, letters, tags) must be sayable
-            extra = [*featurize.label_words(task), *featurize.LETTERS, featurize.NO_ANSWER]
-            keep = sorted(set(keep) | set(covering_ids(backbones.load_tokenizer(spec), extra)))
+        extra = [*featurize.label_words(task), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
+        keep = covering_ids(full_tok, [*vocab_texts, *extra])  # targets (label words, letters, tags) stay sayable
     set_seed(cfg.seed)
-    model, tok, vocab_map, sizes = build_model(spec, task, init_from=init_from, keep_ids=keep)
+    model, tok, vocab_map, sizes = build_model(spec, task, init_from=init_from, keep_ids=keep, tokenizer=full_tok)
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
     feats = _with_length(encode_train(spec, task, train_ds, tok, cfg))
     collate = Collator(tok.pad_token_id)

@@ -1,0 +1,106 @@
+"""Training and evaluation end to end with the tiny random models: every family × every task kind.
+
+These pin the mechanics (features, heads, Trainer, evaluation, checkpoints), not the numbers:
+tiny random models learn nothing in 3 steps. The real-model floor is checked by hand (README).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xlt_helpers.data import load_task
+from xlt_helpers.evaluate import evaluate
+from xlt_helpers import featurize
+from xlt_helpers.pipeline import run_intermediate, run_target
+from xlt_helpers.tasks import get_task
+from xlt_helpers.train import TrainConfig, build_model, load_body, save_body, train_phase
+
+pytestmark = pytest.mark.shared_data
+
+CFG = dict(max_steps=3, batch_size=4, max_length=96, doc_stride=32, eval_batch_size=8)
+KINDS = {"classification": "xnli", "multiple-choice": "commonsenseqa", "extractive-QA": "mlqa",
+         "token-tagging": "udpos"}
+
+
+@pytest.mark.parametrize("model", ["tiny-xlmr", "tiny-mt5"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_each_family_and_kind_trains_and_evaluates(model, kind, tmp_path, shared_data):
+    task = KINDS[kind]
+    spec = get_task(task)
+    train = load_task(task, "train", "en", n=12, seed=0)
+    lang = "de" if "de" in spec.langs_for("dev") else "en"
+    dev = load_task(task, "dev", lang, n=6, seed=0)
+    cfg = TrainConfig(**CFG)
+    texts = featurize.texts_of(spec, train) + featurize.texts_of(spec, dev)
+    res = train_phase(model, task, train, cfg, tmp_path, vocab_texts=texts)
+    assert res.stats["steps"] == 3 and res.stats["train_tokens"] > 0
+    assert any("loss" in h for h in res.log_history)
+    rows, scores = evaluate(res, dev, lang, cfg)
+    metric = "f1" if kind == "extractive-QA" else "accuracy"
+    assert 0.0 <= scores[metric] <= 100.0
+    ids = {r["example_id"] for r in rows}
+    assert ids == set(dev["id"][:]), "every evaluation example gets a per-example row"
+    assert res.stats["vocab_size"] < 250_002, "vocabulary was trimmed"
+
+
+def _body_state(model):
+    body = model.body if hasattr(model, "body") else model
+    return {k: v.clone() for k, v in body.state_dict().items()}
+
+
+def test_phase1_to_phase2_keeps_body_and_replaces_head(tmp_path, shared_data):
+    """The phase-2 model starts from the phase-1 body (all body tensors equal, embeddings scattered back
+    into the full vocabulary) with a freshly initialised head."""
+    train = load_task("sst2", "train", "en", n=16, seed=0)
+    cfg = TrainConfig(**CFG)
+    res = train_phase("tiny-xlmr", "sst2", train, cfg, tmp_path / "p1", vocab_texts=featurize.texts_of(get_task("sst2"), train))
+    save_body(res.model, tmp_path / "ckpt", res.vocab_map)
+    trained = _body_state(res.model)
+
+    fresh, _, _, _ = build_model(res.spec, get_task("xnli"))
+    loaded, _, _, _ = build_model(res.spec, get_task("xnli"), init_from=tmp_path / "ckpt")
+    kept = np.nonzero(res.vocab_map >= 0)[0]
+    for k, v in trained.items():
+        w = loaded.body.state_dict()[k]
+        if v.shape != w.shape:  # trimmed embedding table: rows scattered back at their original ids
+            assert torch.equal(w[torch.from_numpy(kept)], v)
+        else:
+            assert torch.equal(w, v), k
+    changed = [k for k, v in trained.items() if v.shape == fresh.body.state_dict()[k].shape
+               and not torch.equal(v, fresh.body.state_dict()[k])]
+    assert changed, "phase 1 changed some body weights (otherwise the hand-off test proves nothing)"
+    assert loaded.head.out_features == 3 and res.model.head.out_features == 2, "the head is task-specific and fresh"
+
+
+def test_load_body_refuses_a_foreign_checkpoint(tmp_path, shared_data):
+    from safetensors.torch import save_file
+    (tmp_path / "ck").mkdir()
+    save_file({"not.a.tensor.of.this.model": torch.zeros(2)}, str(tmp_path / "ck" / "body.safetensors"))
+    model, *_ = build_model(__import__("xlt_helpers.models", fromlist=["x"]).get_model("tiny-xlmr"), get_task("xnli"))
+    with pytest.raises(KeyError, match="does not belong"):
+        load_body(model.body, tmp_path / "ck")
+
+
+def test_same_seed_same_metrics_and_pipeline_files(tmp_path, shared_data):
+    kw = dict(model="tiny-xlmr", target="xnli", intermediate="none", seed=3, train_n=16, eval_n=8,
+              eval_langs=["en", "sw"], **CFG)
+    a = run_target(out_dir=str(tmp_path / "a"), **kw)
+    b = run_target(out_dir=str(tmp_path / "b"), **kw)
+    assert a["scores"] == b["scores"]
+    la = [h["loss"] for h in a["log_history"] if "loss" in h]
+    lb = [h["loss"] for h in b["log_history"] if "loss" in h]
+    assert la == lb, "CPU training with the same seed is bit-reproducible"
+    assert (tmp_path / "a" / "metrics.json").exists() and (tmp_path / "a" / "predictions.jsonl.gz").exists()
+
+
+def test_intermediate_node_writes_checkpoint_and_dev_score(tmp_path, shared_data):
+    m = run_intermediate(model="tiny-mt5", task="sst2", seed=0, out_dir=str(tmp_path), train_n=12, dev_n=6, **CFG)
+    assert (tmp_path / "checkpoint" / "body.safetensors").exists()
+    assert m["metric"] == "accuracy" and m["chance"] == pytest.approx(50.0)
+    assert not list(tmp_path.glob("checkpoint/*.bin")), "safetensors only, never pickle"
+
+
+def test_target_with_intermediate_requires_checkpoint(tmp_path, shared_data):
+    with pytest.raises(ValueError, match="init_from"):
+        run_target(model="tiny-xlmr", target="xnli", intermediate="sst2", seed=0, out_dir=str(tmp_path))

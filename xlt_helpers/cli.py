@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xlt", description=(
         "Zero-shot cross-lingual transfer study: run a profile's grid of notebooks (resumable), "
         "show its status, build the book."))
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,book,clean}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,book,clean,transfer}")
 
     def profile_args(sp: argparse.ArgumentParser, required: bool) -> None:
         sp.add_argument("--profile", required=required,
@@ -57,7 +57,50 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--failed", action="store_true", help="also delete failed nodes' directories")
     c.add_argument("--prune-checkpoints", action="store_true",
                    help="delete the checkpoint of phase-1 nodes whose dependents are all done")
+    t = sub.add_parser("transfer", help="one model through the three phases in this process (no grid, no papermill) "
+                                        "and a per-language table; e.g. the e5-L3 SST-2 -> XNLI check")
+    t.add_argument("--model", default="e5-L3", help="a name in xlt_helpers.models (default e5-L3)")
+    t.add_argument("--intermediate", default="sst2", help='intermediate task, or "none" (default sst2)')
+    t.add_argument("--target", default="xnli", help="target task (default xnli)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--intermediate-n", type=int, default=2000, help="phase-1 training examples (default 2000)")
+    t.add_argument("--train-n", type=int, default=2000, help="phase-2 English training examples (default 2000)")
+    t.add_argument("--eval-n", type=int, default=400, help="evaluation examples per language (default 400)")
+    t.add_argument("--epochs", type=float, default=2.0, help="phase-2 epochs (phase 1: 1 epoch)")
+    t.add_argument("--learning-rate", type=float, default=None, help="default: the model's (2e-4 for e5 ladders)")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--max-length", type=int, default=128)
+    t.add_argument("--out", default=None, help="output folder (default <runs dir>/transfer-<model>-<inter>-<target>-s<seed>)")
     return p
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    """Both phases in-process, then print English, the others' mean and every language."""
+    from .pipeline import run_intermediate, run_target
+    out = Path(args.out) if args.out else runs_dir(None) / f"transfer-{args.model}-{args.intermediate}-{args.target}-s{args.seed}"
+    hp = dict(batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.learning_rate, warmup_ratio=0.1)
+    init = ""
+    if args.intermediate != "none":
+        m1 = run_intermediate(model=args.model, task=args.intermediate, seed=args.seed, out_dir=str(out / "intermediate"),
+                              train_n=args.intermediate_n, dev_n=400, epochs=1, **hp)
+        print(f"phase 1 {args.intermediate}: English dev {m1['metric']} {m1['dev'][m1['metric']]:.1f} "
+              f"(chance {m1['chance']:.1f}), {m1['train']['tokens_per_s']:.0f} tokens/s")
+        init = str(out / "intermediate" / CHECKPOINT_DIR)
+    m2 = run_target(model=args.model, target=args.target, intermediate=args.intermediate, init_from=init, seed=args.seed,
+                    out_dir=str(out / "target"), train_n=args.train_n, eval_n=args.eval_n, epochs=args.epochs, **hp)
+    metric = next(k for k in next(iter(m2["scores"].values())) if k != "n")
+    scores = {lang: v[metric] for lang, v in m2["scores"].items()}
+    others = [v for lang, v in scores.items() if lang != "en"]
+    print(f"\nphase 2 {args.target} ({metric}, {args.eval_n} examples per language), model {args.model}, "
+          f"intermediate {args.intermediate}, seed {args.seed}")
+    for lang, v in sorted(scores.items(), key=lambda kv: (kv[0] != "en", kv[0])):
+        print(f"  {lang:>3}  {v:6.2f}")
+    if others:
+        print(f"  English {scores.get('en', float('nan')):.2f}; mean of the {len(others)} other languages "
+              f"{sum(others) / len(others):.2f}")
+    print(f"train {m2['train']['train_wall_s']:.0f} s at {m2['train']['tokens_per_s']:.0f} tokens/s, "
+          f"eval {m2['eval_wall_s']:.0f} s, peak RSS {m2['peak_rss_mb']:.0f} MB; results in {out}")
+    return 0
 
 
 def _nodes(args: argparse.Namespace) -> list[Node]:
@@ -204,7 +247,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "status": cmd_status, "book": cmd_book, "clean": cmd_clean}[args.command]
+    handler = {"run": cmd_run, "status": cmd_status, "book": cmd_book, "clean": cmd_clean,
+               "transfer": cmd_transfer}[args.command]
     try:
         return handler(args)
     except (ProfileError, RunsLocked) as e:

@@ -26,7 +26,8 @@ from .data import assert_disjoint, load_task, text_keys
 from .evaluate import evaluate
 from .models import get_model
 from .tasks import get_task
-from .train import TrainConfig, peak_rss_mb, save_body, train_phase, write_json
+from .runs import write_json_atomic as write_json
+from .train import TrainConfig, peak_rss_mb, save_body, train_phase
 
 DATA_SEED = 0
 

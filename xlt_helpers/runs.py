@@ -86,7 +86,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """``obj`` as indented JSON, written atomically (see :func:`write_bytes_atomic`)."""
-    return write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    return write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
+
+
+def _jsonable(o: Any) -> Any:
+    """numpy scalars as numbers (not strings), anything else by its str()."""
+    item = getattr(o, "item", None)
+    if callable(item) and getattr(o, "shape", None) == ():
+        return item()
+    return str(o)
 
 
 # ------------------------------------------------------------------ locations and states

@@ -13,11 +13,10 @@ the tokens of the node's data.
 """
 from __future__ import annotations
 
-import json
 import math
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -252,19 +251,3 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
              "vocab_size": int(model.config.vocab_size if spec.family == "encoder" else len(tok)),
              **{f"params_{k}": v for k, v in sizes.items()}}
     return PhaseResult(model, tok, spec, task, trainer.state.log_history, stats, vocab_map)
-
-
-def write_json(path: str | Path, obj: Any) -> None:
-    """Atomic JSON write (temp file + rename): a killed node never leaves half a result."""
-    p = Path(path)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
-    tmp.replace(p)
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if hasattr(o, "__dataclass_fields__"):
-        return asdict(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")

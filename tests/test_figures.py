@@ -109,8 +109,11 @@ def test_language_bars_mean_over_seeds_english_first():
 
 def test_show_embeds_no_plotly_library(monkeypatch):
     shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append((obj, kw)))
     html = figures.show(figures.gain_heatmap(_summary())).data
     assert shown and 'class="plotly-graph-div"' in html and "Plotly.newPlot" in html
+    bundle, kw = shown[0]
+    assert kw.get("raw") and bundle["text/html"] == html, "the book renders the HTML of the bundle"
+    assert bundle["application/vnd.plotly.v1+json"]["data"], "JupyterLab renders plotly's own mimetype"
     assert "<script src" not in html and "cdn.plot.ly" not in html
     assert len(html) < 100_000                               # the 3 MB library is not inlined

@@ -71,7 +71,22 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--max-length", type=int, default=128)
     t.add_argument("--out", default=None, help="output folder (default <runs dir>/transfer-<model>-<inter>-<target>-s<seed>)")
+    be = sub.add_parser("bench", help="the benchmark suite of issue 6 (training/eval throughput, hardware "
+                                      "efficiency, papermill overhead, scaling); writes bench/results.md")
+    be.add_argument("--fast", action="store_true",
+                    help="tiny model, a few steps (seconds; CI); writes to <cache>/bench-fast unless --out")
+    be.add_argument("--out", default=None, help="output folder (default: <repo>/bench, or <cache>/bench-fast with --fast)")
+    be.add_argument("--only", action="append", default=[], choices=("train", "eval", "orchestration", "scaling"),
+                    help="run only these measurements (repeatable; eval implies train)")
     return p
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark suite and print where results.md went."""
+    from .bench import run_bench
+    path = run_bench(fast=args.fast, out_dir=args.out, sections=tuple(args.only) or None)
+    print(f"bench results: {path}")
+    return 0
 
 
 def cmd_transfer(args: argparse.Namespace) -> int:
@@ -248,7 +263,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": cmd_run, "status": cmd_status, "book": cmd_book, "clean": cmd_clean,
-               "transfer": cmd_transfer}[args.command]
+               "transfer": cmd_transfer, "bench": cmd_bench}[args.command]
     try:
         return handler(args)
     except (ProfileError, RunsLocked) as e:

@@ -18,22 +18,26 @@ from . import featurize, metrics
 from .train import Collator, PhaseResult, TrainConfig
 
 
-def _sorted_batches(lengths: list[int], batch_size: int):
-    order = np.argsort(lengths, kind="stable")
+def _sorted_batches(lengths: list[int], batch_size: int, sort: bool = True):
+    order = np.argsort(lengths, kind="stable") if sort else np.arange(len(lengths))
     for i in range(0, len(order), batch_size):
         yield order[i:i + batch_size]
 
 
 @torch.inference_mode()
-def predict_encoder(model, feats: Dataset, pad_id: int, batch_size: int, keys=("logits",)) -> dict[str, list]:
-    """Run the head over ``feats`` in length-sorted batches; outputs in the original order."""
+def predict_encoder(model, feats: Dataset, pad_id: int, batch_size: int, keys=("logits",), *,
+                    sort_by_length: bool = True) -> dict[str, list]:
+    """Run the head over ``feats`` in length-sorted batches; outputs in the original order.
+
+    ``sort_by_length=False`` batches in the original order (only to measure what sorting
+    saves: ``xlt bench``, issue 6); the outputs are the same either way."""
     model.eval()
     collate = Collator(pad_id)
     ids = feats["input_ids"][:]
     lengths = [max(map(len, x)) if x and isinstance(x[0], list) else len(x) for x in ids]
     out: dict[str, list] = {k: [None] * len(ids) for k in keys}
     masks = feats["attention_mask"][:]
-    for idx in _sorted_batches(lengths, batch_size):
+    for idx in _sorted_batches(lengths, batch_size, sort_by_length):
         batch = collate([{"input_ids": ids[i], "attention_mask": masks[i]} for i in idx])
         res = model(**batch)
         for k in keys:

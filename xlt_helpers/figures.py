@@ -336,3 +336,34 @@ def show(fig: go.Figure):
     html = HTML(fig.to_html(include_plotlyjs=False, full_html=False, config={"responsive": True, "displaylogo": False}))
     display({"application/vnd.plotly.v1+json": json.loads(fig.to_json()), "text/html": html.data}, raw=True)
     return html
+
+
+def scaling_figure(df: pd.DataFrame, *, sweep: str = "sweep", wall: str = "node_wall_s",
+                   rss: str = "peak_rss_mb") -> go.Figure:
+    """Cost of one phase-2 node as the training set grows and as the model deepens (``xlt bench``, item 5).
+
+    ``df`` is ``bench/scaling.csv``: one row per fresh-process run, ``sweep`` = ``"train_n"`` (x =
+    training examples) or ``"layers"`` (x = encoder layers). Top row: node wall time; bottom row:
+    peak RSS. Points joined in x order; the linear fit and its R² are reported in bench/results.md.
+    """
+    _check_columns(df, [sweep, wall, rss], "scaling_figure")
+    panels = [(s, x, t) for s, x, t in (("train_n", "train_n", "training examples"), ("layers", "layers", "encoder layers"))
+              if (df[sweep] == s).any()]
+    if not panels:
+        raise ValueError(f"scaling_figure: column {sweep!r} holds {sorted(df[sweep].unique())}; "
+                         f"expected 'train_n' and/or 'layers' (rows written by xlt_helpers.bench)")
+    fig = make_subplots(rows=2, cols=len(panels), shared_xaxes=False, vertical_spacing=0.14, horizontal_spacing=0.1,
+                        subplot_titles=[f"vs {t}" for _, _, t in panels])
+    for col, (s, x, title) in enumerate(panels, start=1):
+        _check_columns(df, [x], "scaling_figure")
+        sub = df[df[sweep] == s].sort_values(x)
+        label = ", ".join(sorted(sub["model"].astype(str).unique())) if "model" in sub.columns else ""
+        for row, (y, ytitle, colour) in enumerate(((wall, "node wall time (s)", PALETTE[0]),
+                                                   (rss, "peak RSS (MB)", PALETTE[1])), start=1):
+            fig.add_trace(go.Scatter(x=sub[x], y=sub[y], mode="lines+markers", marker_color=colour,
+                                     line=dict(color=colour), name=f"{ytitle} vs {title}", showlegend=False,
+                                     hovertemplate=f"{title} %{{x}}: %{{y:.1f}} ({label})<extra></extra>"),
+                          row=row, col=col)
+            fig.update_yaxes(title_text=ytitle if col == 1 else None, rangemode="tozero", row=row, col=col)
+        fig.update_xaxes(title_text=title, rangemode="tozero", row=2, col=col)
+    return _style(fig, "Cost of one phase-2 node (one fresh process per point)", height=560)

@@ -1,0 +1,171 @@
+"""The benchmark suite (`xlt bench`, issue 6): its arithmetic, its page, and the fast run end to end.
+
+The pure parts (FLOP count, linear fit, verdicts, planned work, results page, figure) are pinned with
+hand-computed values; the measuring parts run in the fast suite (tiny model, a few steps). The numbers
+of the fast suite are meaningless by design: only that every section is produced and self-consistent
+is checked here (the full suite's numbers are in bench/results.md).
+"""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from xlt_helpers import bench, figures
+from xlt_helpers.cli import _parser
+
+
+# ------------------------------------------------------------------ pure functions
+def test_training_flops_counts_weights_per_token_and_attention_per_length_squared():
+    # 6 N per token: 6*10*(2+4) = 360; attention 12 * layers * hidden * sum(L^2) = 12*2*3*(4+16) = 1440
+    assert bench.training_flops([2, 4], 10, 2, 3) == pytest.approx(1800.0)
+    # same tokens packed into one sequence: weight FLOPs equal, attention grows (36 > 20)
+    assert bench.training_flops([6], 10, 2, 3) == pytest.approx(360 + 12 * 2 * 3 * 36)
+    with pytest.raises(ValueError, match="lengths"):
+        bench.training_flops([], 10, 2, 3)
+
+
+def test_linear_fit_recovers_a_line_and_flags_curvature():
+    x = np.array([1000, 2000, 4000, 8000])
+    fit = bench.linear_fit(x, 3.0 + 0.002 * x)
+    assert fit["slope"] == pytest.approx(0.002) and fit["intercept"] == pytest.approx(3.0)
+    assert fit["r2"] == pytest.approx(1.0)
+    curved = bench.linear_fit(x, (x / 1000.0) ** 3)
+    assert curved["r2"] < 0.95
+    assert math.isnan(bench.linear_fit([1], [2])["r2"]), "one point has no fit"
+
+
+def test_verdict_directions_and_missing_values():
+    assert bench.verdict(4.2, 4.0) == "met" and bench.verdict(3.2, 4.0) == "not met"
+    assert bench.verdict(2.5, 3.0, at_most=True) == "met" and bench.verdict(3.5, 3.0, at_most=True) == "not met"
+    assert bench.verdict(float("nan"), 1.0) == "n/a"
+
+
+def test_planned_examples_uses_epochs_or_max_steps():
+    nodes = [SimpleNamespace(params={"train_n": 1000, "epochs": 2, "batch_size": 16, "max_steps": None}),
+             SimpleNamespace(params={"train_n": 1000, "epochs": 2, "batch_size": 16, "max_steps": 10})]
+    assert bench.planned_examples(nodes) == 2000 + 160
+
+
+def test_cpu_profile_total_counts_the_real_grid_and_says_planned(tmp_path, monkeypatch):
+    from xlt_helpers.grid import build_grid
+    from xlt_helpers.profiles import load_profile
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path))          # no node done there
+    n, total, kind = bench.cpu_profile_total(0.5)
+    nodes = build_grid(load_profile("cpu"))
+    assert n == len(nodes) and kind.startswith("planned")
+    assert total == pytest.approx(0.5 * bench.planned_examples(nodes))
+
+
+def test_results_page_has_machine_targets_commands_and_status():
+    machine = {"cpu_model": "Test CPU (avx2)", "cores": 2, "torch": "9.9", "transformers": "8.8", "threads": 2,
+               "python": "3.11", "loadavg": "1.00 / 2.00 / 3.00", "time": "t0"}
+    end = {**machine, "loadavg": "4.00 / 5.00 / 6.00", "time": "t1"}
+    s = bench.Section("1. Training throughput", "xlt bench", [("speed-up", "4.5×")], "≥ 4×", "met",
+                      "a note", pd.DataFrame({"side": ["ours"], "tokens_per_s": [123.0]}), "Per side:")
+    md = bench.render_results([s], machine, end, "full")
+    for text in ("Test CPU (avx2)", "1.00 / 2.00 / 3.00", "4.00 / 5.00 / 6.00", "| torch threads | 2 |",
+                 "```bash\nxlt bench\n```", "| speed-up | 4.5× |", "**Target:** ≥ 4×. **Status: met.**",
+                 "| 1. Training throughput | ≥ 4× | met |", "a note", "Per side:", "tokens_per_s"):
+        assert text in md, text
+
+
+def test_machine_description_and_peak_rss_are_read_from_this_machine():
+    m = bench.machine_description()
+    assert m["cores"] >= 1 and m["threads"] >= 1 and m["torch"]
+    assert bench.vmhwm_mb() > 10
+    assert bench.matmul_flops(64, repeats=2) > 1e6
+
+
+def test_cli_has_bench_with_fast_and_only():
+    args = _parser().parse_args(["bench", "--fast", "--only", "eval", "--out", "x"])
+    assert args.command == "bench" and args.fast and args.only == ["eval"] and args.out == "x"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["bench", "--only", "nonsense"])
+
+
+def test_run_bench_rejects_unknown_sections(tmp_path):
+    with pytest.raises(ValueError, match="nonsense"):
+        bench.run_bench(fast=True, out_dir=tmp_path, sections=("nonsense",))
+
+
+# ------------------------------------------------------------------ figure
+def _scaling_df() -> pd.DataFrame:
+    return pd.DataFrame({"sweep": ["train_n"] * 3 + ["layers"] * 2, "model": ["e5-L3"] * 3 + ["e5-L3", "e5-L6"],
+                         "train_n": [1000, 2000, 4000, 1000, 1000], "layers": [3, 3, 3, 3, 6],
+                         "node_wall_s": [10.0, 18.0, 35.0, 10.0, 19.0], "peak_rss_mb": [900, 950, 1000, 900, 1100]})
+
+
+def test_scaling_figure_draws_wall_and_rss_for_both_sweeps():
+    fig = figures.scaling_figure(_scaling_df())
+    assert len(fig.data) == 4
+    walls = [t for t in fig.data if "wall" in t.name]
+    assert sorted(list(walls[0].x)) == [1000, 2000, 4000] and list(walls[1].x) == [3, 6]
+    one = figures.scaling_figure(_scaling_df().query("sweep == 'train_n'"))
+    assert len(one.data) == 2
+
+
+def test_scaling_figure_names_bad_input():
+    with pytest.raises(KeyError, match="peak_rss_mb"):
+        figures.scaling_figure(_scaling_df().drop(columns="peak_rss_mb"))
+    with pytest.raises(ValueError, match="train_n"):
+        figures.scaling_figure(_scaling_df().assign(sweep="other"))
+
+
+# ------------------------------------------------------------------ evaluation order flag
+def test_predict_encoder_sort_flag_changes_order_not_outputs():
+    import torch
+    from datasets import Dataset
+    from xlt_helpers import backbones
+    from xlt_helpers.evaluate import predict_encoder
+    from xlt_helpers.heads import EncoderWithHead
+    from xlt_helpers.models import get_model
+
+    body = backbones.load_encoder(get_model("tiny-xlmr"))
+    model = EncoderWithHead(body, "classification", 3, "cls")
+    rng = np.random.default_rng(0)
+    ids = [[0, *rng.integers(5, 500, size=n).tolist(), 2] for n in (30, 3, 17, 8, 25, 1, 12)]
+    feats = Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids]})
+    a = predict_encoder(model, feats, 1, 2, sort_by_length=True)["logits"]
+    b = predict_encoder(model, feats, 1, 2, sort_by_length=False)["logits"]
+    assert len(a) == len(ids)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+    assert torch.is_grad_enabled()
+
+
+# ------------------------------------------------------------------ the fast suite
+@pytest.mark.shared_data
+def test_fast_training_and_eval_sections(tmp_path, shared_data):
+    """Items 1-3 of the fast suite (~20 s): same tokens on both sides, positive throughputs, a profile."""
+    path = bench.run_bench(fast=True, out_dir=tmp_path, sections=("eval",))
+    md = path.read_text()
+    for title in ("1. Training throughput", "2. Hardware efficiency", "3. Evaluation throughput", "## Machine"):
+        assert title in md, title
+    tr = pd.read_csv(tmp_path / "training.csv")
+    assert tr["train_tokens"].nunique() == 1, "both sides must see exactly the same non-padding tokens"
+    assert (tr["tokens_per_s"] > 0).all() and (tr["steps"] == bench.FAST.steps).all()
+    assert tr.loc[0, "vocab_size"] < tr.loc[1, "vocab_size"], "ours trims the vocabulary, the recipe does not"
+    prof = pd.read_csv(tmp_path / "profile.csv")
+    assert prof["share_of_wall"].between(0, 1.5).all() and prof["share_of_wall"].sum() == pytest.approx(1.0, abs=0.3)
+    ev = pd.read_csv(tmp_path / "eval.csv")
+    assert ev.loc[0, "speedup"] == pytest.approx(ev.loc[0, "unsorted_s"] / ev.loc[0, "sorted_s"])
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_fast_suite_end_to_end(tmp_path, shared_data):
+    """All five sections, with fresh processes for the node runs (~90 s on 2 shared cores)."""
+    path = bench.run_bench(fast=True, out_dir=tmp_path)
+    md = path.read_text()
+    for i in range(1, 6):
+        assert f"\n## {i}. " in md, i
+    assert md.count("**Status:") == 5
+    sc = pd.read_csv(tmp_path / "scaling.csv")
+    assert list(sc["train_n"]) == list(bench.FAST.scaling_sizes)
+    assert (sc["peak_rss_mb"] > 100).all() and (sc["node_wall_s"] > 0).all()
+    orc = pd.read_csv(tmp_path / "orchestration.csv")
+    assert (orc["papermill_s"] > 0).all() and (orc["direct_s"] > 0).all()

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import repo_root
+from .results import results_dir  # noqa: F401  (the pages call book.results_dir)
 
 REPO_ROOT = repo_root()
 NO_RESULTS = "No reference-study results are committed yet."
@@ -120,14 +121,6 @@ def no_results_html(what: str = NO_RESULTS, hint: str = RESULTS_HINT) -> str:
 
 class BookBuildError(RuntimeError):
     """The book did not build cleanly; the message names the first warning and the log file."""
-
-
-def results_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """Where the pages read results from: ``explicit`` > ``$XLT_RESULTS_DIR`` > ``<repo>/results``."""
-    if explicit is not None:
-        return Path(explicit).resolve()
-    env = os.environ.get("XLT_RESULTS_DIR")
-    return Path(env).resolve() if env else REPO_ROOT / "results"
 
 
 _resolve_results_dir = results_dir  # build_book's parameter shadows the name

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="local: worker processes on this machine; ray: one Ray task per node")
     r.add_argument("--workers", type=int, default=1,
                    help="nodes at once (local) / CPUs of the local Ray instance (ray); default 1")
+    r.add_argument("--results-dir", default=None,
+                   help="committed results store for profiles with export_results (default: $XLT_RESULTS_DIR or <repo>/results)")
     r.add_argument("--address", default=None, help="Ray cluster address (ray executor; default: start a local one)")
     r.add_argument("--only", action="append", default=[], metavar="FILTER",
                    help="run only nodes matching FILTER (and their dependencies): a substring or glob of the "
@@ -135,9 +137,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     runs = runs_dir(args.runs_dir)
     from .executors import run_grid
+    on_done = None
     with runs_lock(runs):
+        if profile.export_results:
+            from . import results as store
+            res = store.results_dir(args.results_dir)
+            restored = store.restore(res, runs)
+            if restored:
+                print(f"restored {len(restored)} finished nodes from {res / 'nodes'}")
+
+            def on_done(nid: str) -> None:
+                if store.export(runs, res, [nid]):
+                    store.write_tables(res, profile.name)
         summary = run_grid(nodes, runs, executor=args.executor, workers=args.workers, address=args.address,
-                           resources=profile.resources)
+                           resources=profile.resources, on_done=on_done)
     if not (summary.done or summary.failed or summary.skipped):
         print(f"all {len(nodes)} nodes of {profile.name} already done in {runs} (nothing to run)")
         return 0

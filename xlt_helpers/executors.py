@@ -9,6 +9,8 @@ filesystem (see :mod:`xlt_helpers.runs`), so both backends leave the same files.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import contextlib
 import os
 import signal
@@ -214,7 +216,8 @@ class RayBackend:
 # ------------------------------------------------------------------ the scheduler
 def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", workers: int = 1,
              address: str | None = None, resources: Resources | None = None,
-             progress: bool = True, stream: Any = None) -> RunSummary:
+             progress: bool = True, stream: Any = None,
+             on_done: Callable[[str], None] | None = None) -> RunSummary:
     """Run every node of ``nodes`` that is not done yet, honouring dependencies.
 
     ``nodes`` must be closed under dependencies (:func:`xlt_helpers.grid.select`
@@ -288,6 +291,8 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
                 states[nid] = state
                 (summary.done if state == "done" else summary.failed).append(nid)
                 reporter.finished(nid, state, wall)
+                if state == "done" and on_done is not None:
+                    on_done(nid)  # e.g. export to results/ at once, so a killed sitting loses nothing finished
     finally:
         backend.close()
         reporter.close()

@@ -99,6 +99,9 @@ class Profile:
     trim_vocab: bool
     resources: Resources
     source: str = ""                              # the file it came from (for messages)
+    # export finished nodes into results/ (committed) and restore them from there: the reference
+    # study's profile sets it, so a study run in sittings on fresh machines resumes where it stopped
+    export_results: bool = False
 
     def intermediate_tasks_for(self, model: str) -> tuple[str, ...]:
         """The intermediate tasks (incl. "none") run for ``model``: encoder-decoders use the
@@ -243,7 +246,7 @@ def _target_tasks() -> list[str]:
 
 # ------------------------------------------------------------------ validation
 _TOP_KEYS = ("name", "description", "models", "intermediate_tasks", "seq2seq_intermediate_tasks", "targets",
-             "seeds", "intermediate", "target", "trim_vocab", "resources")
+             "seeds", "intermediate", "target", "trim_vocab", "resources", "export_results")
 _TOP_REQUIRED = ("name", "models", "intermediate_tasks", "targets", "seeds", "intermediate", "target")
 
 
@@ -321,6 +324,7 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
         models=models, intermediate_tasks=inter, seq2seq_intermediate_tasks=s2s, targets=targets,
         seeds=seeds, intermediate=intermediate, target=target,
         trim_vocab=_bool(raw.get("trim_vocab", False), at("trim_vocab")),
+        export_results=_bool(raw.get("export_results", False), at("export_results")),
         resources=resources, source=source,
     )
 

@@ -63,8 +63,15 @@ def test_committed_profiles_validate(name):
 
 def test_committed_profiles_follow_the_brief():
     cpu, full, smoke = load_profile("cpu"), load_profile("full"), load_profile("smoke")
-    assert cpu.models == ("e5-L3", "e5-L6", "e5-L12", "e5ed-L3", "e5ed-L6")
-    assert cpu.seq2seq_intermediate_tasks == ("none", "sst2", "commonsenseqa", "hellaswag")
+    # issue 4's breadth for the cpu profile: both offline ladders, a baseline + >= 6 intermediate tasks,
+    # both targets, >= 2 seeds, results exported (the study runs in sittings)
+    fams = [MODELS[m].family for m in cpu.models]
+    assert fams.count("encoder") >= 3 and fams.count("encoder-decoder") >= 2
+    assert {MODELS[m].source for m in cpu.models} == {"e5"}
+    assert cpu.intermediate_tasks[0] == "none" and len(cpu.intermediate_tasks) >= 7
+    assert set(cpu.seq2seq_intermediate_tasks) <= set(cpu.intermediate_tasks) and "none" in cpu.seq2seq_intermediate_tasks
+    assert set(cpu.targets) == {"xnli", "mlqa"} and len(cpu.seeds) >= 2 and cpu.export_results
+    assert not smoke.export_results, "the smoke grid never writes into the committed results/"
     assert {MODELS[m].source for m in smoke.models} == {"tiny"}
     assert full.intermediate.train_n is None and len(full.seeds) == 3 and full.resources.num_gpus == 1
     assert full.target["mlqa"].max_length == 384 and full.target["mlqa"].doc_stride == 128

@@ -645,6 +645,7 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
             _efficiency_note(eff, mm_share, prof_info, peak), prof_df,
             f"Where the profiled training time goes (torch.profiler, self time per category, "
             f"{prof_info['profiled_steps']} steps; the profiler itself adds overhead):"))
+        _write_page(out, results, start, cfg)
         if "eval" in wanted:
             ev = eval_throughput(res, evals, cfg)
             pd.DataFrame([ev]).to_csv(out / "eval.csv", index=False)
@@ -658,10 +659,12 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
                 f"≥ {EVAL_SPEEDUP_TARGET:g}×", verdict(ev["speedup"], EVAL_SPEEDUP_TARGET),
                 "Both under `torch.inference_mode` with dynamic padding, per language as the pipeline calls "
                 "`predict_encoder`; only the batch order differs (`sort_by_length`). Best of 2 interleaved runs."))
+            _write_page(out, results, start, cfg)
     if "scaling" in wanted:
         scal_df = scaling(cfg, work)
         scal_df.to_csv(out / SCALING_CSV, index=False)
         results.append(_scaling_section(cfg, scal_df, cmd))
+        _write_page(out, results, start, cfg)
     if "orchestration" in wanted:
         orc = orchestration(cfg, work)
         orc["table"].to_csv(out / "orchestration.csv", index=False)
@@ -691,14 +694,19 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
                "lower bound and the share an upper bound." if kind != "measured" else
                "The total is the sum of the DONE.json wall times of every cpu-profile node."),
             orc["table"]))
+    path = _write_page(out, results, start, cfg)
+    print(f"xlt bench: wrote {path}", flush=True)
+    return path
+
+
+def _write_page(out: Path, results: list[Section], start: dict[str, Any], cfg: BenchConfig) -> Path:
+    """(Re)write results.md and machine.json with the sections done so far: an interrupted run
+    keeps what it measured (the page says which sections it holds)."""
     end = machine_description()
-    order = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
-    results.sort(key=lambda s: order.get(s.title[:1], 9))
-    md = render_results(results, start, end, cfg.name)
+    done = sorted(results, key=lambda s: s.title)
     path = out / RESULTS_MD
-    path.write_text(md + "\n", encoding="utf-8")
+    path.write_text(render_results(done, start, end, cfg.name) + "\n", encoding="utf-8")
     (out / "machine.json").write_text(json.dumps({"start": start, "end": end, "config": asdict(cfg)}, indent=2))
-    print(f"xlt bench: wrote {path} (load average at end {end['loadavg']})", flush=True)
     return path
 
 

@@ -152,7 +152,8 @@ def meta(results: Path, profile: str | None) -> dict[str, Any]:
 
     import torch
     import transformers
-    return {"profile": profile, "devices": sorted(devices), "nodes": len(walls),
+    return {"profile": profile, "device": "; ".join(sorted(devices)) or "unknown", "devices": sorted(devices),
+            "nodes": len(walls),
             "node_wall_s_total": round(sum(walls), 1), "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "framework_versions_in_run_ids": versions}

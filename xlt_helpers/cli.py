@@ -146,9 +146,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             if restored:
                 print(f"restored {len(restored)} finished nodes from {res / 'nodes'}")
 
+            grid_ids = [n.id for n in build_grid(profile, args.notebooks_dir)]
+
             def on_done(nid: str) -> None:
                 if store.export(runs, res, [nid]):
-                    store.write_tables(res, profile.name)
+                    store.write_tables(res, profile.name, grid_ids)
         summary = run_grid(nodes, runs, executor=args.executor, workers=args.workers, address=args.address,
                            resources=profile.resources, on_done=on_done)
     if not (summary.done or summary.failed or summary.skipped):

@@ -97,11 +97,13 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f]
 
 
-def tidy_tables(results: Path) -> dict[str, pd.DataFrame]:
-    """scores / per_example / intermediate tables from ``results/nodes``."""
+def tidy_tables(results: Path, ids: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
+    """scores / per_example / intermediate tables from ``results/nodes`` (only ``ids`` when given:
+    nodes of an older version of a profile stay in the store but not in its tables)."""
     scores, per_ex, inter = [], [], []
+    keep = None if ids is None else set(ids)
     for d in sorted((Path(results) / "nodes").glob("*/")):
-        if not (d / DONE_FILE).is_file():
+        if not (d / DONE_FILE).is_file() or (keep is not None and d.name not in keep):
             continue
         m = json.loads((d / METRICS_FILE).read_text())
         rid = d.name
@@ -124,10 +126,10 @@ def tidy_tables(results: Path) -> dict[str, pd.DataFrame]:
     return {"scores": pd.DataFrame(scores), "per_example": pd.DataFrame(per_ex), "intermediate": pd.DataFrame(inter)}
 
 
-def write_tables(results: Path, profile: str | None = None) -> dict[str, int]:
-    """Write the tidy tables and meta.json into ``results``; returns row counts."""
+def write_tables(results: Path, profile: str | None = None, ids: Iterable[str] | None = None) -> dict[str, int]:
+    """Write the tidy tables (of ``ids``, default all nodes) and meta.json into ``results``; returns row counts."""
     results = Path(results)
-    t = tidy_tables(results)
+    t = tidy_tables(results, ids)
     counts = {k: len(v) for k, v in t.items()}
     if t["scores"].empty:
         return counts
@@ -135,15 +137,16 @@ def write_tables(results: Path, profile: str | None = None) -> dict[str, int]:
     write_bytes_atomic(results / "per_example.csv.gz", gzip.compress(t["per_example"].to_csv(index=False).encode(), mtime=0))
     if not t["intermediate"].empty:
         write_bytes_atomic(results / "intermediate.csv", t["intermediate"].to_csv(index=False).encode())
-    write_json_atomic(results / "meta.json", meta(results, profile))
+    write_json_atomic(results / "meta.json", meta(results, profile, ids))
     return counts
 
 
-def meta(results: Path, profile: str | None) -> dict[str, Any]:
+def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -> dict[str, Any]:
     """Which device produced the results, with which versions, in how much wall time."""
     devices, walls, versions = set(), [], {}
+    keep = None if ids is None else set(ids)
     for d in sorted((Path(results) / "nodes").glob("*/")):
-        if (d / DONE_FILE).is_file():
+        if (d / DONE_FILE).is_file() and (keep is None or d.name in keep):
             m = json.loads((d / METRICS_FILE).read_text())
             devices.add(m.get("device", "unknown"))
             walls.append(json.loads((d / DONE_FILE).read_text()).get("wall_s", 0.0))

@@ -117,3 +117,13 @@ def test_show_embeds_no_plotly_library(monkeypatch):
     assert bundle["application/vnd.plotly.v1+json"]["data"], "JupyterLab renders plotly's own mimetype"
     assert "<script src" not in html and "cdn.plot.ly" not in html
     assert len(html) < 100_000                               # the 3 MB library is not inlined
+
+
+def test_partial_results_give_self_explaining_empty_figures():
+    """A study in progress may hold only baselines: every gain figure must still draw, saying why it is empty."""
+    only_baseline = _summary()
+    only_baseline = only_baseline[only_baseline["intermediate"] == "none"]
+    for fig in (figures.gain_heatmap(only_baseline), figures.gain_vs_size(only_baseline)):
+        assert not fig.data and fig.layout.annotations[0].text == figures.NO_GAINS
+    no_gain = pd.DataFrame({"difficulty": [0.4], "gain_avg": [np.nan], "model": ["m"], "intermediate": ["sst2"]})
+    assert "dev score" in figures.gain_vs_difficulty(no_gain).layout.annotations[0].text

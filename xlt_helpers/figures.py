@@ -100,6 +100,8 @@ def gain_heatmap(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | No
     """
     _check_columns(summary, [model, intermediate, value], "gain_heatmap")
     df = summary[summary[intermediate] != baseline]
+    if df.empty or df[value].notna().sum() == 0:
+        return no_data(title, NO_GAINS)
     if df.duplicated([model, intermediate]).any():
         dup = df[df.duplicated([model, intermediate], keep=False)][[model, intermediate]].drop_duplicates()
         raise ValueError(f"gain_heatmap: several rows per (model, intermediate), e.g. {dup.head(3).values.tolist()}; "
@@ -132,7 +134,23 @@ def gain_heatmap(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | No
     return _style(fig, title, height=max(300, 150 + 48 * len(tasks)))
 
 
+def no_data(title: str, why: str) -> go.Figure:
+    """An empty figure that says why it is empty (a study still running has, e.g., no gains yet):
+    partial results render as a page that explains itself instead of failing the build."""
+    fig = _style(go.Figure(), title, height=220)
+    fig.add_annotation(text=why, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font=dict(size=14, color="#555"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+NO_GAINS = "No intermediate-task runs with a matching baseline yet: nothing to compare."
+
+
 def _by_family_panels(families: Sequence[str], title: str, y_title: str, height: int = 420) -> go.Figure:
+    if not families:
+        return no_data(title, NO_GAINS)
     fig = make_subplots(rows=1, cols=len(families), shared_yaxes=True, horizontal_spacing=0.06,
                         subplot_titles=[f"{f} models" for f in families])
     for c in range(1, len(families) + 1):
@@ -154,6 +172,8 @@ def gain_vs_size(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | No
     _check_columns(summary, [family, size, intermediate, value, model], "gain_vs_size")
     df = summary[summary[intermediate] != baseline].sort_values([family, size])
     families = sorted(df[family].unique())
+    if not families:
+        return no_data(title, NO_GAINS)
     fig = _by_family_panels(families, title, "gain over baseline (points)")
     tasks = sorted(df[intermediate].unique())
     for c, fam in enumerate(families, start=1):
@@ -228,6 +248,8 @@ def gain_vs_difficulty(table: pd.DataFrame, *, difficulty: str = "difficulty", v
     ≥ 3 tasks of distinct difficulty) and the task names as hover text.
     """
     _check_columns(table, [difficulty, value, model, intermediate], "gain_vs_difficulty")
+    if table.dropna(subset=[difficulty, value]).empty:
+        return no_data(title, "No intermediate task has both a gain and an English dev score yet.")
     fig = _style(go.Figure(), title)
     fig.update_xaxes(title_text="task difficulty (1 − chance-normalised English dev score)")
     fig.update_yaxes(title_text="gain over baseline (points)")

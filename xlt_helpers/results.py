@@ -143,14 +143,13 @@ def write_tables(results: Path, profile: str | None = None, ids: Iterable[str] |
 
 def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -> dict[str, Any]:
     """Which device produced the results, with which versions, in how much wall time."""
-    devices, walls, versions = set(), [], {}
+    devices, walls = set(), []
     keep = None if ids is None else set(ids)
     for d in sorted((Path(results) / "nodes").glob("*/")):
         if (d / DONE_FILE).is_file() and (keep is None or d.name in keep):
             m = json.loads((d / METRICS_FILE).read_text())
             devices.add(m.get("device", "unknown"))
             walls.append(json.loads((d / DONE_FILE).read_text()).get("wall_s", 0.0))
-            versions = json.loads((d / NODE_FILE).read_text()).get("params", {}).get("versions", versions)
     import platform
 
     import torch
@@ -158,5 +157,4 @@ def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -
     return {"profile": profile, "device": "; ".join(sorted(devices)) or "unknown", "devices": sorted(devices),
             "nodes": len(walls),
             "node_wall_s_total": round(sum(walls), 1), "python": platform.python_version(),
-            "torch": torch.__version__, "transformers": transformers.__version__,
-            "framework_versions_in_run_ids": versions}
+            "torch": torch.__version__, "transformers": transformers.__version__}

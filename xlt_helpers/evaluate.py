@@ -7,7 +7,6 @@ likelihood (classification, multiple choice) or generates (QA, tagging).
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -146,9 +145,3 @@ def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
         rows.append({"example_id": e["id"], "lang": lang, "metric": "accuracy",
                      "value": 100.0 * float(np.mean(np.asarray(pi) == np.asarray(e["tags"]))) if e["tags"] else 0.0})
     return rows, {"accuracy": 100.0 * metrics.token_accuracy(all_p, all_g)}
-
-
-def timed(fn, *a, **k):
-    t0 = time.perf_counter()
-    res = fn(*a, **k)
-    return res, time.perf_counter() - t0

@@ -215,3 +215,12 @@ def test_primary_metric_comes_from_the_task_registry():
     assert book.primary_metric("mlqa") == "f1"
     with pytest.raises(KeyError, match="valid tasks"):
         book.primary_metric("nope")
+
+
+def test_progress_note_says_how_much_of_the_grid_is_committed():
+    import pandas as pd
+    from xlt_helpers.book import Results, progress_html
+    res = lambda meta: Results(Path("."), pd.DataFrame(), None, None, meta, ())  # noqa: E731
+    assert "3 of the 13 nodes" in progress_html(res({"profile": "smoke", "nodes": 3}))
+    assert progress_html(res({"profile": "smoke", "nodes": 13})) == "", "a finished grid needs no notice"
+    assert progress_html(res({"profile": "no-such-profile", "nodes": 3})) == ""

@@ -119,6 +119,23 @@ def no_results_html(what: str = NO_RESULTS, hint: str = RESULTS_HINT) -> str:
 
 
 
+def progress_html(res: "Results") -> str:
+    """How much of the profile's grid the committed results cover, so a partial study says so."""
+    meta = res.meta or {}
+    name, done = meta.get("profile"), meta.get("nodes")
+    try:
+        from .grid import build_grid
+        from .profiles import load_profile
+        total = len(build_grid(load_profile(name))) if name else None
+    except Exception:  # noqa: BLE001 - a renamed/removed profile must not break the book
+        total = None
+    if not done or not total or done >= total:
+        return ""
+    return (f'<div class="no-results"><p><b>Study in progress:</b> {done} of the {total} nodes of profile '
+            f'<code>{name}</code> are finished and committed; every number below comes from those alone and will '
+            f'change as the rest arrive (<code>make study</code> resumes it).</p></div>')
+
+
 class BookBuildError(RuntimeError):
     """The book did not build cleanly; the message names the first warning and the log file."""
 

@@ -191,6 +191,14 @@ def test_first_warning_finds_the_first_one():
     assert book.first_warning("build succeeded.\n") is None
 
 
+def test_first_warning_skips_kernel_shutdown_noise_but_not_what_follows():
+    log = ("ERROR:tornado.general:Uncaught exception in ZMQStream callback\n"
+           "zmq.error.ZMQError: Socket operation on non-socket\n"
+           "/x/book/results.md: WARNING: Executing notebook failed: CellExecutionError\n")
+    assert book.first_warning(log) == "/x/book/results.md: WARNING: Executing notebook failed: CellExecutionError"
+    assert book.first_warning(log.split("/x/")[0]) is None
+
+
 def test_add_run_sections(tmp_path):
     toc = tmp_path / "_toc.yml"
     toc.write_text((book.REPO_ROOT / "_toc.yml").read_text())

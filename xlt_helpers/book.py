@@ -43,6 +43,11 @@ RUN_KEYS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target"
 RUNS_INDEX = "book/runs_index"
 _WARNING = re.compile(r"(WARNING|ERROR|CRITICAL|SEVERE):")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Logged by jupyter_client's tornado loop when a kernel's ZMQ socket is closed while a late message
+# is still queued (a shutdown race seen on slow CI machines). It comes after the page executed; a real
+# execution failure is reported separately by jupyter-book ("Executing notebook failed"), so this
+# line alone is not a warning about the book.
+_BENIGN = re.compile(r"ERROR:tornado\.general:Uncaught exception in ZMQStream callback")
 
 
 # scores.csv `metric` rows that each registry metric (TaskSpec.metric) produces; the first is the headline
@@ -259,9 +264,12 @@ def add_run_sections(toc_path: Path, files: list[str], *, index: str = RUNS_INDE
 
 
 def first_warning(log: str) -> str | None:
-    """The first Sphinx/jupyter-book warning or error line of a build log, or None."""
+    """The first Sphinx/jupyter-book warning or error line of a build log, or None.
+
+    Kernel-shutdown noise (:data:`_BENIGN`) is skipped: it says nothing about the pages.
+    """
     for line in log.splitlines():
-        if _WARNING.search(line):
+        if _WARNING.search(line) and not _BENIGN.search(line):
             return line.strip()
     return None
 

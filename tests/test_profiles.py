@@ -131,10 +131,23 @@ def test_unknown_tasks_and_subsets(tmp_path):
     assert "targets[1]" in msg and "mlqa" in msg
     msg = error_of(tmp_path, edited(seq2seq_intermediate_tasks=["none", "hellaswag"]))
     assert "seq2seq_intermediate_tasks[1]" in msg and "subset of intermediate_tasks" in msg
+    msg = error_of(tmp_path, edited(model_intermediate_tasks={"tiny-xlmr": ["none", "hellaswag"]}))
+    assert "model_intermediate_tasks.tiny-xlmr[1]" in msg and "'hellaswag'" in msg and "udpos" in msg
+    msg = error_of(tmp_path, edited(model_intermediate_tasks={"e5-L12": ["none"]}))
+    assert "model_intermediate_tasks.e5-L12" in msg and "tiny-mt5" in msg
     raw = apply_overrides(BASE, [])
     del raw["target"]["mlqa"]
     msg = error_of(tmp_path, raw)
     assert "field target" in msg and "mlqa" in msg and "missing" in msg
+
+
+def test_model_intermediate_tasks_narrow_one_model_only(tmp_path):
+    from xlt_helpers.grid import build_grid
+    p = load_profile(write(tmp_path, edited(model_intermediate_tasks={"tiny-xlmr": ["none", "udpos"]})))
+    assert p.intermediate_tasks_for("tiny-xlmr") == ("none", "udpos")
+    assert p.intermediate_tasks_for("tiny-mt5") == ("none", "sst2")          # the seq2seq subset still applies
+    tasks = {(n.params["model"], n.params["intermediate"]) for n in build_grid(p) if n.phase == "target"}
+    assert tasks == {("tiny-xlmr", "none"), ("tiny-xlmr", "udpos"), ("tiny-mt5", "none"), ("tiny-mt5", "sst2")}
 
 
 def test_yaml_float_strings_are_numbers(tmp_path):

@@ -36,3 +36,14 @@ def test_smoke_profile_runs_every_node_and_resumes_as_noop(tmp_path, shared_data
     t0 = time.time()
     again = subprocess.run([*XLT, "run", "--profile", "smoke", "--runs-dir", str(runs)], capture_output=True, text=True)
     assert again.returncode == 0 and time.time() - t0 <= 10, again.stdout + again.stderr
+
+    # the grid-analysis notebook pools the smoke grid's nodes as documented in its first cell
+    import papermill as pm
+
+    from test_notebooks import NOTEBOOKS, plotly_outputs
+    out = tmp_path / "analysis.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "04_analysis.ipynb"), str(out),
+                        parameters={"runs_dir": str(runs), "profile": "smoke", "n_boot": 50},
+                        progress_bar=False, kernel_name="python3")
+    nb = json.loads(out.read_text())
+    assert plotly_outputs(nb) >= 8, "heatmap, gain/gap vs size and gain vs difficulty for both targets"

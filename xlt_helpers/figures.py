@@ -342,6 +342,24 @@ def run_language_bars(scores: dict[str, dict[str, float]], *, title: str = "Scor
     return fig
 
 
+def delta_bars(table: pd.DataFrame, *, lang: str = "lang", delta: str = "delta",
+               title: str = "Change over the baseline per language") -> go.Figure:
+    """Per-language difference of one run over its no-intermediate baseline (``report.language_table``).
+
+    Green bars: the intermediate task helped that language; red: negative transfer. English first.
+    """
+    _check_columns(table, [lang, delta], "delta_bars")
+    t = table.dropna(subset=[delta])
+    fig = _style(go.Figure(), title, height=340)
+    fig.add_trace(go.Bar(x=t[lang], y=t[delta], name="run − baseline",
+                         marker_color=["#2ca02c" if v >= 0 else "#d62728" for v in t[delta]],
+                         hovertemplate="%{x}: %{y:+.1f} points<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="#555", width=1))
+    fig.update_xaxes(title_text="language (en = training language)")
+    fig.update_yaxes(title_text="run − baseline (points)")
+    return fig
+
+
 def show(fig: go.Figure):
     """Display ``fig`` in a notebook or book page, relying on the page's own plotly.js.
 

@@ -102,10 +102,16 @@ class Profile:
     # export finished nodes into results/ (committed) and restore them from there: the reference
     # study's profile sets it, so a study run in sittings on fresh machines resumes where it stopped
     export_results: bool = False
+    # model -> the subset of intermediate_tasks it runs (overrides the two lists above): lets a CPU
+    # budget cover the difficulty range densely at the cheapest size and sparsely at the dearest
+    model_intermediate_tasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def intermediate_tasks_for(self, model: str) -> tuple[str, ...]:
-        """The intermediate tasks (incl. "none") run for ``model``: encoder-decoders use the
-        seq2seq subset, because some tasks are expensive or awkward as text-to-text."""
+        """The intermediate tasks (incl. "none") run for ``model``: ``model_intermediate_tasks``
+        if it names the model; else encoder-decoders use the seq2seq subset, because some tasks
+        are expensive or awkward as text-to-text; else all of ``intermediate_tasks``."""
+        if model in self.model_intermediate_tasks:
+            return self.model_intermediate_tasks[model]
         if MODELS[model].family == "encoder-decoder":
             return self.seq2seq_intermediate_tasks
         return self.intermediate_tasks
@@ -245,8 +251,9 @@ def _target_tasks() -> list[str]:
 
 
 # ------------------------------------------------------------------ validation
-_TOP_KEYS = ("name", "description", "models", "intermediate_tasks", "seq2seq_intermediate_tasks", "targets",
-             "seeds", "intermediate", "target", "trim_vocab", "resources", "export_results")
+_TOP_KEYS = ("name", "description", "models", "intermediate_tasks", "seq2seq_intermediate_tasks",
+             "model_intermediate_tasks", "targets", "seeds", "intermediate", "target", "trim_vocab", "resources",
+             "export_results")
 _TOP_REQUIRED = ("name", "models", "intermediate_tasks", "targets", "seeds", "intermediate", "target")
 
 
@@ -269,6 +276,17 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
             raw["seq2seq_intermediate_tasks"], at("seq2seq_intermediate_tasks"))
     else:
         s2s = inter
+    per_model: dict[str, tuple[str, ...]] = {}
+    mit = raw.get("model_intermediate_tasks") or {}
+    if not isinstance(mit, dict):
+        raise _err(at("model_intermediate_tasks"), f"expected a mapping model -> list of tasks, got {mit!r}")
+    for model, tasks in mit.items():
+        if model not in models:
+            raise _err(at(f"model_intermediate_tasks.{model}"),
+                       f"unknown model {model!r}; allowed: the profile's models ({', '.join(models)})")
+        per_model[model] = _names(list(inter), "intermediate tasks (a subset of intermediate_tasks)",
+                                  "task (model_intermediate_tasks must be subsets of intermediate_tasks)")(
+            tasks, at(f"model_intermediate_tasks.{model}"))
     targets = _names(_target_tasks(), "target tasks", "target task")(raw["targets"], at("targets"))
     seeds = _seeds(raw["seeds"], at("seeds"))
 
@@ -321,7 +339,8 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
     return Profile(
         name=_str(raw["name"], at("name")),
         description=_str(raw.get("description", ""), at("description")),
-        models=models, intermediate_tasks=inter, seq2seq_intermediate_tasks=s2s, targets=targets,
+        models=models, intermediate_tasks=inter, seq2seq_intermediate_tasks=s2s,
+        model_intermediate_tasks=per_model, targets=targets,
         seeds=seeds, intermediate=intermediate, target=target,
         trim_vocab=_bool(raw.get("trim_vocab", False), at("trim_vocab")),
         export_results=_bool(raw.get("export_results", False), at("export_results")),

@@ -7,6 +7,8 @@ is checked here (the full suite's numbers are in bench/results.md).
 """
 from __future__ import annotations
 
+import json
+
 import math
 from types import SimpleNamespace
 
@@ -53,11 +55,18 @@ def test_planned_examples_uses_epochs_or_max_steps():
 def test_cpu_profile_total_counts_the_real_grid_and_says_planned(tmp_path, monkeypatch):
     from xlt_helpers.grid import build_grid
     from xlt_helpers.profiles import load_profile
-    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path))          # no node done there
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))          # no node done there ...
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path / "results"))    # ... nor exported
     n, total, kind = bench.cpu_profile_total(0.5)
     nodes = build_grid(load_profile("cpu"))
     assert n == len(nodes) and kind.startswith("planned")
     assert total == pytest.approx(0.5 * bench.planned_examples(nodes))
+    for node, wall in ((nodes[0], 100.0), (nodes[-1], 300.0)):          # one in runs/, one exported
+        where = tmp_path / ("runs" if wall == 100.0 else "results/nodes") / node.id
+        where.mkdir(parents=True)
+        (where / "DONE.json").write_text(json.dumps({"wall_s": wall}))
+    n, total, kind = bench.cpu_profile_total(0.5)
+    assert kind.startswith("extrapolated from 2 finished") and total == pytest.approx(200.0 * n)
 
 
 def test_results_page_has_machine_targets_commands_and_status():
@@ -168,4 +177,12 @@ def test_fast_suite_end_to_end(tmp_path, shared_data):
     assert list(sc["train_n"]) == list(bench.FAST.scaling_sizes)
     assert (sc["peak_rss_mb"] > 100).all() and (sc["node_wall_s"] > 0).all()
     orc = pd.read_csv(tmp_path / "orchestration.csv")
-    assert (orc["papermill_s"] > 0).all() and (orc["direct_s"] > 0).all()
+    assert (orc["fresh_runner_s"] > 0).all() and (orc["forked_s"] > 0).all() and (orc["direct_s"] > 0).all()
+    assert "rfc3987_syntax" in md and "padding bound" in md
+
+
+def test_padded_tokens_counts_each_batch_at_its_longest():
+    lengths = [5, 1, 4, 2]
+    assert bench.padded_tokens(lengths, 2, sort=False) == 2 * 5 + 2 * 4
+    assert bench.padded_tokens(lengths, 2, sort=True) == 2 * 2 + 2 * 5
+    assert bench.padded_tokens(lengths, 3, sort=True) == 3 * 4 + 1 * 5     # a short last batch

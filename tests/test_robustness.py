@@ -260,3 +260,49 @@ def test_gain_vs_difficulty_per_model():
     assert out.loc["a", "slope"] == pytest.approx(4) and out.loc["b", "slope"] == pytest.approx(-2)
     assert out.loc["a", "pearson_r"] == pytest.approx(1) and out.loc["b", "spearman_rho"] == pytest.approx(-1)
     assert out.loc["a", "n"] == 6
+
+
+# --------------------------------------------------------------- size contrasts
+
+def _pe_rows(model: str, inter: str, by_lang: dict, n: int = 20, seeds=(0, 1), noise: float = 0.0, rng=None):
+    rows = []
+    for seed in seeds:
+        for lang, v in by_lang.items():
+            vals = np.full(n, float(v)) if noise == 0 else np.clip(v + rng.normal(0, noise, n), 0, 100)
+            rows += [{"family": "encoder", "model": model, "intermediate": inter, "target": "mlqa", "seed": seed,
+                      "lang": lang, "example_id": f"{lang}-{i}", "metric": "f1", "value": x} for i, x in enumerate(vals)]
+    return rows
+
+
+def test_size_contrast_by_hand_on_constant_scores():
+    # small: gap 80 - (60+50)/2 = 25; gain of t = mean(2, 1, 3) = 2
+    # large: gap 90 - (80+76)/2 = 12; gain of t = mean(0, 1, 0) = 1/3
+    pe = pd.DataFrame(_pe_rows("s", "none", {"en": 80, "de": 60, "sw": 50}) + _pe_rows("s", "t", {"en": 82, "de": 61, "sw": 53})
+                      + _pe_rows("l", "none", {"en": 90, "de": 80, "sw": 76}) + _pe_rows("l", "t", {"en": 90, "de": 81, "sw": 76}))
+    c = R.size_contrast(pe, "encoder", "mlqa", "f1", "s", "l", ["t"], n_boot=200)
+    assert (c["gap_small"], c["gap_large"]) == pytest.approx((25, 12))
+    assert c["gap_change"] == pytest.approx(-13) and (c["gap_change_lo"], c["gap_change_hi"]) == pytest.approx((-13, -13))
+    assert (c["gain_small"], c["gain_large"], c["gain_change"]) == pytest.approx((2, 1 / 3, -5 / 3))
+    assert c["gain_change_lo"] == pytest.approx(-5 / 3, abs=1e-4)
+    with pytest.raises(ValueError, match="no per-example rows.*'intermediate': 'u'"):
+        R.size_contrast(pe, "encoder", "mlqa", "f1", "s", "l", ["u"])
+
+
+def test_size_contrast_interval_covers_a_planted_change():
+    rng = np.random.default_rng(3)
+    rows = []
+    for model, en in (("s", 60), ("l", 70)):       # gap 20 -> 30: change +10
+        rows += _pe_rows(model, "none", {"en": en, "de": 40, "sw": 40}, n=200, noise=15, rng=rng)
+        rows += _pe_rows(model, "t", {"en": en, "de": 41, "sw": 40}, n=200, noise=15, rng=rng)
+    c = R.size_contrast(pd.DataFrame(rows), "encoder", "mlqa", "f1", "s", "l", ["t"], n_boot=500)
+    assert c["gap_change_lo"] < 10 < c["gap_change_hi"] and c["gap_change_lo"] > 0
+    assert c["gain_change_lo"] < 0 < c["gain_change_hi"]      # the same planted gain at both sizes
+
+
+def test_language_resampled_gap_change_by_hand():
+    out = R.language_resampled_gap_change({"en": 80, "de": 60, "fr": 70}, {"en": 90, "de": 85, "fr": 87}, n_boot=500)
+    assert (out["gap_small"], out["gap_large"], out["gap_change"]) == pytest.approx((15, 4, -11))
+    # the only resampled values are -15 (de, de), -11 (de, fr) and -7 (fr, fr)
+    assert -15 <= out["gap_change_lo"] <= -11 <= out["gap_change_hi"] <= -7
+    with pytest.raises(ValueError, match="need 'en'"):
+        R.language_resampled_gap_change({"de": 1, "fr": 2}, {"en": 1, "de": 1, "fr": 2})

@@ -145,3 +145,70 @@ def show_all(items: list[Item]) -> None:
             figures.show(item)
         else:
             display(item)
+
+
+def _sig(lo: float, hi: float) -> str:
+    return "significant at the 95% level" if lo > 0 or hi < 0 else "not significant at the 95% level"
+
+
+def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
+    """One Markdown bullet per (target, family): how the transfer gap and the mean intermediate-task
+    gain change from the family's smallest to its largest model, with 95% bootstrap intervals
+    (robustness.size_contrast). Families with one model, or without per-example scores, say so."""
+    out: list[str] = []
+    if a.res.per_example is None:
+        return ["- No per-example scores in the results: no intervals for the size contrasts."]
+    pe = a.res.per_example
+    for target in a.targets:
+        metric = book.primary_metric(target)
+        s = a.summary[(a.summary["target"] == target) & (a.summary["metric"] == metric)]
+        for family, f in s.groupby("family"):
+            models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
+            if len(models) < 2:
+                out.append(f"- {target.upper()}, {family}: only `{models[0]}` has results so far; "
+                           "no size contrast yet.")
+                continue
+            small, large = models[0], models[-1]
+            shared = sorted(set(f.loc[(f["model"] == small) & (f["intermediate"] != "none"), "intermediate"])
+                            & set(f.loc[(f["model"] == large) & (f["intermediate"] != "none"), "intermediate"]))
+            has_base = {m: ((f["model"] == m) & (f["intermediate"] == "none")).any() for m in (small, large)}
+            if not all(has_base.values()):
+                out.append(f"- {target.upper()}, {family}: a no-intermediate baseline is missing for "
+                           f"{[m for m, ok in has_base.items() if not ok]}; no size contrast yet.")
+                continue
+            if not shared:
+                out.append(f"- {target.upper()}, {family}: `{small}` and `{large}` share no intermediate task "
+                           "yet; no size contrast of the gain.")
+                continue
+            c = robustness.size_contrast(pe, family, target, metric, small, large, shared, n_boot=n_boot)
+            out.append(
+                f"- {target.upper()} ({metric}), {family}, `{small}` → `{large}`: transfer gap without an "
+                f"intermediate task {c['gap_small']:.1f} → {c['gap_large']:.1f} points, change "
+                f"{c['gap_change']:+.1f} [{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] "
+                f"({_sig(c['gap_change_lo'], c['gap_change_hi'])}); mean gain over the {len(shared)} shared "
+                f"intermediate task(s) ({', '.join(shared)}) {c['gain_small']:+.1f} → {c['gain_large']:+.1f}, "
+                f"change {c['gain_change']:+.1f} [{c['gain_change_lo']:+.1f}, {c['gain_change_hi']:+.1f}] "
+                f"({_sig(c['gain_change_lo'], c['gain_change_hi'])}).")
+    return out
+
+
+def published_size_statements(scores: pd.DataFrame) -> list[str]:
+    """Markdown bullets: transfer gap from the smallest to the largest published model of each family
+    (no intermediate task), with an interval from resampling languages (no per-example scores exist)."""
+    out: list[str] = []
+    plain = scores[scores["intermediate"] == "none"]
+    for target in book.targets_in(plain):
+        metric = book.primary_metric(target)
+        s = plain[(plain["target"] == target) & (plain["metric"] == metric)]
+        for family, f in s.groupby("family"):
+            models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
+            if len(models) < 2:
+                continue
+            small, large = models[0], models[-1]
+            by = {m: f[f["model"] == m].groupby("lang")["score"].mean().to_dict() for m in (small, large)}
+            c = robustness.language_resampled_gap_change(by[small], by[large])
+            out.append(f"- {target.upper()} ({metric}), {family}, `{small}` → `{large}`: transfer gap "
+                       f"{c['gap_small']:.1f} → {c['gap_large']:.1f} points, change {c['gap_change']:+.1f} "
+                       f"[{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] over {c['n_langs']} "
+                       "non-English languages (interval: languages resampled).")
+    return out

@@ -390,6 +390,95 @@ def paired_bootstrap(per_example: pd.DataFrame, family: str, model: str, target:
     return bootstrap_gain(treat, base, n_boot=n_boot, seed=seed, english=english, key=run)
 
 
+# ------------------------------------------------------------------- size contrasts
+
+def _run_draws(arm: Mapping[str, np.ndarray], n_boot: int, seed: int, key: Sequence[object]) -> dict[str, np.ndarray]:
+    """lang -> (B,) bootstrap draws of one run's score (examples resampled, then seeds).
+
+    Example draws depend only on (seed, language, n), so draws of two runs scored on the same
+    examples are paired (common random numbers) even across models; seed draws depend on ``key``."""
+    bt = _boot_seed_means(arm, seed, n_boot)
+    s = next(iter(arm.values())).shape[0]
+    draws = _seed_draws(s, n_boot, seed, (*key, "run"))
+    return {lang: (bt[lang] * draws).sum(1) / s for lang in arm}
+
+
+def _ci(draws: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def size_contrast(per_example: pd.DataFrame, family: str, target: str, metric: str, small: str, large: str,
+                  intermediates: Sequence[str], baseline: str = BASELINE, n_boot: int = 1000, seed: int = 0,
+                  english: str = ENGLISH) -> dict[str, object]:
+    """How the transfer gap and the intermediate-task gain change from model ``small`` to ``large``.
+
+    Returns the no-intermediate transfer gap of each model (English − mean of the others) and its
+    change ``gap_change`` = large − small; the gain over the baseline (cross-language mean) of each
+    model averaged over ``intermediates`` and its change ``gain_change``; each change with a 95%
+    bootstrap interval (examples resampled with draws shared by both models, since both were
+    scored on the same examples; then seeds within each run). A missing run raises and names it.
+    """
+    if not intermediates:
+        raise ValueError("size_contrast: give at least one intermediate task both models ran")
+    arms = per_example_arrays(per_example[(per_example["family"] == family) & (per_example["target"] == target)
+                                          & (per_example["metric"] == metric)])
+    draws: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    point: dict[tuple[str, str], dict[str, float]] = {}
+    for model in (small, large):
+        for inter in (baseline, *intermediates):
+            run = (family, model, target, metric, inter)
+            if run not in arms:
+                raise ValueError(f"size_contrast: no per-example rows for {dict(zip(RUN_KEYS, run))}")
+            arm = {lang: v for lang, (_ids, v) in arms[run].items()}
+            draws[model, inter] = _run_draws(arm, n_boot, seed, run)
+            point[model, inter] = {lang: float(v.mean()) for lang, v in arm.items()}
+    langs = sorted(point[small, baseline])
+    if any(sorted(point[k]) != langs for k in point):
+        raise ValueError(f"size_contrast: {small} and {large} runs differ in languages; compare like with like")
+    others = [lang for lang in langs if lang != english]
+
+    def gap(d: Mapping[str, object]):
+        return d[english] - sum(d[lang] for lang in others) / len(others)
+
+    def gain(d_t: Mapping[str, object], d_b: Mapping[str, object]):
+        return sum(d_t[lang] - d_b[lang] for lang in langs) / len(langs)
+
+    out: dict[str, object] = {"family": family, "target": target, "metric": metric, "small": small, "large": large,
+                              "intermediates": tuple(intermediates)}
+    g = {m: gap(point[m, baseline]) for m in (small, large)}
+    gd = gap(draws[large, baseline]) - gap(draws[small, baseline])
+    out.update(gap_small=g[small], gap_large=g[large], gap_change=g[large] - g[small])
+    out["gap_change_lo"], out["gap_change_hi"] = _ci(gd)
+    gains = {m: np.mean([gain(point[m, t], point[m, baseline]) for t in intermediates]) for m in (small, large)}
+    gain_d = {m: np.mean([gain(draws[m, t], draws[m, baseline]) for t in intermediates], axis=0) for m in (small, large)}
+    out.update(gain_small=float(gains[small]), gain_large=float(gains[large]),
+               gain_change=float(gains[large] - gains[small]))
+    out["gain_change_lo"], out["gain_change_hi"] = _ci(gain_d[large] - gain_d[small])
+    return out
+
+
+def language_resampled_gap_change(small: Mapping[str, float], large: Mapping[str, float], n_boot: int = 2000,
+                                  seed: int = 0, english: str = ENGLISH) -> dict[str, float]:
+    """Change of the transfer gap from ``small`` to ``large`` (lang -> score, e.g. published tables)
+    with a 95% interval from resampling the non-English languages (the same draw for both models).
+
+    Published tables have no per-example scores, so this interval says how much the change depends
+    on which languages are measured — not sampling error of the test sets."""
+    others = sorted(set(small) & set(large) - {english})
+    if english not in small or english not in large or len(others) < 2:
+        raise ValueError(f"language_resampled_gap_change: need {english!r} and >= 2 shared other languages; "
+                         f"got {sorted(small)} and {sorted(large)}")
+    s_o, l_o = np.array([small[x] for x in others]), np.array([large[x] for x in others])
+    change = (large[english] - l_o.mean()) - (small[english] - s_o.mean())
+    rng = np.random.default_rng(np.random.SeedSequence(_stable_seed(seed, "languages", *others)))
+    idx = rng.integers(0, len(others), size=(n_boot, len(others)))
+    boot = (large[english] - l_o[idx].mean(1)) - (small[english] - s_o[idx].mean(1))
+    lo, hi = _ci(boot)
+    return {"gap_small": small[english] - s_o.mean(), "gap_large": large[english] - l_o.mean(),
+            "gap_change": float(change), "gap_change_lo": lo, "gap_change_hi": hi, "n_langs": len(others)}
+
+
 # ------------------------------------------------------------------- difficulty
 
 def task_difficulty(score: float | np.ndarray, chance: float | np.ndarray) -> np.ndarray | float:

@@ -212,3 +212,23 @@ def published_size_statements(scores: pd.DataFrame) -> list[str]:
                        f"[{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] over {c['n_langs']} "
                        "non-English languages (interval: languages resampled).")
     return out
+
+
+CHANCE_MARGIN = 5.0   # points above chance below which a baseline "learned nothing" (XNLI: 33.3 + 5)
+
+
+def near_chance_statements(a: Analysis, margin: float = CHANCE_MARGIN) -> list[str]:
+    """Markdown bullets naming every model whose no-intermediate English score is within ``margin``
+    points of the target's chance level: its gains and gaps measure noise, and the page says so."""
+    from .tasks import get_task
+
+    out: list[str] = []
+    for target in a.targets:
+        chance = 100.0 * (get_task(target).chance or 0.0)
+        metric = book.primary_metric(target)
+        base = a.summary[(a.summary["target"] == target) & (a.summary["metric"] == metric)
+                         & (a.summary["intermediate"] == "none")]
+        for _, r in base[base["en"] < chance + margin].iterrows():
+            out.append(f"- `{r['model']}` on {target.upper()}: English {metric} {r['en']:.1f} without an intermediate "
+                       f"task, within {margin:g} points of chance ({chance:.1f}); its rows measure noise, not transfer.")
+    return out

@@ -1,0 +1,24 @@
+"""The grid-analysis sections on the synthetic results folder of test_book (not study results)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from xlt_helpers import analysis, book
+from test_book import write_synthetic_results
+
+
+def test_sections_and_statements(tmp_path):
+    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    a = analysis.analyse(res, n_boot=50)
+    assert a.targets == ["xnli", "mlqa"]
+    assert len(analysis.gain_heatmaps(a)) == 2 and len(analysis.summary_tables(a)) == 2 * 3  # mlqa: f1 and em
+    assert analysis.near_chance_statements(a) == []                  # synthetic accuracies sit near 55-70
+    sizes = analysis.size_statements(a, n_boot=50)
+    assert len(sizes) == 4 and all("[" in s and "95% level" in s for s in sizes)   # 2 targets x 2 families
+
+    low = res.scores.copy()
+    pick = (low["model"] == "e5-L3") & (low["intermediate"] == "none") & (low["target"] == "xnli") & (low["lang"] == "en")
+    low.loc[pick, "score"] = 35.0
+    a_low = analysis.analyse(book.Results(res.dir, low, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
+    (line,) = analysis.near_chance_statements(a_low)
+    assert "`e5-L3` on XNLI" in line and "35.0" in line and "33.3" in line

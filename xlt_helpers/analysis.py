@@ -55,31 +55,28 @@ def _primary(a: Analysis, target: str) -> tuple[str, pd.DataFrame]:
     return metric, a.summary[(a.summary["target"] == target) & (a.summary["metric"] == metric)]
 
 
-def gain_heatmaps(a: Analysis) -> list[Item]:
-    """Gain of the cross-language mean over the no-intermediate baseline, intermediate task x model."""
+def _per_target(a: Analysis, draw, what: str) -> list[Item]:
+    """``draw(summary rows of one target's primary metric, title=...)`` for every target."""
     out: list[Item] = []
     for target in a.targets:
         metric, sub = _primary(a, target)
-        out.append(figures.gain_heatmap(sub, title=f"{target.upper()}: gain over the no-intermediate baseline ({metric})"))
+        out.append(draw(sub, title=f"{target.upper()}: {what} ({metric})"))
     return out
+
+
+def gain_heatmaps(a: Analysis) -> list[Item]:
+    """Gain of the cross-language mean over the no-intermediate baseline, intermediate task x model."""
+    return _per_target(a, figures.gain_heatmap, "gain over the no-intermediate baseline")
 
 
 def gain_vs_size(a: Analysis) -> list[Item]:
     """Gain against parameter count, one panel per family, one line per intermediate task."""
-    out: list[Item] = []
-    for target in a.targets:
-        metric, sub = _primary(a, target)
-        out.append(figures.gain_vs_size(sub, title=f"{target.upper()}: gain vs model size ({metric})"))
-    return out
+    return _per_target(a, figures.gain_vs_size, "gain vs model size")
 
 
 def gap_vs_size(a: Analysis) -> list[Item]:
     """Transfer gap (English minus the mean of the others) against parameter count."""
-    out: list[Item] = []
-    for target in a.targets:
-        metric, sub = _primary(a, target)
-        out.append(figures.gap_vs_size(sub, title=f"{target.upper()}: transfer gap vs model size ({metric})"))
-    return out
+    return _per_target(a, figures.gap_vs_size, "transfer gap vs model size")
 
 
 CORRELATION_COLUMNS = ["model", "target", "metric", "n", "pearson_r", "pearson_r_lo", "pearson_r_hi",

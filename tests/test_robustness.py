@@ -306,3 +306,10 @@ def test_language_resampled_gap_change_by_hand():
     assert -15 <= out["gap_change_lo"] <= -11 <= out["gap_change_hi"] <= -7
     with pytest.raises(ValueError, match="need 'en'"):
         R.language_resampled_gap_change({"de": 1, "fr": 2}, {"en": 1, "de": 1, "fr": 2})
+
+
+def test_correlation_gives_no_interval_below_five_tasks():
+    c = R.correlate([0.1, 0.5, 0.9], [1.0, 2.0, 3.0], n_boot=200)
+    assert c["spearman_rho"] == pytest.approx(1.0) and c["n"] == 3
+    assert all(math.isnan(c[f"{n}_{e}"]) for n in ("pearson_r", "spearman_rho", "slope") for e in ("lo", "hi"))
+    assert not math.isnan(R.correlate([0.1, 0.3, 0.5, 0.7, 0.9], [1, 3, 2, 5, 4], n_boot=200)["spearman_rho_lo"])

@@ -585,13 +585,19 @@ def ols(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
     return {"slope": slope, "intercept": intercept, "slope_se": se}
 
 
+# Below this many tasks a bootstrap over tasks is degenerate (3 points: most resamples hold 2 distinct
+# points, whose correlation is +-1), so an interval would look decisive while saying nothing.
+MIN_POINTS_FOR_CI = 5
+
+
 def correlate(x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed: int = 0,
               key: Sequence[object] = ()) -> dict[str, float]:
     """Pearson r, Spearman rho and the OLS slope of y on x, each with a 95% bootstrap CI
     over the points (tasks): resample (x, y) pairs with replacement, vectorised over resamples.
 
     With ~8 tasks these CIs are wide and honest; resamples with a constant x are dropped
-    (NaN-aware percentiles). Deterministic given ``seed`` and ``key``.
+    (NaN-aware percentiles). With fewer than :data:`MIN_POINTS_FOR_CI` points the intervals are
+    NaN (the point estimates remain). Deterministic given ``seed`` and ``key``.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.shape != y.shape or x.ndim != 1:
@@ -604,7 +610,7 @@ def correlate(x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed: 
            "pearson_r": pearson(x, y) if k >= 2 else np.nan,
            "spearman_rho": spearman(x, y) if k >= 2 else np.nan}
     names = ("pearson_r", "spearman_rho", "slope")
-    if k < 3:
+    if k < MIN_POINTS_FOR_CI:
         out.update({f"{n}_{e}": np.nan for n in names for e in ("lo", "hi")})
         return out
     rng = np.random.default_rng(np.random.SeedSequence(_stable_seed(seed, "tasks", *key)))

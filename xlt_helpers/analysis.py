@@ -157,8 +157,7 @@ def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
         return ["- No per-example scores in the results: no intervals for the size contrasts."]
     pe = a.res.per_example
     for target in a.targets:
-        metric = book.primary_metric(target)
-        s = a.summary[(a.summary["target"] == target) & (a.summary["metric"] == metric)]
+        metric, s = _primary(a, target)
         for family, f in s.groupby("family"):
             models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
             if len(models) < 2:
@@ -222,9 +221,8 @@ def near_chance_statements(a: Analysis, margin: float = CHANCE_MARGIN) -> list[s
     out: list[str] = []
     for target in a.targets:
         chance = 100.0 * (get_task(target).chance or 0.0)
-        metric = book.primary_metric(target)
-        base = a.summary[(a.summary["target"] == target) & (a.summary["metric"] == metric)
-                         & (a.summary["intermediate"] == "none")]
+        metric, s = _primary(a, target)
+        base = s[s["intermediate"] == "none"]
         for _, r in base[base["en"] < chance + margin].iterrows():
             out.append(f"- `{r['model']}` on {target.upper()}: English {metric} {r['en']:.1f} without an intermediate "
                        f"task, within {margin:g} points of chance ({chance:.1f}); its rows measure noise, not transfer.")

@@ -35,12 +35,15 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .paths import cache_dir, repo_root
+
+if TYPE_CHECKING:
+    from .grid import Node
 
 TARGET = "xnli"                       # every throughput measurement uses XNLI English pairs (the study's main target)
 BENCH_DIR = "bench"
@@ -415,7 +418,8 @@ def eval_throughput(result, evals: dict, cfg: BenchConfig, reps: int = 2) -> dic
     from .evaluate import predict_encoder
     tok = result.tokenizer
     feats = {lang: featurize.encode_classification(ds, tok, cfg.max_length) for lang, ds in evals.items()}
-    tokens = sum(int(sum(map(len, f["input_ids"][:]))) for f in feats.values())
+    lens = [list(map(len, f["input_ids"][:])) for f in feats.values()]
+    tokens = sum(sum(ls) for ls in lens)
     times = {True: [], False: []}
     for _ in range(reps):
         for sort in (True, False):
@@ -424,7 +428,6 @@ def eval_throughput(result, evals: dict, cfg: BenchConfig, reps: int = 2) -> dic
                 predict_encoder(result.model, f, tok.pad_token_id, cfg.eval_batch_size, sort_by_length=sort)
             times[sort].append(time.perf_counter() - t0)
     s, u = min(times[True]), min(times[False])
-    lens = [list(map(len, f["input_ids"][:])) for f in feats.values()]
     pad_u = sum(padded_tokens(ls, cfg.eval_batch_size, sort=False) for ls in lens)
     pad_s = sum(padded_tokens(ls, cfg.eval_batch_size, sort=True) for ls in lens)
     return {"tokens": tokens, "examples": sum(len(d) for d in evals.values()), "sorted_s": s, "unsorted_s": u,
@@ -474,25 +477,36 @@ def node_worker(params: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mb": vmhwm_mb()}
 
 
-def run_node_subprocess(params: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
-    """:func:`node_worker` in a fresh interpreter (peak RSS per configuration); adds the process wall."""
+def _bench_worker(args: list[str], what: str, timeout: float) -> tuple[dict[str, Any], float]:
+    """Run ``python -m xlt_helpers.bench <args>`` fresh; its ``BENCH {json}`` line and the process wall."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "xlt_helpers.bench", "node", json.dumps(params)],
+    proc = subprocess.run([sys.executable, "-m", "xlt_helpers.bench", *args],
                           capture_output=True, text=True, env=_subprocess_env(), cwd=str(repo_root()), timeout=timeout)
     wall = time.perf_counter() - t0
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench node worker failed (exit {proc.returncode}) for {params}:\n{proc.stderr[-3000:]}")
-    return {**json.loads(lines[-1][6:]), "process_wall_s": wall}
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][6:]), wall
+
+
+def run_node_subprocess(params: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
+    """:func:`node_worker` in a fresh interpreter (peak RSS per configuration); adds the process wall."""
+    out, wall = _bench_worker(["node", json.dumps(params)], f"bench node worker for {params}", timeout)
+    return {**out, "process_wall_s": wall}
+
+
+def _grid_node(params: dict[str, Any]) -> "Node":
+    """The phase-2 grid node that runs ``params`` (run_target kwargs) through the target notebook."""
+    from .grid import PHASE_NOTEBOOKS, Node, run_id
+    nb = str(repo_root() / "notebooks" / PHASE_NOTEBOOKS["target"])
+    p = {k: v for k, v in params.items() if k not in ("init_from", "out_dir")}
+    return Node(run_id("target", p), "target", nb, p, [])
 
 
 def run_papermill_subprocess(params: dict[str, Any], runs: Path, timeout: float = 900) -> float:
     """The same node through the grid's runner (``python -m xlt_helpers.runs``: papermill + kernel)."""
-    from .grid import PHASE_NOTEBOOKS, Node, run_id
     from .runs import DONE_FILE, FAILED_FILE, prepare_node_dir
-    nb = str(repo_root() / "notebooks" / PHASE_NOTEBOOKS["target"])
-    p = {k: v for k, v in params.items() if k not in ("init_from", "out_dir")}
-    node = Node(run_id("target", p), "target", nb, p, [])
+    node = _grid_node(params)
     d = prepare_node_dir(node, runs)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "xlt_helpers.runs", str(d)], capture_output=True, text=True,
@@ -507,16 +521,9 @@ def run_papermill_subprocess(params: dict[str, Any], runs: Path, timeout: float 
 def run_forked_subprocess(params: dict[str, Any], runs: Path, timeout: float = 900) -> float:
     """The same node as ``xlt run``'s local executor runs it: a parent that has papermill imported
     forks a child per node (:func:`runs.fork_node`). Timed inside that parent, from fork to exit."""
-    from .grid import PHASE_NOTEBOOKS, Node, run_id
-    nb = str(repo_root() / "notebooks" / PHASE_NOTEBOOKS["target"])
-    p = {k: v for k, v in params.items() if k not in ("init_from", "out_dir")}
-    node = Node(run_id("target", p), "target", nb, p, [])
-    proc = subprocess.run([sys.executable, "-m", "xlt_helpers.bench", "fork", json.dumps(node.to_json()), str(runs)],
-                          capture_output=True, text=True, env=_subprocess_env(), cwd=str(repo_root()), timeout=timeout)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"forked run of {node.id} failed (exit {proc.returncode}): {proc.stderr[-3000:]}")
-    return float(json.loads(lines[-1][6:])["wall_s"])
+    node = _grid_node(params)
+    out, _ = _bench_worker(["fork", json.dumps(node.to_json()), str(runs)], f"forked run of {node.id}", timeout)
+    return float(out["wall_s"])
 
 
 def fork_worker(node_json: dict[str, Any], runs: str) -> dict[str, Any]:
@@ -574,7 +581,7 @@ def orchestration(cfg: BenchConfig, work: Path) -> dict[str, Any]:
     df = pd.DataFrame(rows)
     direct = float(df["direct_s"].min())
     return {"table": df, "direct_s": direct, "forked_s": float(df["forked_s"].min()),
-            "papermill_s": float(df["fresh_runner_s"].min()),
+            "fresh_s": float(df["fresh_runner_s"].min()),
             "overhead_s": float(df["forked_s"].min()) - direct,
             "overhead_fresh_s": float(df["fresh_runner_s"].min()) - direct,
             "import_papermill_s": _fresh_import_s("papermill"),
@@ -769,7 +776,7 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
             [("direct call, fresh process (best)", _fmt(orc["direct_s"], " s")),
              ("`xlt run` local executor: forked child of a papermill-loaded parent (best)", _fmt(orc["forked_s"], " s")),
              ("overhead per node, local executor", _fmt(orc["overhead_s"], " s")),
-             ("fresh runner process, `python -m xlt_helpers.runs` (the Ray route; best)", _fmt(orc["papermill_s"], " s")),
+             ("fresh runner process, `python -m xlt_helpers.runs` (the Ray route; best)", _fmt(orc["fresh_s"], " s")),
              ("overhead per node, fresh runner", _fmt(orc["overhead_fresh_s"], " s")),
              ("of which: importing papermill in a fresh interpreter", _fmt(orc["import_papermill_s"], " s")),
              ("… of that: rfc3987_syntax (jsonschema's IRI checker, via nbformat)", _fmt(orc["import_rfc3987_syntax_s"], " s")),
@@ -876,7 +883,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) == 3 and args[0] == "fork":
         print("BENCH " + json.dumps(fork_worker(json.loads(args[1]), args[2])), flush=True)
         return 0
-    print("usage: python -m xlt_helpers.bench node '<run_target kwargs as JSON>' (use `xlt bench` for the suite)",
+    print("usage: python -m xlt_helpers.bench node '<run_target kwargs as JSON>' | fork '<node JSON>' RUNS_DIR "
+          "(the workers of items 4-5; use `xlt bench` for the suite)",
           file=sys.stderr)
     return 2
 

@@ -131,7 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"xlt run: --workers must be >= 1, got {args.workers}", file=sys.stderr)
         return 2
     profile = load_profile(args.profile, args.set)
-    nodes = select(build_grid(profile, args.notebooks_dir), args.only)
+    grid = build_grid(profile, args.notebooks_dir)
+    nodes = select(grid, args.only)
     if not nodes:
         print(f"xlt run: --only {' '.join(args.only)} matched no node of profile {profile.name}", file=sys.stderr)
         return 2
@@ -146,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if restored:
                 print(f"restored {len(restored)} finished nodes from {res / 'nodes'}")
 
-            grid_ids = [n.id for n in build_grid(profile, args.notebooks_dir)]
+            grid_ids = [n.id for n in grid]   # tables cover the whole grid, not just --only
 
             def on_done(nid: str) -> None:
                 if store.export(runs, res, [nid]):

@@ -149,8 +149,6 @@ NO_GAINS = "No intermediate-task runs with a matching baseline yet: nothing to c
 
 
 def _by_family_panels(families: Sequence[str], title: str, y_title: str, height: int = 420) -> go.Figure:
-    if not families:
-        return no_data(title, NO_GAINS)
     fig = make_subplots(rows=1, cols=len(families), shared_yaxes=True, horizontal_spacing=0.06,
                         subplot_titles=[f"{f} models" for f in families])
     for c in range(1, len(families) + 1):

@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
@@ -97,14 +97,19 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f]
 
 
+def _finished_nodes(results: Path, ids: Iterable[str] | None = None) -> Iterator[Path]:
+    """Folders of ``results/nodes`` whose export completed (DONE.json), only ``ids`` when given."""
+    keep = None if ids is None else set(ids)
+    for d in sorted((Path(results) / "nodes").glob("*/")):
+        if (d / DONE_FILE).is_file() and (keep is None or d.name in keep):
+            yield d
+
+
 def tidy_tables(results: Path, ids: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
     """scores / per_example / intermediate tables from ``results/nodes`` (only ``ids`` when given:
     nodes of an older version of a profile stay in the store but not in its tables)."""
     scores, per_ex, inter = [], [], []
-    keep = None if ids is None else set(ids)
-    for d in sorted((Path(results) / "nodes").glob("*/")):
-        if not (d / DONE_FILE).is_file() or (keep is not None and d.name not in keep):
-            continue
+    for d in _finished_nodes(results, ids):
         m = json.loads((d / METRICS_FILE).read_text())
         rid = d.name
         size = m["train"].get("params_total")
@@ -144,12 +149,10 @@ def write_tables(results: Path, profile: str | None = None, ids: Iterable[str] |
 def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -> dict[str, Any]:
     """Which device produced the results, with which versions, in how much wall time."""
     devices, walls = set(), []
-    keep = None if ids is None else set(ids)
-    for d in sorted((Path(results) / "nodes").glob("*/")):
-        if (d / DONE_FILE).is_file() and (keep is None or d.name in keep):
-            m = json.loads((d / METRICS_FILE).read_text())
-            devices.add(m.get("device", "unknown"))
-            walls.append(json.loads((d / DONE_FILE).read_text()).get("wall_s", 0.0))
+    for d in _finished_nodes(results, ids):
+        m = json.loads((d / METRICS_FILE).read_text())
+        devices.add(m.get("device", "unknown"))
+        walls.append(json.loads((d / DONE_FILE).read_text()).get("wall_s", 0.0))
     import platform
 
     import torch

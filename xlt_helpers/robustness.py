@@ -238,6 +238,12 @@ def _check_arm(arm: Mapping[str, np.ndarray], name: str) -> tuple[dict[str, np.n
     return arm, next(iter(sizes.values()))
 
 
+def _ci(draws: np.ndarray) -> tuple[float, float]:
+    """The 2.5 / 97.5 percentiles of bootstrap draws: a 95% percentile interval."""
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def _gain_from_boots(treat: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray],
                      bt: Mapping[str, np.ndarray], bb: Mapping[str, np.ndarray],
                      n_boot: int, seed: int, english: str, key: Sequence[object]) -> dict[str, object]:
@@ -251,11 +257,11 @@ def _gain_from_boots(treat: Mapping[str, np.ndarray], base: Mapping[str, np.ndar
     points = np.array([treat[lang].mean() - base[lang].mean() for lang in langs])
     boot_avg = boot.mean(axis=0)
     out: dict[str, object] = {"gain_avg": float(points.mean()), "boot_avg": boot_avg,
-                              "ci_avg": tuple(float(v) for v in np.percentile(boot_avg, [2.5, 97.5]))}
+                              "ci_avg": _ci(boot_avg)}
     if english in langs:
         i = langs.index(english)
         out.update(gain_en=float(points[i]), boot_en=boot[i],
-                   ci_en=tuple(float(v) for v in np.percentile(boot[i], [2.5, 97.5])))
+                   ci_en=_ci(boot[i]))
     else:
         out.update(gain_en=np.nan, boot_en=None, ci_en=(np.nan, np.nan))
     return out
@@ -401,11 +407,6 @@ def _run_draws(arm: Mapping[str, np.ndarray], n_boot: int, seed: int, key: Seque
     s = next(iter(arm.values())).shape[0]
     draws = _seed_draws(s, n_boot, seed, (*key, "run"))
     return {lang: (bt[lang] * draws).sum(1) / s for lang in arm}
-
-
-def _ci(draws: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 def size_contrast(per_example: pd.DataFrame, family: str, target: str, metric: str, small: str, large: str,

@@ -106,6 +106,36 @@ def test_e5ed_is_warm_started_bert2bert(ladder, tokenizer):
     assert torch.isfinite(loss) and loss.item() > 0
 
 
+def test_e5ed_cross_attention_starts_as_mean_pooling_that_the_decoder_can_see(tokenizer):
+    """The recipe behind e5ed's cross_attention_gain: uniform attention over the real source tokens
+    (pads excluded), keys/values copied from self-attention, and a first decoder state that differs
+    between inputs far more than with transformers' random cross-attention (which left XNLI at chance)."""
+    import dataclasses
+
+    spec = get_model("e5ed-L3")
+    texts = [*TEXTS, "query: A man is playing a guitar on stage.", "query: Der Zug hatte zwei Stunden Verspätung."]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    start = torch.zeros(len(texts), 1, dtype=torch.long)
+
+    def first_state(model):
+        with torch.no_grad():
+            out = model(**batch, decoder_input_ids=start, output_attentions=True, output_hidden_states=True)
+        h = out.decoder_hidden_states[-1][:, 0]
+        return out, float((h - h.mean(0)).norm(dim=1).mean() / h.norm(dim=1).mean())
+
+    model = load_seq2seq(spec).eval()
+    layer = model.decoder.bert.encoder.layer[2]
+    torch.testing.assert_close(layer.crossattention.self.value.weight, layer.attention.self.value.weight)
+    assert layer.crossattention.self.query.weight.abs().sum() == 0
+    out, spread = first_state(model)
+    mask = batch["attention_mask"].float()
+    uniform = mask / mask.sum(1, keepdim=True)
+    for att in out.cross_attentions:                      # (batch, heads, 1, source)
+        torch.testing.assert_close(att[:, :, 0], uniform[:, None].expand_as(att[:, :, 0]))
+    _, spread_random = first_state(load_seq2seq(dataclasses.replace(spec, cross_attention_gain=None)).eval())
+    assert spread > 10 * spread_random, (spread, spread_random)
+
+
 def test_tiny_xlmr_is_seeded_and_leaves_global_rng_alone(tokenizer):
     cfg = tiny_xlmr_config()
     assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.intermediate_size) == (2, 32, 2, 64)

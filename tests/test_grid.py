@@ -123,3 +123,18 @@ def test_select_filters_and_includes_dependencies(smoke_like):
     assert select(nodes, []) == nodes
     assert select(nodes, ["model=nope"]) == []
     assert all(n.params["seed"] == 1 for n in select(nodes, ["seed=1"]))
+
+
+def test_weight_recipe_is_hashed_only_where_a_model_has_one(monkeypatch):
+    import dataclasses
+
+    ed = {"model": "e5ed-L3", "task": "sst2", "seed": 0}
+    enc = {"model": "e5-L3", "task": "sst2", "seed": 0}
+    assert MODELS["e5ed-L3"].weight_recipe() == {"cross_attention_gain": 10.0}
+    assert MODELS["e5-L3"].weight_recipe() == {}          # encoders' ids (and finished results) unchanged
+    before_ed, before_enc = run_id("intermediate", ed), run_id("intermediate", enc)
+    monkeypatch.setitem(MODELS, "e5ed-L3", dataclasses.replace(MODELS["e5ed-L3"], cross_attention_gain=5.0))
+    assert run_id("intermediate", ed) != before_ed
+    monkeypatch.setitem(MODELS, "e5ed-L3", dataclasses.replace(MODELS["e5ed-L3"], cross_attention_gain=None))
+    assert run_id("intermediate", ed) not in {before_ed, run_id("intermediate", {**ed, "model": "e5ed-L6"})}
+    assert run_id("intermediate", enc) == before_enc

@@ -15,6 +15,9 @@ def test_sections_and_statements(tmp_path):
     assert analysis.near_chance_statements(a) == []                  # synthetic accuracies sit near 55-70
     sizes = analysis.size_statements(a, n_boot=50)
     assert len(sizes) == 4 and all("[" in s and "95% level" in s for s in sizes)   # 2 targets x 2 families
+    families = analysis.family_statements(a, n_boot=50)             # 2 targets x (L3, L6) depth pairs
+    assert len(families) == 4 and all("(encoder-decoder)" in s and s.count("95% level") == 2 for s in families)
+    assert analysis.depth_pairs(["e5-L3", "e5-L6", "e5ed-L3", "tiny-xlmr", "not-a-model"]) == [("e5-L3", "e5ed-L3")]
 
     low = res.scores.copy()
     pick = (low["model"] == "e5-L3") & (low["intermediate"] == "none") & (low["target"] == "xnli") & (low["lang"] == "en")

@@ -288,6 +288,19 @@ def test_size_contrast_by_hand_on_constant_scores():
         R.size_contrast(pe, "encoder", "mlqa", "f1", "s", "l", ["u"])
 
 
+def test_model_contrast_across_families_by_hand():
+    # the constant-score tables above, with the second model an encoder-decoder
+    pe = pd.DataFrame(_pe_rows("s", "none", {"en": 80, "de": 60, "sw": 50}) + _pe_rows("s", "t", {"en": 82, "de": 61, "sw": 53})
+                      + _pe_rows("l", "none", {"en": 90, "de": 80, "sw": 76}) + _pe_rows("l", "t", {"en": 90, "de": 81, "sw": 76}))
+    pe.loc[pe["model"] == "l", "family"] = "encoder-decoder"
+    c = R.model_contrast(pe, "mlqa", "f1", ("encoder", "s"), ("encoder-decoder", "l"), ["t"], n_boot=200)
+    assert c["family"] == "encoder vs encoder-decoder"
+    assert (c["gap_small"], c["gap_large"], c["gap_change"]) == pytest.approx((25, 12, -13))
+    assert c["gain_change"] == pytest.approx(-5 / 3)
+    with pytest.raises(ValueError, match="no per-example rows.*'model': 'l'"):
+        R.size_contrast(pe, "encoder", "mlqa", "f1", "s", "l", ["t"])     # l is not an encoder
+
+
 def test_size_contrast_interval_covers_a_planted_change():
     rng = np.random.default_rng(3)
     rows = []

@@ -188,6 +188,55 @@ def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
     return out
 
 
+def depth_pairs(models: list[str]) -> list[tuple[str, str]]:
+    """(encoder, encoder-decoder) model pairs of one source and encoder depth, e.g. (e5-L3, e5ed-L3):
+    the like-for-like family comparison. Names outside the model registry pair with nothing."""
+    from .models import MODELS
+
+    specs = [MODELS[m] for m in models if m in MODELS]
+    return [(e.name, d.name) for e in specs if e.family == "encoder" for d in specs
+            if d.family == "encoder-decoder" and (d.source, d.encoder_layers) == (e.source, e.encoder_layers)]
+
+
+def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
+    """One Markdown bullet per (target, depth-matched encoder / encoder-decoder pair): the transfer gap
+    and mean intermediate-task gain of each, and the encoder-decoder's difference with a 95% paired
+    bootstrap interval (robustness.model_contrast; both models saw the same evaluation examples)."""
+    if a.res.per_example is None:
+        return ["- No per-example scores in the results: no intervals for the family contrasts."]
+    out: list[str] = []
+    pe = a.res.per_example
+    for target in a.targets:
+        metric, s = _primary(a, target)
+        pairs = depth_pairs(s.drop_duplicates("model")["model"].tolist())
+        if not pairs:
+            out.append(f"- {target.upper()}: no encoder and encoder-decoder of the same depth both have results yet.")
+        for enc, dec in pairs:
+            base = {m: ((s["model"] == m) & (s["intermediate"] == "none")).any() for m in (enc, dec)}
+            if not all(base.values()):
+                out.append(f"- {target.upper()}, `{enc}` vs `{dec}`: a no-intermediate baseline is missing for "
+                           f"{[m for m, ok in base.items() if not ok]}; no family contrast yet.")
+                continue
+            shared = sorted(set(s.loc[(s["model"] == enc) & (s["intermediate"] != "none"), "intermediate"])
+                            & set(s.loc[(s["model"] == dec) & (s["intermediate"] != "none"), "intermediate"]))
+            fam = dict(s.drop_duplicates("model")[["model", "family"]].values)
+            c = robustness.model_contrast(pe, target, metric, (fam[enc], enc), (fam[dec], dec),
+                                          shared or ["none"], n_boot=n_boot)
+            text = (f"- {target.upper()} ({metric}), `{enc}` (encoder) vs `{dec}` (encoder-decoder): transfer gap "
+                    f"without an intermediate task {c['gap_small']:.1f} vs {c['gap_large']:.1f} points, difference "
+                    f"{c['gap_change']:+.1f} [{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] "
+                    f"({_sig(c['gap_change_lo'], c['gap_change_hi'])})")
+            if shared:
+                text += (f"; mean gain over the {len(shared)} shared intermediate task(s) ({', '.join(shared)}) "
+                         f"{c['gain_small']:+.1f} vs {c['gain_large']:+.1f}, difference {c['gain_change']:+.1f} "
+                         f"[{c['gain_change_lo']:+.1f}, {c['gain_change_hi']:+.1f}] "
+                         f"({_sig(c['gain_change_lo'], c['gain_change_hi'])})")
+            else:
+                text += "; no shared intermediate task yet, so no gain contrast"
+            out.append(text + ".")
+    return out
+
+
 def published_size_statements(scores: pd.DataFrame) -> list[str]:
     """Markdown bullets: transfer gap from the smallest to the largest published model of each family
     (no intermediate task), with an interval from resampling languages (no per-example scores exist)."""

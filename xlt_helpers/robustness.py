@@ -420,15 +420,28 @@ def size_contrast(per_example: pd.DataFrame, family: str, target: str, metric: s
     bootstrap interval (examples resampled with draws shared by both models, since both were
     scored on the same examples; then seeds within each run). A missing run raises and names it.
     """
+    return model_contrast(per_example, target, metric, (family, small), (family, large), intermediates,
+                          baseline=baseline, n_boot=n_boot, seed=seed, english=english)
+
+
+def model_contrast(per_example: pd.DataFrame, target: str, metric: str, first: tuple[str, str],
+                   second: tuple[str, str], intermediates: Sequence[str], baseline: str = BASELINE,
+                   n_boot: int = 1000, seed: int = 0, english: str = ENGLISH) -> dict[str, object]:
+    """:func:`size_contrast` between any two (family, model) pairs scored on the same examples, e.g.
+    an encoder and an encoder-decoder of one depth. ``first`` fills the ``*_small`` keys and
+    ``second`` the ``*_large`` keys; every change is second − first."""
     if not intermediates:
         raise ValueError("size_contrast: give at least one intermediate task both models ran")
-    arms = per_example_arrays(per_example[(per_example["family"] == family) & (per_example["target"] == target)
+    (fam_a, small), (fam_b, large) = first, second
+    family = fam_a if fam_a == fam_b else f"{fam_a} vs {fam_b}"
+    families = {small: fam_a, large: fam_b}
+    arms = per_example_arrays(per_example[per_example["family"].isin({fam_a, fam_b}) & (per_example["target"] == target)
                                           & (per_example["metric"] == metric)])
     draws: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     point: dict[tuple[str, str], dict[str, float]] = {}
     for model in (small, large):
         for inter in (baseline, *intermediates):
-            run = (family, model, target, metric, inter)
+            run = (families[model], model, target, metric, inter)
             if run not in arms:
                 raise ValueError(f"size_contrast: no per-example rows for {dict(zip(RUN_KEYS, run))}")
             arm = {lang: v for lang, (_ids, v) in arms[run].items()}

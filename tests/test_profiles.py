@@ -185,3 +185,15 @@ def test_unknown_profile_name_lists_available():
 def test_validate_profile_rejects_non_mapping():
     with pytest.raises(ProfileError, match="src.yml: top level"):
         validate_profile(["not", "a", "mapping"], "src.yml")
+
+
+def test_model_targets_narrow_one_model_only(tmp_path):
+    from xlt_helpers.grid import build_grid
+    p = load_profile(write(tmp_path, edited(model_targets={"tiny-mt5": ["xnli"]})))
+    assert p.targets_for("tiny-mt5") == ("xnli",) and p.targets_for("tiny-xlmr") == p.targets
+    pairs = {(n.params["model"], n.params["target"]) for n in build_grid(p) if n.phase == "target"}
+    assert ("tiny-mt5", "mlqa") not in pairs and {("tiny-mt5", "xnli"), ("tiny-xlmr", "mlqa")} <= pairs
+    msg = error_of(tmp_path, edited(model_targets={"tiny-mt5": ["xquad"]}))
+    assert "model_targets.tiny-mt5[0]" in msg and "'xquad'" in msg and "mlqa" in msg
+    msg = error_of(tmp_path, edited(model_targets={"e5-L12": ["xnli"]}))
+    assert "model_targets.e5-L12" in msg and "tiny-mt5" in msg

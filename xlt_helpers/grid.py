@@ -136,7 +136,7 @@ def build_grid(profile: Profile, notebooks_dir: str | Path | None = None) -> lis
                                                    nb["intermediate"], params, [])
     for model in profile.models:
         for task in profile.intermediate_tasks_for(model):
-            for target in profile.targets:
+            for target in profile.targets_for(model):
                 for seed in profile.seeds:
                     params = target_params(profile, model, task, target, seed)
                     deps = [] if task == NONE_TASK else [phase1[(model, task, seed)].id]

@@ -105,6 +105,13 @@ class Profile:
     # model -> the subset of intermediate_tasks it runs (overrides the two lists above): lets a CPU
     # budget cover the difficulty range densely at the cheapest size and sparsely at the dearest
     model_intermediate_tasks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # model -> the subset of targets it runs: a family that cannot learn a target in the budget
+    # (measured, and said in the profile's comments) skips it instead of filling the grid with zeros
+    model_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def targets_for(self, model: str) -> tuple[str, ...]:
+        """The target tasks run for ``model``: ``model_targets`` if it names the model, else all."""
+        return self.model_targets.get(model, self.targets)
 
     def intermediate_tasks_for(self, model: str) -> tuple[str, ...]:
         """The intermediate tasks (incl. "none") run for ``model``: ``model_intermediate_tasks``
@@ -252,7 +259,7 @@ def _target_tasks() -> list[str]:
 
 # ------------------------------------------------------------------ validation
 _TOP_KEYS = ("name", "description", "models", "intermediate_tasks", "seq2seq_intermediate_tasks",
-             "model_intermediate_tasks", "targets", "seeds", "intermediate", "target", "trim_vocab", "resources",
+             "model_intermediate_tasks", "model_targets", "targets", "seeds", "intermediate", "target", "trim_vocab", "resources",
              "export_results")
 _TOP_REQUIRED = ("name", "models", "intermediate_tasks", "targets", "seeds", "intermediate", "target")
 
@@ -288,6 +295,17 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
                                   "task (model_intermediate_tasks must be subsets of intermediate_tasks)")(
             tasks, at(f"model_intermediate_tasks.{model}"))
     targets = _names(_target_tasks(), "target tasks", "target task")(raw["targets"], at("targets"))
+    per_model_targets: dict[str, tuple[str, ...]] = {}
+    mt = raw.get("model_targets") or {}
+    if not isinstance(mt, dict):
+        raise _err(at("model_targets"), f"expected a mapping model -> list of targets, got {mt!r}")
+    for model, names in mt.items():
+        if model not in models:
+            raise _err(at(f"model_targets.{model}"),
+                       f"unknown model {model!r}; allowed: the profile's models ({', '.join(models)})")
+        per_model_targets[model] = _names(list(targets), "targets (a subset of targets)",
+                                          "target (model_targets must be subsets of targets)")(
+            names, at(f"model_targets.{model}"))
     seeds = _seeds(raw["seeds"], at("seeds"))
 
     # phase 1
@@ -340,7 +358,7 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
         name=_str(raw["name"], at("name")),
         description=_str(raw.get("description", ""), at("description")),
         models=models, intermediate_tasks=inter, seq2seq_intermediate_tasks=s2s,
-        model_intermediate_tasks=per_model, targets=targets,
+        model_intermediate_tasks=per_model, model_targets=per_model_targets, targets=targets,
         seeds=seeds, intermediate=intermediate, target=target,
         trim_vocab=_bool(raw.get("trim_vocab", False), at("trim_vocab")),
         export_results=_bool(raw.get("export_results", False), at("export_results")),

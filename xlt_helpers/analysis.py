@@ -210,7 +210,9 @@ def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
         metric, s = _primary(a, target)
         pairs = depth_pairs(s.drop_duplicates("model")["model"].tolist())
         if not pairs:
-            out.append(f"- {target.upper()}: no encoder and encoder-decoder of the same depth both have results yet.")
+            why = ("no encoder-decoder has results on it" if not (s["family"] == "encoder-decoder").any()
+                   else "no encoder and encoder-decoder of the same depth both have results")
+            out.append(f"- {target.upper()}: {why}, so no family contrast.")
         for enc, dec in pairs:
             base = {m: ((s["model"] == m) & (s["intermediate"] == "none")).any() for m in (enc, dec)}
             if not all(base.values()):

@@ -264,6 +264,24 @@ _TOP_KEYS = ("name", "description", "models", "intermediate_tasks", "seq2seq_int
 _TOP_REQUIRED = ("name", "models", "intermediate_tasks", "targets", "seeds", "intermediate", "target")
 
 
+def _per_model_subsets(raw: Mapping[str, Any], key: str, models: Sequence[str], allowed: Sequence[str],
+                       what: str, one: str, at: Callable[[str], str]) -> dict[str, tuple[str, ...]]:
+    """``raw[key]``, a mapping model -> subset of ``allowed`` (e.g. model_intermediate_tasks,
+    model_targets), checked: each model must be one of the profile's, each name one of ``allowed``."""
+    field_name = what.replace(" ", "_")
+    mapping = raw.get(key) or {}
+    if not isinstance(mapping, dict):
+        raise _err(at(key), f"expected a mapping model -> list of {what}, got {mapping!r}")
+    out: dict[str, tuple[str, ...]] = {}
+    for model, names in mapping.items():
+        if model not in models:
+            raise _err(at(f"{key}.{model}"),
+                       f"unknown model {model!r}; allowed: the profile's models ({', '.join(models)})")
+        out[model] = _names(list(allowed), f"{what} (a subset of {field_name})",
+                            f"{one} ({key} must be subsets of {field_name})")(names, at(f"{key}.{model}"))
+    return out
+
+
 def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
     """Check ``raw`` (a parsed YAML mapping) and return the typed, resolved :class:`Profile`.
 
@@ -283,29 +301,9 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
             raw["seq2seq_intermediate_tasks"], at("seq2seq_intermediate_tasks"))
     else:
         s2s = inter
-    per_model: dict[str, tuple[str, ...]] = {}
-    mit = raw.get("model_intermediate_tasks") or {}
-    if not isinstance(mit, dict):
-        raise _err(at("model_intermediate_tasks"), f"expected a mapping model -> list of tasks, got {mit!r}")
-    for model, tasks in mit.items():
-        if model not in models:
-            raise _err(at(f"model_intermediate_tasks.{model}"),
-                       f"unknown model {model!r}; allowed: the profile's models ({', '.join(models)})")
-        per_model[model] = _names(list(inter), "intermediate tasks (a subset of intermediate_tasks)",
-                                  "task (model_intermediate_tasks must be subsets of intermediate_tasks)")(
-            tasks, at(f"model_intermediate_tasks.{model}"))
+    per_model = _per_model_subsets(raw, "model_intermediate_tasks", models, inter, "intermediate tasks", "task", at)
     targets = _names(_target_tasks(), "target tasks", "target task")(raw["targets"], at("targets"))
-    per_model_targets: dict[str, tuple[str, ...]] = {}
-    mt = raw.get("model_targets") or {}
-    if not isinstance(mt, dict):
-        raise _err(at("model_targets"), f"expected a mapping model -> list of targets, got {mt!r}")
-    for model, names in mt.items():
-        if model not in models:
-            raise _err(at(f"model_targets.{model}"),
-                       f"unknown model {model!r}; allowed: the profile's models ({', '.join(models)})")
-        per_model_targets[model] = _names(list(targets), "targets (a subset of targets)",
-                                          "target (model_targets must be subsets of targets)")(
-            names, at(f"model_targets.{model}"))
+    per_model_targets = _per_model_subsets(raw, "model_targets", models, targets, "targets", "target", at)
     seeds = _seeds(raw["seeds"], at("seeds"))
 
     # phase 1

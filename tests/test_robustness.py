@@ -321,7 +321,9 @@ def test_language_resampled_gap_change_by_hand():
         R.language_resampled_gap_change({"de": 1, "fr": 2}, {"en": 1, "de": 1, "fr": 2})
 
 
-def test_correlation_gives_no_interval_below_five_tasks():
+def test_correlation_needs_three_tasks_and_an_interval_five():
+    two = R.correlate([0.1, 0.9], [3.0, 1.0], n_boot=200)     # a line through 2 points: slope yes, r/rho no
+    assert two["slope"] == pytest.approx(-2.5) and math.isnan(two["pearson_r"]) and math.isnan(two["spearman_rho"])
     c = R.correlate([0.1, 0.5, 0.9], [1.0, 2.0, 3.0], n_boot=200)
     assert c["spearman_rho"] == pytest.approx(1.0) and c["n"] == 3
     assert all(math.isnan(c[f"{n}_{e}"]) for n in ("pearson_r", "spearman_rho", "slope") for e in ("lo", "hi"))

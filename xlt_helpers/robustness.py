@@ -602,6 +602,7 @@ def ols(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
 # Below this many tasks a bootstrap over tasks is degenerate (3 points: most resamples hold 2 distinct
 # points, whose correlation is +-1), so an interval would look decisive while saying nothing.
 MIN_POINTS_FOR_CI = 5
+MIN_POINTS_FOR_CORRELATION = 3     # two points always give r = rho = +-1: a sign, not a correlation
 
 
 def correlate(x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed: int = 0,
@@ -611,7 +612,7 @@ def correlate(x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed: 
 
     With ~8 tasks these CIs are wide and honest; resamples with a constant x are dropped
     (NaN-aware percentiles). With fewer than :data:`MIN_POINTS_FOR_CI` points the intervals are
-    NaN (the point estimates remain). Deterministic given ``seed`` and ``key``.
+    NaN (the point estimates remain); below :data:`MIN_POINTS_FOR_CORRELATION` r and rho are NaN too. Deterministic given ``seed`` and ``key``.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.shape != y.shape or x.ndim != 1:
@@ -621,8 +622,8 @@ def correlate(x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed: 
     k = len(x)
     line = ols(x, y) if k >= 2 else {"slope": np.nan, "intercept": np.nan, "slope_se": np.nan}
     out = {"n": k, **line,
-           "pearson_r": pearson(x, y) if k >= 2 else np.nan,
-           "spearman_rho": spearman(x, y) if k >= 2 else np.nan}
+           "pearson_r": pearson(x, y) if k >= MIN_POINTS_FOR_CORRELATION else np.nan,
+           "spearman_rho": spearman(x, y) if k >= MIN_POINTS_FOR_CORRELATION else np.nan}
     names = ("pearson_r", "spearman_rho", "slope")
     if k < MIN_POINTS_FOR_CI:
         out.update({f"{n}_{e}": np.nan for n in names for e in ("lo", "hi")})

@@ -172,19 +172,19 @@ def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
                 out.append(f"- {target.upper()}, {family}: a no-intermediate baseline is missing for "
                            f"{[m for m, ok in has_base.items() if not ok]}; no size contrast yet.")
                 continue
-            if not shared:
-                out.append(f"- {target.upper()}, {family}: `{small}` and `{large}` share no intermediate task "
-                           "yet; no size contrast of the gain.")
-                continue
-            c = robustness.size_contrast(pe, family, target, metric, small, large, shared, n_boot=n_boot)
-            out.append(
-                f"- {target.upper()} ({metric}), {family}, `{small}` → `{large}`: transfer gap without an "
-                f"intermediate task {c['gap_small']:.1f} → {c['gap_large']:.1f} points, change "
-                f"{c['gap_change']:+.1f} [{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] "
-                f"({_sig(c['gap_change_lo'], c['gap_change_hi'])}); mean gain over the {len(shared)} shared "
-                f"intermediate task(s) ({', '.join(shared)}) {c['gain_small']:+.1f} → {c['gain_large']:+.1f}, "
-                f"change {c['gain_change']:+.1f} [{c['gain_change_lo']:+.1f}, {c['gain_change_hi']:+.1f}] "
-                f"({_sig(c['gain_change_lo'], c['gain_change_hi'])}).")
+            c = robustness.size_contrast(pe, family, target, metric, small, large, shared or ["none"], n_boot=n_boot)
+            text = (f"- {target.upper()} ({metric}), {family}, `{small}` → `{large}`: transfer gap without an "
+                    f"intermediate task {c['gap_small']:.1f} → {c['gap_large']:.1f} points, change "
+                    f"{c['gap_change']:+.1f} [{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] "
+                    f"({_sig(c['gap_change_lo'], c['gap_change_hi'])})")
+            if shared:
+                text += (f"; mean gain over the {len(shared)} shared intermediate task(s) ({', '.join(shared)}) "
+                         f"{c['gain_small']:+.1f} → {c['gain_large']:+.1f}, change {c['gain_change']:+.1f} "
+                         f"[{c['gain_change_lo']:+.1f}, {c['gain_change_hi']:+.1f}] "
+                         f"({_sig(c['gain_change_lo'], c['gain_change_hi'])})")
+            else:
+                text += "; they share no intermediate task yet, so no size contrast of the gain"
+            out.append(text + ".")
     return out
 
 

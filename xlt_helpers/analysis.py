@@ -148,14 +148,40 @@ def _sig(lo: float, hi: float) -> str:
     return "significant at the 95% level" if lo > 0 or hi < 0 else "not significant at the 95% level"
 
 
+def _contrast(pe: pd.DataFrame, s: pd.DataFrame, target: str, metric: str, first: tuple[str, str],
+              second: tuple[str, str], *, label: str, kind: str, sep: str, change: str, n_boot: int) -> str:
+    """One Markdown bullet contrasting two (family, model) runs of ``s`` (one target's primary-metric
+    summary): their no-intermediate transfer gaps and, over the intermediate tasks both ran, their
+    mean gains, each change with a 95% paired bootstrap interval (robustness.model_contrast).
+    ``label`` opens the bullet, ``kind`` names the contrast ("size", "family"), ``sep`` joins the two
+    values ("→", "vs") and ``change`` names second − first ("change", "difference")."""
+    (_, a), (_, b) = first, second
+    missing = [m for m in (a, b) if not ((s["model"] == m) & (s["intermediate"] == "none")).any()]
+    if missing:
+        return f"- {label}: a no-intermediate baseline is missing for {missing}; no {kind} contrast yet."
+    tasks = {m: set(s.loc[(s["model"] == m) & (s["intermediate"] != "none"), "intermediate"]) for m in (a, b)}
+    shared = sorted(tasks[a] & tasks[b])
+    # model_contrast needs an intermediate task; with none shared the baseline stands in and its
+    # (zero) gain is not reported
+    c = robustness.model_contrast(pe, target, metric, first, second, shared or ["none"], n_boot=n_boot)
+    text = (f"- {label}: transfer gap without an intermediate task {c['gap_small']:.1f} {sep} "
+            f"{c['gap_large']:.1f} points, {change} {c['gap_change']:+.1f} [{c['gap_change_lo']:+.1f}, "
+            f"{c['gap_change_hi']:+.1f}] ({_sig(c['gap_change_lo'], c['gap_change_hi'])})")
+    if not shared:
+        return text + f"; they share no intermediate task yet, so no {kind} contrast of the gain."
+    return text + (f"; mean gain over the {len(shared)} shared intermediate task(s) ({', '.join(shared)}) "
+                   f"{c['gain_small']:+.1f} {sep} {c['gain_large']:+.1f}, {change} {c['gain_change']:+.1f} "
+                   f"[{c['gain_change_lo']:+.1f}, {c['gain_change_hi']:+.1f}] "
+                   f"({_sig(c['gain_change_lo'], c['gain_change_hi'])}).")
+
+
 def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
     """One Markdown bullet per (target, family): how the transfer gap and the mean intermediate-task
     gain change from the family's smallest to its largest model, with 95% bootstrap intervals
     (robustness.size_contrast). Families with one model, or without per-example scores, say so."""
-    out: list[str] = []
     if a.res.per_example is None:
         return ["- No per-example scores in the results: no intervals for the size contrasts."]
-    pe = a.res.per_example
+    out: list[str] = []
     for target in a.targets:
         metric, s = _primary(a, target)
         for family, f in s.groupby("family"):
@@ -165,26 +191,9 @@ def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
                            "no size contrast yet.")
                 continue
             small, large = models[0], models[-1]
-            shared = sorted(set(f.loc[(f["model"] == small) & (f["intermediate"] != "none"), "intermediate"])
-                            & set(f.loc[(f["model"] == large) & (f["intermediate"] != "none"), "intermediate"]))
-            has_base = {m: ((f["model"] == m) & (f["intermediate"] == "none")).any() for m in (small, large)}
-            if not all(has_base.values()):
-                out.append(f"- {target.upper()}, {family}: a no-intermediate baseline is missing for "
-                           f"{[m for m, ok in has_base.items() if not ok]}; no size contrast yet.")
-                continue
-            c = robustness.size_contrast(pe, family, target, metric, small, large, shared or ["none"], n_boot=n_boot)
-            text = (f"- {target.upper()} ({metric}), {family}, `{small}` → `{large}`: transfer gap without an "
-                    f"intermediate task {c['gap_small']:.1f} → {c['gap_large']:.1f} points, change "
-                    f"{c['gap_change']:+.1f} [{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] "
-                    f"({_sig(c['gap_change_lo'], c['gap_change_hi'])})")
-            if shared:
-                text += (f"; mean gain over the {len(shared)} shared intermediate task(s) ({', '.join(shared)}) "
-                         f"{c['gain_small']:+.1f} → {c['gain_large']:+.1f}, change {c['gain_change']:+.1f} "
-                         f"[{c['gain_change_lo']:+.1f}, {c['gain_change_hi']:+.1f}] "
-                         f"({_sig(c['gain_change_lo'], c['gain_change_hi'])})")
-            else:
-                text += "; they share no intermediate task yet, so no size contrast of the gain"
-            out.append(text + ".")
+            out.append(_contrast(a.res.per_example, f, target, metric, (family, small), (family, large),
+                                 label=f"{target.upper()} ({metric}), {family}, `{small}` → `{large}`",
+                                 kind="size", sep="→", change="change", n_boot=n_boot))
     return out
 
 
@@ -205,7 +214,6 @@ def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
     if a.res.per_example is None:
         return ["- No per-example scores in the results: no intervals for the family contrasts."]
     out: list[str] = []
-    pe = a.res.per_example
     for target in a.targets:
         metric, s = _primary(a, target)
         pairs = depth_pairs(s.drop_duplicates("model")["model"].tolist())
@@ -214,28 +222,9 @@ def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
                    else "no encoder and encoder-decoder of the same depth both have results")
             out.append(f"- {target.upper()}: {why}, so no family contrast.")
         for enc, dec in pairs:
-            base = {m: ((s["model"] == m) & (s["intermediate"] == "none")).any() for m in (enc, dec)}
-            if not all(base.values()):
-                out.append(f"- {target.upper()}, `{enc}` vs `{dec}`: a no-intermediate baseline is missing for "
-                           f"{[m for m, ok in base.items() if not ok]}; no family contrast yet.")
-                continue
-            shared = sorted(set(s.loc[(s["model"] == enc) & (s["intermediate"] != "none"), "intermediate"])
-                            & set(s.loc[(s["model"] == dec) & (s["intermediate"] != "none"), "intermediate"]))
-            fam = dict(s.drop_duplicates("model")[["model", "family"]].values)
-            c = robustness.model_contrast(pe, target, metric, (fam[enc], enc), (fam[dec], dec),
-                                          shared or ["none"], n_boot=n_boot)
-            text = (f"- {target.upper()} ({metric}), `{enc}` (encoder) vs `{dec}` (encoder-decoder): transfer gap "
-                    f"without an intermediate task {c['gap_small']:.1f} vs {c['gap_large']:.1f} points, difference "
-                    f"{c['gap_change']:+.1f} [{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] "
-                    f"({_sig(c['gap_change_lo'], c['gap_change_hi'])})")
-            if shared:
-                text += (f"; mean gain over the {len(shared)} shared intermediate task(s) ({', '.join(shared)}) "
-                         f"{c['gain_small']:+.1f} vs {c['gain_large']:+.1f}, difference {c['gain_change']:+.1f} "
-                         f"[{c['gain_change_lo']:+.1f}, {c['gain_change_hi']:+.1f}] "
-                         f"({_sig(c['gain_change_lo'], c['gain_change_hi'])})")
-            else:
-                text += "; no shared intermediate task yet, so no gain contrast"
-            out.append(text + ".")
+            out.append(_contrast(a.res.per_example, s, target, metric, ("encoder", enc), ("encoder-decoder", dec),
+                                 label=f"{target.upper()} ({metric}), `{enc}` (encoder) vs `{dec}` (encoder-decoder)",
+                                 kind="family", sep="vs", change="difference", n_boot=n_boot))
     return out
 
 

@@ -612,7 +612,8 @@ def correlate(x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed: 
 
     With ~8 tasks these CIs are wide and honest; resamples with a constant x are dropped
     (NaN-aware percentiles). With fewer than :data:`MIN_POINTS_FOR_CI` points the intervals are
-    NaN (the point estimates remain); below :data:`MIN_POINTS_FOR_CORRELATION` r and rho are NaN too. Deterministic given ``seed`` and ``key``.
+    NaN (the point estimates remain); below :data:`MIN_POINTS_FOR_CORRELATION` r and rho are NaN
+    too. Deterministic given ``seed`` and ``key``.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.shape != y.shape or x.ndim != 1:

@@ -25,3 +25,23 @@ def test_sections_and_statements(tmp_path):
     a_low = analysis.analyse(book.Results(res.dir, low, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
     (line,) = analysis.near_chance_statements(a_low)
     assert "`e5-L3` on XNLI" in line and "35.0" in line and "33.3" in line
+
+
+def test_published_average_statements_say_what_an_average_cannot_show():
+    def row(model, size, avg, source, intermediate="none", metric="accuracy", per_language=False):
+        return dict(model=model, family="encoder-decoder", size_params=size, intermediate=intermediate,
+                    task="xnli", metric=metric, avg=avg, source=source, per_language=per_language,
+                    paper=source.split(" (")[0])
+    table = pd.DataFrame([
+        row("s", 1, 60.0, "Xue et al. 2021 (a)"), row("m", 2, 65.0, "Xue et al. 2021 (a)"),
+        row("l", 3, 64.0, "Xue et al. 2021 (a)"),
+        row("l", 3, 66.0, "Phang et al. 2020 (b)", intermediate="mnli"),
+    ])
+    lines = analysis.published_average_statements(table)
+    assert len(lines) == 2
+    assert "60.0 → 64.0" in lines[0] and "+4.0 points over 3 sizes, not rising at every step" in lines[0]
+    assert "not the transfer gap" in lines[0]
+    assert "+2.0 points" in lines[1] and "not a controlled gain" in lines[1]
+    # a non-primary metric is left to the tables, not the conclusion
+    assert analysis.published_average_statements(table.assign(task="mlqa", metric="em")) == []
+    assert len(analysis.published_average_statements(table.assign(task="mlqa", metric="f1"))) == 2

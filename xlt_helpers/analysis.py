@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from IPython.display import HTML
 
 from . import book, figures, robustness
+from .published import average_gains, average_size_change
 from .results import export, write_tables
 
 Item = Union[go.Figure, HTML]
@@ -247,6 +248,33 @@ def published_size_statements(scores: pd.DataFrame) -> list[str]:
                        f"{c['gap_small']:.1f} → {c['gap_large']:.1f} points, change {c['gap_change']:+.1f} "
                        f"[{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] over {c['n_langs']} "
                        "non-English languages (interval: languages resampled).")
+    return out
+
+
+def published_average_statements(table: pd.DataFrame) -> list[str]:
+    """Markdown bullets from the published *averages* (``published.average_table``): the score level
+    against size within each paper's ladder, and any intermediate-task difference, each labelled
+    with what an average cannot show (the transfer gap) and whether the runs share a paper."""
+    out: list[str] = []
+    for _, r in average_size_change(table).iterrows():
+        if r["metric"] != book.primary_metric(r["task"]):
+            continue
+        trend = (", rising at every step" if r["monotone"] else ", not rising at every step") if r["n_models"] > 2 else ""
+        caveat = (" Its per-language rows give its transfer gap as well." if r["per_language"] else
+                  " Only these averages are public here; an average includes English, so it shows the level, "
+                  "not the transfer gap.")
+        out.append(f"- {r['task'].upper()} ({r['metric']}), {r['family']}, {r['paper']}: the cross-language "
+                   f"average goes {r['avg_small']:.1f} → {r['avg_large']:.1f} from `{r['small']}` to `{r['large']}` "
+                   f"({r['change']:+.1f} points over {r['n_models']} sizes{trend}; one published run, no interval)."
+                   + caveat)
+    for _, r in average_gains(table).iterrows():
+        if r["metric"] != book.primary_metric(r["task"]):
+            continue
+        caveat = ("the same paper's runs" if r["same_paper"] else
+                  f"runs from two papers ({r['paper']} vs {r['base_paper']}), so the difference also holds "
+                  "two fine-tuning protocols and is not a controlled gain")
+        out.append(f"- {r['task'].upper()} ({r['metric']}), `{r['model']}` with intermediate `{r['intermediate']}`: "
+                   f"{r['with_task']:.1f} vs {r['base']:.1f} without, {r['gain']:+.1f} points; {caveat}.")
     return out
 
 

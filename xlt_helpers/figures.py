@@ -195,7 +195,9 @@ def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = N
                 hi: str | None = None, size: str = "size", family: str = "family",
                 intermediate: str = "intermediate", model: str = "model",
                 show_intermediates: bool = True,
-                title: str = "Cross-lingual transfer gap vs model size") -> go.Figure:
+                title: str = "Cross-lingual transfer gap vs model size",
+                y_title: str = "English − mean of other languages (points)",
+                value_label: str = "gap") -> go.Figure:
     """Transfer gap (English minus the mean of the other languages) vs parameters, per family.
 
     Input: one row per (model, intermediate) for ONE target and metric — columns ``family``,
@@ -203,12 +205,14 @@ def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = N
     One line per family through the baseline (``intermediate == "none"``) rows, or through
     the per-model mean over intermediate tasks when there is no baseline; with
     ``show_intermediates`` the intermediate-task rows are drawn as small grey points behind it.
+    ``y_title`` / ``value_label`` rename the quantity when the same picture shows another per-model
+    number against size (the published averages page draws cross-language averages with it).
     """
     _check_columns(summary, [family, size, value, intermediate, model], "gap_vs_size")
     fig = _style(go.Figure(), title)
     fig.update_layout(showlegend=True)   # name the family even when it is the only trace
     fig.update_xaxes(type="log", title_text="parameters")
-    fig.update_yaxes(title_text="English − mean of other languages (points)")
+    fig.update_yaxes(title_text=y_title)
     for k, fam in enumerate(sorted(summary[family].unique())):
         fam_df = summary[summary[family] == fam].sort_values(size)
         base = fam_df[fam_df[intermediate] == "none"]
@@ -224,13 +228,13 @@ def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = N
                     x=rest[size], y=rest[value], mode="markers", name=f"{fam}: with an intermediate task",
                     marker=dict(color=color, opacity=0.35, size=6, symbol=FAMILY_SYMBOL.get(fam, "circle")),
                     customdata=rest[[model, intermediate]].to_numpy(),
-                    hovertemplate="%{customdata[0]} + %{customdata[1]}<br>gap %{y:.2f}<extra></extra>"))
+                    hovertemplate=f"%{{customdata[0]}} + %{{customdata[1]}}<br>{value_label} %{{y:.2f}}<extra></extra>"))
         fig.add_trace(go.Scatter(
             x=base[size], y=base[value], mode="lines+markers", name=label,
             line=dict(color=color, width=2, dash=FAMILY_DASH.get(fam, "solid")),
             marker=dict(size=9, symbol=FAMILY_SYMBOL.get(fam, "circle")),
             error_y=_ci_arrays(base, value, lo, hi), customdata=base[[model]].to_numpy(),
-            hovertemplate="%{customdata[0]} (%{x:.3s} params)<br>gap %{y:.2f}<extra></extra>"))
+            hovertemplate=f"%{{customdata[0]}} (%{{x:.3s}} params)<br>{value_label} %{{y:.2f}}<extra></extra>"))
     return fig
 
 

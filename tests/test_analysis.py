@@ -26,6 +26,16 @@ def test_sections_and_statements(tmp_path):
     (line,) = analysis.near_chance_statements(a_low)
     assert "`e5-L3` on XNLI" in line and "35.0" in line and "33.3" in line
 
+    # one collapsed seed inside a healthy mean is named with its seed
+    one = res.scores.copy()
+    seed0 = pick & (one["seed"] == one.loc[pick, "seed"].min())
+    assert seed0.sum() == 1 and one.loc[pick & ~seed0, "score"].min() > 45
+    one.loc[seed0, "score"] = 34.0
+    one.loc[pick & ~seed0, "score"] = 80.0       # mean 57: not near chance as a model
+    a_one = analysis.analyse(book.Results(res.dir, one, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
+    (line,) = analysis.near_chance_statements(a_one)
+    assert "`e5-L3` on XNLI" in line and "seed 0 34.0" in line and "80.0" in line and "failed to learn" in line
+
 
 def test_published_average_statements_say_what_an_average_cannot_show():
     def row(model, size, avg, source, intermediate="none", metric="accuracy", per_language=False):
@@ -45,3 +55,9 @@ def test_published_average_statements_say_what_an_average_cannot_show():
     # a non-primary metric is left to the tables, not the conclusion
     assert analysis.published_average_statements(table.assign(task="mlqa", metric="em")) == []
     assert len(analysis.published_average_statements(table.assign(task="mlqa", metric="f1"))) == 2
+
+
+def test_size_steps_are_adjacent_then_end_to_end():
+    assert analysis.size_steps(["s"]) == []
+    assert analysis.size_steps(["s", "m"]) == [("s", "m")]
+    assert analysis.size_steps(["s", "m", "l"]) == [("s", "m"), ("m", "l"), ("s", "l")]

@@ -177,9 +177,10 @@ def _contrast(pe: pd.DataFrame, s: pd.DataFrame, target: str, metric: str, first
 
 
 def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
-    """One Markdown bullet per (target, family): how the transfer gap and the mean intermediate-task
-    gain change from the family's smallest to its largest model, with 95% bootstrap intervals
-    (robustness.size_contrast). Families with one model, or without per-example scores, say so."""
+    """Markdown bullets per (target, family): how the transfer gap and the mean intermediate-task gain
+    change at each step up in size (and smallest → largest, see :func:`size_steps`), with 95% paired
+    bootstrap intervals (robustness.model_contrast). Families with one model, or without per-example
+    scores, say so."""
     if a.res.per_example is None:
         return ["- No per-example scores in the results: no intervals for the size contrasts."]
     out: list[str] = []
@@ -191,11 +192,19 @@ def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
                 out.append(f"- {target.upper()}, {family}: only `{models[0]}` has results so far; "
                            "no size contrast yet.")
                 continue
-            small, large = models[0], models[-1]
-            out.append(_contrast(a.res.per_example, f, target, metric, (family, small), (family, large),
-                                 label=f"{target.upper()} ({metric}), {family}, `{small}` → `{large}`",
-                                 kind="size", sep="→", change="change", n_boot=n_boot))
+            for small, large in size_steps(models):
+                out.append(_contrast(a.res.per_example, f, target, metric, (family, small), (family, large),
+                                     label=f"{target.upper()} ({metric}), {family}, `{small}` → `{large}`",
+                                     kind="size", sep="→", change="change", n_boot=n_boot))
     return out
+
+
+def size_steps(models: list[str]) -> list[tuple[str, str]]:
+    """The size contrasts of one family, models sorted by size: every step to the next size (each
+    step shares its own intermediate tasks, and a trend can reverse between steps), then the
+    smallest → largest when there are more than two sizes."""
+    steps = list(zip(models, models[1:]))
+    return steps + ([(models[0], models[-1])] if len(models) > 2 else [])
 
 
 def depth_pairs(models: list[str]) -> list[tuple[str, str]]:
@@ -283,7 +292,9 @@ CHANCE_MARGIN = 5.0   # points above chance below which a baseline "learned noth
 
 def near_chance_statements(a: Analysis, margin: float = CHANCE_MARGIN) -> list[str]:
     """Markdown bullets naming every model whose no-intermediate English score is within ``margin``
-    points of the target's chance level: its gains and gaps measure noise, and the page says so."""
+    points of the target's chance level: its gains and gaps measure noise, and the page says so.
+    A model whose seed mean clears the bar but one of whose seeds does not is named too, with the
+    seed: a collapsed run inside a seed mean drags every gain, gap and contrast that uses it."""
     from .tasks import get_task
 
     out: list[str] = []
@@ -294,4 +305,18 @@ def near_chance_statements(a: Analysis, margin: float = CHANCE_MARGIN) -> list[s
         for _, r in base[base["en"] < chance + margin].iterrows():
             out.append(f"- `{r['model']}` on {target.upper()}: English {metric} {r['en']:.1f} without an intermediate "
                        f"task, within {margin:g} points of chance ({chance:.1f}); its rows measure noise, not transfer.")
+        sc = a.res.scores
+        en = sc[(sc["target"] == target) & (sc["metric"] == metric) & (sc["intermediate"] == "none")
+                & (sc["lang"] == "en") & ~sc["model"].isin(base.loc[base["en"] < chance + margin, "model"])]
+        for model, g in en.groupby("model", sort=False):
+            low = g[g["score"] < chance + margin].sort_values("seed")
+            if low.empty:
+                continue
+            fine = g[g["score"] >= chance + margin].sort_values("seed")
+            seeds = ", ".join(f"seed {int(x.seed)} {x.score:.1f}" for x in low.itertuples())
+            others = ", ".join(f"seed {int(x.seed)} {x.score:.1f}" for x in fine.itertuples())
+            out.append(f"- `{model}` on {target.upper()}: without an intermediate task, English {metric} is within "
+                       f"{margin:g} points of chance ({chance:.1f}) at {seeds}, against {others}: a run that "
+                       "failed to learn sits inside this model's seed means, so read its gaps, gains and size "
+                       "contrasts as lower bounds on what the model can do, not as its behaviour.")
     return out

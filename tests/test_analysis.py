@@ -61,3 +61,22 @@ def test_size_steps_are_adjacent_then_end_to_end():
     assert analysis.size_steps(["s"]) == []
     assert analysis.size_steps(["s", "m"]) == [("s", "m")]
     assert analysis.size_steps(["s", "m", "l"]) == [("s", "m"), ("m", "l"), ("s", "l")]
+
+
+def test_v_information_statements_need_recorded_bits(tmp_path):
+    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    a = analysis.analyse(res, n_boot=20)
+    assert analysis.v_information_statements(a) == [
+        "- No phase-1 run recorded V-usable information, so this measure is not available."]
+    inter = res.intermediate.copy()
+    # stand-in bits = 1 - difficulty (chance-normalised score): V-information measures *ease*
+    inter["v_info_bits"] = (inter["score"] - inter["chance"]) / (100.0 - inter["chance"])
+    with_v = book.Results(res.dir, res.scores, res.per_example, inter, res.meta, ())
+    a_v = analysis.analyse(with_v, n_boot=20)
+    assert a_v.difficulty["v_info_bits"].notna().all()
+    lines = analysis.v_information_statements(a_v)
+    corr = analysis.v_information_correlations(a_v)
+    primary = corr[corr["metric"] == corr["target"].map(book.primary_metric)]
+    assert len(lines) == len(primary) > 0 and all(line.startswith("- `") for line in lines)
+    # the synthetic grid has two intermediate tasks per model: too few for a correlation, and it says so
+    assert (primary["n"] == 2).all() and all("needs at least 3" in line for line in lines)

@@ -227,6 +227,22 @@ def test_v_information():
         R.pointwise_v_information([0.5], [0.25])
 
 
+def test_null_log_prior_is_the_smoothed_training_label_frequency():
+    # labels 0,0,0,1 over 3 classes, add-one: counts 4,2,1 of 7
+    np.testing.assert_allclose(np.exp(R.null_log_prior([0, 0, 0, 1], 3)), [4 / 7, 2 / 7, 1 / 7])
+    np.testing.assert_allclose(np.exp(R.null_log_prior([1, 1], 2, smoothing=0.0)), [0.0, 1.0])
+    with pytest.raises(ValueError, match="0..1"):
+        R.null_log_prior([0, 2], 2)
+
+
+def test_difficulty_table_averages_v_information_over_the_seeds_that_have_it():
+    dev = pd.DataFrame({"model": "m", "intermediate": "sst2", "seed": [0, 1, 2], "metric": "accuracy",
+                        "score": [60.0, 70.0, 80.0], "chance": 50.0, "v_info_bits": [0.2, 0.4, np.nan]})
+    t = R.difficulty_table(dev).iloc[0]
+    assert t["v_info_bits"] == pytest.approx(0.3) and t["n_seeds_v_info"] == 2 and t["n_seeds"] == 3
+    assert np.isnan(R.difficulty_table(dev.drop(columns="v_info_bits")).iloc[0]["v_info_bits"])
+
+
 # --------------------------------------------------------------- correlation
 
 def test_spearman_ties_by_hand():

@@ -36,11 +36,21 @@ def test_each_family_and_kind_trains_and_evaluates(model, kind, tmp_path, shared
     res = train_phase(model, task, train, cfg, tmp_path, vocab_texts=texts)
     assert res.stats["steps"] == 3 and res.stats["train_tokens"] > 0
     assert any("loss" in h for h in res.log_history)
-    rows, scores = evaluate(res, dev, lang, cfg)
+    from xlt_helpers.pipeline import null_prior
+    null = null_prior(spec, train, dev)
+    rows, scores = evaluate(res, dev, lang, cfg, null)
     metric = "f1" if kind == "extractive-QA" else "accuracy"
     assert 0.0 <= scores[metric] <= 100.0
     ids = {r["example_id"] for r in rows}
     assert ids == set(dev["id"][:]), "every evaluation example gets a per-example row"
+    # V-usable information where it is cheap: one label distribution per example (or per word)
+    cheap = kind in ("classification", "multiple-choice") or (kind == "token-tagging" and model == "tiny-xlmr")
+    assert (null is not None) == (kind != "extractive-QA")
+    with_pvi = [r for r in rows if "pvi" in r]
+    if cheap:
+        assert len(with_pvi) == len(rows) and all(r["logp_gold"] <= 0 and np.isfinite(r["pvi"]) for r in rows)
+    else:
+        assert not with_pvi
     assert res.stats["vocab_size"] < 250_002, "vocabulary was trimmed"
 
 
@@ -98,6 +108,7 @@ def test_intermediate_node_writes_checkpoint_and_dev_score(tmp_path, shared_data
     m = run_intermediate(model="tiny-mt5", task="sst2", seed=0, out_dir=str(tmp_path), train_n=12, dev_n=6, **CFG)
     assert (tmp_path / "checkpoint" / "body.safetensors").exists()
     assert m["metric"] == "accuracy" and m["chance"] == pytest.approx(50.0)
+    assert np.isfinite(m["v_information_bits"]) and "prior" in m["v_information_null"]
     assert not list(tmp_path.glob("checkpoint/*.bin")), "safetensors only, never pickle"
 
 

@@ -103,6 +103,46 @@ def gain_vs_difficulty(a: Analysis) -> list[Item]:
                         "difficulty is not computed.</p>"))
     else:
         out.append(HTML(corr[CORRELATION_COLUMNS].round(2).to_html(index=False, classes="dataframe", na_rep="–")))
+    out.append(HTML("<p>The two difficulty measures per task and model: <code>difficulty</code> from the "
+                    "English dev score, and V-usable information in bits (higher = more of the label is "
+                    "usable from the input, i.e. easier; – where it was not recorded or is not cheap, "
+                    "as for extractive QA).</p>"))
+    out.append(HTML(a.difficulty[DIFFICULTY_COLUMNS].round(3).to_html(index=False, classes="dataframe", na_rep="–")))
+    return out
+
+
+DIFFICULTY_COLUMNS = ["model", "intermediate", "dev_score", "chance", "n_seeds", "difficulty", "v_info_bits",
+                      "n_seeds_v_info"]
+
+
+def v_information_correlations(a: Analysis) -> pd.DataFrame:
+    """Gain against V-usable information (bits) per model and target, over the tasks that have it:
+    :func:`robustness.gain_vs_difficulty` with V-information in place of the score-based difficulty.
+    Empty when no phase-1 run recorded V-information."""
+    if a.difficulty is None or a.difficulty["v_info_bits"].isna().all():
+        return pd.DataFrame()
+    v = a.difficulty.dropna(subset=["v_info_bits"]).assign(difficulty=lambda d: d["v_info_bits"])
+    return robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], v)
+
+
+def v_information_statements(a: Analysis) -> list[str]:
+    """Markdown bullets: Spearman ρ of gain on V-usable information per model, on each target's
+    primary metric, with the same rules as the difficulty correlation (ρ from 3 tasks, CI from 5)."""
+    corr = v_information_correlations(a)
+    if corr.empty:
+        return ["- No phase-1 run recorded V-usable information, so this measure is not available."]
+    out = []
+    for _, r in corr.iterrows():
+        if r["metric"] != book.primary_metric(r["target"]):
+            continue
+        head = f"- `{r['model']}` on {r['target'].upper()} ({r['metric']}), {int(r['n'])} tasks"
+        if pd.isna(r["spearman_rho"]):
+            out.append(f"{head}: a correlation needs at least {robustness.MIN_POINTS_FOR_CORRELATION}.")
+        elif pd.isna(r["spearman_rho_lo"]):
+            out.append(f"{head}: ρ = {r['spearman_rho']:+.2f} (too few tasks for an interval).")
+        else:
+            out.append(f"{head}: ρ = {r['spearman_rho']:+.2f} [{r['spearman_rho_lo']:+.2f}, "
+                       f"{r['spearman_rho_hi']:+.2f}] ({_sig(r['spearman_rho_lo'], r['spearman_rho_hi'])}).")
     return out
 
 

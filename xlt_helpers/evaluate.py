@@ -46,14 +46,41 @@ def predict_encoder(model, feats: Dataset, pad_id: int, batch_size: int, keys=("
     return out
 
 
-def evaluate(result: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig) -> tuple[list[dict], dict[str, float]]:
-    """(per-example rows, {metric: score on 0..100}) of ``result`` on ``ds``."""
+def evaluate(result: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig,
+             null_logp: np.ndarray | None = None) -> tuple[list[dict], dict[str, float]]:
+    """(per-example rows, {metric: score on 0..100}) of ``result`` on ``ds``.
+
+    With ``null_logp`` (the null model's log-probability per label, see
+    ``robustness.null_log_prior``), rows of the tasks where V-usable information is cheap — one
+    distribution over labels or choices per example, or per word for tagging — also carry
+    ``logp_gold`` (natural log) and ``pvi`` (bits; a tagged sentence's mean over its words).
+    Extractive QA and generated tags have no such distribution and carry neither."""
     if result.spec.family == "encoder-decoder":
-        return _evaluate_seq2seq(result, ds, lang, cfg)
-    return _evaluate_encoder(result, ds, lang, cfg)
+        return _evaluate_seq2seq(result, ds, lang, cfg, null_logp)
+    return _evaluate_encoder(result, ds, lang, cfg, null_logp)
 
 
-def _evaluate_encoder(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
+def _with_pvi(rows: list[dict], logp_gold: list[np.ndarray], gold: list[np.ndarray],
+              null_logp: np.ndarray | None) -> list[dict]:
+    """Add ``logp_gold`` / ``pvi`` to each row from its gold label(s) log-probabilities (one array per row)."""
+    if null_logp is None:
+        return rows
+    from .robustness import pointwise_v_information
+    for row, lp, g in zip(rows, logp_gold, gold):
+        if len(lp) == 0:
+            continue
+        row["logp_gold"] = float(np.mean(lp))
+        row["pvi"] = float(np.mean(pointwise_v_information(lp, null_logp[np.asarray(g, dtype=int)])))
+    return rows
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def _evaluate_encoder(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig, null_logp: np.ndarray | None = None):
     kind, tok, bs = r.task.kind, r.tokenizer, cfg.eval_batch_size
     if kind == "classification" or kind == "multiple-choice":
         enc = (featurize.encode_classification if kind == "classification" else featurize.encode_multiple_choice)
@@ -63,18 +90,22 @@ def _evaluate_encoder(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
         gold = ds["label"][:]
         rows = [{"example_id": i, "lang": lang, "pred": p, "gold": g, "metric": "accuracy", "value": 100.0 * (p == g)}
                 for i, p, g in zip(ds["id"][:], preds, gold)]
+        lp_gold = [_log_softmax(x)[[g]] for x, g in zip(logits, gold)]
+        rows = _with_pvi(rows, lp_gold, [[g] for g in gold], null_logp)
         return rows, {"accuracy": 100.0 * metrics.accuracy(preds, gold)}
     if kind == "token-tagging":
         feats = featurize.encode_tagging(ds, tok, cfg.max_length)
         logits = predict_encoder(r.model, feats, tok.pad_token_id, bs)["logits"]
-        rows, all_p, all_g = [], [], []
+        rows, all_p, all_g, lp_gold = [], [], [], []
         for i, lg, lab in zip(ds["id"][:], logits, feats["labels"][:]):
             lab = np.asarray(lab)
             p = np.argmax(lg[: len(lab)], -1)
             keep = lab != -100
             all_p.append(p[keep].tolist()); all_g.append(lab[keep].tolist())
+            lp_gold.append(np.take_along_axis(_log_softmax(lg[: len(lab)][keep]), lab[keep][:, None], -1)[:, 0])
             rows.append({"example_id": i, "lang": lang, "metric": "accuracy",
                          "value": 100.0 * float(np.mean(p[keep] == lab[keep])) if keep.any() else 0.0})
+        rows = _with_pvi(rows, lp_gold, all_g, null_logp)
         return rows, {"accuracy": 100.0 * metrics.token_accuracy(all_p, all_g)}
     # extractive QA: windows -> start/end logits -> n-best spans -> MLQA metric
     from .qa import postprocess_predictions, prepare_eval_features
@@ -93,7 +124,7 @@ def _evaluate_encoder(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
 
 
 @torch.inference_mode()
-def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
+def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig, null_logp: np.ndarray | None = None):
     model, tok, task = r.model, r.tokenizer, r.task
     model.eval()
     rows: list[dict] = []
@@ -102,6 +133,7 @@ def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
     lengths = [len(s) for s in srcs]
     bs = max(1, cfg.eval_batch_size // 4)
     preds: list[Any] = [None] * len(exs)
+    cand_lp: list[np.ndarray | None] = [None] * len(exs)   # log-softmax over the candidates' likelihoods
     for idx in _sorted_batches(lengths, bs):
         enc = tok([srcs[i] for i in idx], truncation=True, max_length=cfg.max_length, padding=True, return_tensors="pt")
         cands = featurize.candidates(task, exs[idx[0]])
@@ -115,9 +147,12 @@ def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
                 tgt = lab.clamp(min=0)
                 ll = lp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).masked_fill(lab == -100, 0).sum(-1)
                 scores.append(ll)
-            best = torch.stack(scores, -1).argmax(-1).tolist()
+            stacked = torch.stack(scores, -1)
+            best = stacked.argmax(-1).tolist()
+            norm = torch.log_softmax(stacked.double(), -1).numpy()
             for j, i in enumerate(idx):
                 preds[i] = best[j]
+                cand_lp[i] = norm[j]
         else:
             gen = model.generate(**enc, max_new_tokens=32 if task.kind == "extractive-QA" else cfg.max_length,
                                  num_beams=1, do_sample=False)
@@ -127,6 +162,7 @@ def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig):
         gold = [e["label"] for e in exs]
         rows = [{"example_id": e["id"], "lang": lang, "pred": p, "gold": g, "metric": "accuracy", "value": 100.0 * (p == g)}
                 for e, p, g in zip(exs, preds, gold)]
+        rows = _with_pvi(rows, [c[[g]] for c, g in zip(cand_lp, gold)], [[g] for g in gold], null_logp)
         return rows, {"accuracy": 100.0 * metrics.accuracy(preds, gold)}
     if task.kind == "extractive-QA":
         pm = {e["id"]: ("" if p == featurize.NO_ANSWER else p) for e, p in zip(exs, preds)}

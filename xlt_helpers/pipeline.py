@@ -19,12 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import featurize
 from .data import assert_disjoint, load_task, text_keys
 from .evaluate import evaluate
 from .models import get_model
+from .robustness import null_log_prior
 from .tasks import get_task
 from .runs import write_json_atomic as write_json
 from .train import TrainConfig, peak_rss_mb, save_body, train_phase
@@ -80,18 +82,36 @@ def run_intermediate(*, model: str, task: str, seed: int, out_dir: str, train_n:
     dev, n_overlap = drop_overlap(train, dev)
     texts = featurize.texts_of(spec, train) + featurize.texts_of(spec, dev)
     res = train_phase(model, task, train, cfg, out, init_from=None, vocab_texts=texts)
+    null_logp = null_prior(spec, train, dev)
     t0 = time.perf_counter()
-    rows, scores = evaluate(res, dev, "en", cfg)
+    rows, scores = evaluate(res, dev, "en", cfg, null_logp)
     eval_wall = time.perf_counter() - t0
+    pvi = [r["pvi"] for r in rows if "pvi" in r]
     save_body(res.model, out / "checkpoint", res.vocab_map)
     _write_rows(out / "predictions.jsonl.gz", rows)
     main_metric = next(iter(scores))
     metrics = {"phase": "intermediate", "model": model, "family": res.spec.family, "task": task, "seed": seed,
                "dev": scores, "metric": main_metric, "chance": 100.0 * (spec.chance or 0.0),
                "n_dev": len(dev), "dev_overlap_removed": n_overlap, "train": res.stats, "eval_wall_s": eval_wall, "peak_rss_mb": peak_rss_mb(),
-               "device": device_description(), "config": vars(cfg), "log_history": res.log_history}
+               "device": device_description(), "config": vars(cfg), "log_history": res.log_history,
+               # V-usable information of the dev set (Ethayarajh et al. 2022), bits; None where not cheap
+               "v_information_bits": float(np.mean(pvi)) if pvi else None,
+               "v_information_null": "training-label prior, add-one (robustness.null_log_prior)" if pvi else None}
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def null_prior(spec, train, dev) -> np.ndarray | None:
+    """The null model's log-probability per label for V-usable information: the training-label
+    prior over classes, answer positions (multiple choice) or word tags; None for extractive QA."""
+    if spec.kind == "classification":
+        return null_log_prior(train["label"][:], len(spec.labels))
+    if spec.kind == "multiple-choice":
+        n = max(len(c) for c in list(train["choices"][:]) + list(dev["choices"][:]))
+        return null_log_prior(train["label"][:], n)
+    if spec.kind == "token-tagging":
+        return null_log_prior([t for tags in train["tags"][:] for t in tags], len(spec.labels))
+    return None
 
 
 def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir: str, init_from: str = "",

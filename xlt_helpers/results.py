@@ -11,7 +11,7 @@ and the tidy tables made from them (the formats of :mod:`xlt_helpers.book` and
 
     results/scores.csv            one row per (target run, language, metric)
     results/per_example.csv.gz    one row per (target run, language, example, metric)
-    results/intermediate.csv      one row per phase-1 run: English dev score and chance
+    results/intermediate.csv      one row per phase-1 run: English dev score, chance, V-information
     results/meta.json             device, versions, wall times, node counts
 
 Why both: a long study runs in sittings on machines that do not keep ``runs/``.
@@ -116,7 +116,7 @@ def tidy_tables(results: Path, ids: Iterable[str] | None = None) -> dict[str, pd
         if m["phase"] == "intermediate":
             inter.append({"run_id": rid, "model": m["model"], "intermediate": m["task"], "seed": m["seed"],
                           "metric": m["metric"], "score": m["dev"][m["metric"]], "chance": m["chance"],
-                          "n": m["n_dev"]})
+                          "n": m["n_dev"], "v_info_bits": m.get("v_information_bits")})
             continue
         for lang, vals in m["scores"].items():
             for metric, score in vals.items():

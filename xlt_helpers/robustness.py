@@ -513,7 +513,9 @@ def difficulty_table(dev: pd.DataFrame) -> pd.DataFrame:
     """Difficulty per (model, intermediate) from the English intermediate-task dev table.
 
     Uses the seed-mean dev score. A missing/NaN ``chance`` is filled from the task registry
-    (``tasks.TASKS[name].chance``, 0..1 -> 0..100) so chance levels live in one place.
+    (``tasks.TASKS[name].chance``, 0..1 -> 0..100) so chance levels live in one place. An optional
+    ``v_info_bits`` column (V-usable information of the dev set, recorded by phase 1 where it is
+    cheap) is averaged over the seeds that have it (``n_seeds_v_info``); NaN where none has.
     """
     _require(dev, [c for c in DEV_COLUMNS if c != "chance"], "intermediate dev")
     dev = dev.copy()
@@ -526,8 +528,11 @@ def difficulty_table(dev: pd.DataFrame) -> pd.DataFrame:
             raise ValueError(f"intermediate task {name!r} has no chance level in the dev table nor in "
                              "tasks.TASKS; add `chance` to the table or to its TaskSpec")
         dev.loc[missing & (dev["intermediate"] == name), "chance"] = 100.0 * spec.chance
+    if "v_info_bits" not in dev.columns:
+        dev["v_info_bits"] = np.nan
     g = dev.groupby(["model", "intermediate"], sort=True).agg(
-        dev_score=("score", "mean"), chance=("chance", "first"), n_seeds=("seed", "nunique")).reset_index()
+        dev_score=("score", "mean"), chance=("chance", "first"), n_seeds=("seed", "nunique"),
+        v_info_bits=("v_info_bits", "mean"), n_seeds_v_info=("v_info_bits", "count")).reset_index()
     g["difficulty"] = task_difficulty(g["dev_score"].to_numpy(), g["chance"].to_numpy())
     return g
 
@@ -552,6 +557,22 @@ def pointwise_v_information(logp_model: np.ndarray, logp_null: np.ndarray,
 def v_information(logp_model: np.ndarray, logp_null: np.ndarray, log_base: float = np.e) -> float:
     """V-usable information of a dataset: the mean PVI, in bits (higher = easier for V)."""
     return float(np.mean(pointwise_v_information(logp_model, logp_null, log_base)))
+
+
+def null_log_prior(labels: Sequence[int], n_classes: int, smoothing: float = 1.0) -> np.ndarray:
+    """Natural-log label prior of the training labels: the "null" term of V-usable information.
+
+    Ethayarajh et al. (2022) fine-tune a second model on empty inputs; under cross-entropy such a
+    model can do no better than the training-label frequencies, so the prior is what it converges
+    to, at no training cost. ``smoothing`` (add-k) keeps a label unseen in training finite."""
+    if n_classes < 1:
+        raise ValueError(f"null_log_prior: n_classes must be >= 1, got {n_classes}")
+    y = np.asarray(list(labels), dtype=int)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"null_log_prior: labels must lie in 0..{n_classes - 1}; got {y.min()}..{y.max()}")
+    counts = np.bincount(y, minlength=n_classes).astype(float) + smoothing
+    with np.errstate(divide="ignore"):   # smoothing=0 gives log 0 = -inf for an unseen label, as it should
+        return np.log(counts / counts.sum())
 
 
 # ------------------------------------------------------ gain vs difficulty (tasks)

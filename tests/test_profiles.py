@@ -197,3 +197,22 @@ def test_model_targets_narrow_one_model_only(tmp_path):
     assert "model_targets.tiny-mt5[0]" in msg and "'xquad'" in msg and "mlqa" in msg
     msg = error_of(tmp_path, edited(model_targets={"e5-L12": ["xnli"]}))
     assert "model_targets.e5-L12" in msg and "tiny-mt5" in msg
+
+
+def test_target_per_model_overrides_move_only_that_models_runs(tmp_path):
+    from xlt_helpers.grid import build_grid
+    plain = {n.id: n for n in build_grid(load_profile(write(tmp_path, BASE)))}
+    p = load_profile(write(tmp_path, edited(target__xnli__per_model={"tiny-mt5": {"learning_rate": 1e-4}})))
+    assert p.target["xnli"].for_model("tiny-mt5")["learning_rate"] == 1e-4
+    assert p.target["xnli"].for_model("tiny-xlmr") == p.target["xnli"].for_model("not-listed")
+    grid = build_grid(p)
+    moved = {n.id for n in grid if n.id not in plain}
+    assert moved and all(n.params["model"] == "tiny-mt5" and n.params["target"] == "xnli"
+                         and n.params["learning_rate"] == 1e-4 for n in grid if n.id in moved)
+    assert all(n.id in plain for n in grid if not (n.params["model"] == "tiny-mt5" and n.params.get("target") == "xnli"))
+    msg = error_of(tmp_path, edited(target__xnli__per_model={"e5-L12": {"learning_rate": 1e-4}}))
+    assert "target.xnli.per_model.e5-L12" in msg and "tiny-mt5" in msg
+    msg = error_of(tmp_path, edited(target__xnli__per_model={"tiny-mt5": {"eval_langs": ["en"]}}))
+    assert "eval_langs" in msg
+    msg = error_of(tmp_path, edited(target__xnli__per_model={"tiny-mt5": {"learning_rate": -1}}))
+    assert "target.xnli.per_model.tiny-mt5.learning_rate" in msg

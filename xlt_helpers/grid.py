@@ -111,11 +111,12 @@ def intermediate_params(profile: Profile, model: str, task: str, seed: int) -> d
 
 
 def target_params(profile: Profile, model: str, intermediate: str, target: str, seed: int) -> dict[str, Any]:
-    """Everything phase 2 needs, resolved (eval languages listed, learning rate from models.py when null)."""
-    t = profile.target[target]
-    s = {k: v for k, v in asdict(t).items() if v is not None or k != "doc_stride"}
-    s["eval_langs"] = list(t.eval_langs)
-    s["learning_rate"] = _lr(t.learning_rate, model)
+    """Everything phase 2 needs, resolved (the target's ``per_model`` overrides for ``model`` applied,
+    eval languages listed, learning rate from models.py when null)."""
+    t = profile.target[target].for_model(model)
+    s = {k: v for k, v in t.items() if v is not None or k != "doc_stride"}
+    s["eval_langs"] = list(t["eval_langs"])
+    s["learning_rate"] = _lr(t["learning_rate"], model)
     return {"model": model, "intermediate": intermediate, "target": target, "seed": seed,
             "trim_vocab": profile.trim_vocab, **s}
 

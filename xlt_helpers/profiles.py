@@ -75,6 +75,15 @@ class TargetSettings:
     max_length: int
     warmup_ratio: float
     doc_stride: int | None = None  # extractive-QA targets only
+    # per-model overrides of the hyperparameters above (e.g. a smaller learning rate for a deeper
+    # model); a model without an entry gets exactly the shared settings, so its run ids do not move
+    per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def for_model(self, model: str) -> dict[str, Any]:
+        """The settings ``model`` trains with: the shared ones with its ``per_model`` entry applied."""
+        base = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "per_model"}
+        base.update(self.per_model.get(model, {}))
+        return base
 
 
 @dataclass(frozen=True)
@@ -332,9 +341,23 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
         spec = TASKS[name]
         qa = spec.kind == "extractive-QA"
         fields = [f for f in _TARGET_FIELDS if qa or f != "doc_stride"]
-        sub = _mapping(sub, source, f"{tp}.{name}", fields, [f for f in fields if f not in _OPTIONAL_SETTINGS])
+        sub = _mapping(sub, source, f"{tp}.{name}", (*fields, "per_model"),
+                       [f for f in fields if f not in _OPTIONAL_SETTINGS])
         tv = {k: _SETTING_CHECKERS[k](sub[k], at(f"{tp}.{name}.{k}"))
               for k in fields if k in sub and k != "eval_langs"}
+        pm = sub.get("per_model") or {}
+        if not isinstance(pm, dict):
+            raise _err(at(f"{tp}.{name}.per_model"), f"expected a mapping model -> settings, got {pm!r}")
+        per_model_target: dict[str, dict[str, Any]] = {}
+        tunable = [f for f in fields if f not in ("eval_langs", "eval_n")]
+        for m, overrides in pm.items():
+            if m not in models:
+                raise _err(at(f"{tp}.{name}.per_model.{m}"),
+                           f"unknown model {m!r}; allowed: the profile's models ({', '.join(models)})")
+            o = _mapping(overrides, source, f"{tp}.{name}.per_model.{m}", tunable, ())
+            per_model_target[m] = {k: _SETTING_CHECKERS[k](v, at(f"{tp}.{name}.per_model.{m}.{k}"))
+                                   for k, v in o.items()}
+        tv["per_model"] = per_model_target
         dev_langs = spec.langs_for("dev")
         langs = sub["eval_langs"]
         if langs == ALL_LANGS:

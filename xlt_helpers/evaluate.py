@@ -14,6 +14,7 @@ import torch
 from datasets import Dataset
 
 from . import featurize, metrics
+from .robustness import pointwise_v_information
 from .train import Collator, PhaseResult, TrainConfig
 
 
@@ -65,7 +66,6 @@ def _with_pvi(rows: list[dict], logp_gold: list[np.ndarray], gold: list[np.ndarr
     """Add ``logp_gold`` / ``pvi`` to each row from its gold label(s) log-probabilities (one array per row)."""
     if null_logp is None:
         return rows
-    from .robustness import pointwise_v_information
     for row, lp, g in zip(rows, logp_gold, gold):
         if len(lp) == 0:
             continue

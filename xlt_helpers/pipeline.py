@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from datasets import Dataset
 
 from . import featurize
 from .data import assert_disjoint, load_task, text_keys
 from .evaluate import evaluate
 from .models import get_model
 from .robustness import null_log_prior
-from .tasks import get_task
+from .tasks import TaskSpec, get_task
 from .runs import write_json_atomic as write_json
 from .train import TrainConfig, peak_rss_mb, save_body, train_phase
 
@@ -101,7 +102,7 @@ def run_intermediate(*, model: str, task: str, seed: int, out_dir: str, train_n:
     return metrics
 
 
-def null_prior(spec, train, dev) -> np.ndarray | None:
+def null_prior(spec: TaskSpec, train: Dataset, dev: Dataset) -> np.ndarray | None:
     """The null model's log-probability per label for V-usable information: the training-label
     prior over classes, answer positions (multiple choice) or word tags; None for extractive QA."""
     if spec.kind == "classification":

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from xlt_helpers import analysis, book
+from xlt_helpers import analysis, book, robustness
 from test_book import write_synthetic_results
 
 
@@ -80,3 +80,43 @@ def test_v_information_statements_need_recorded_bits(tmp_path):
     assert len(lines) == len(primary) > 0 and all(line.startswith("- `") for line in lines)
     # the synthetic grid has two intermediate tasks per model: too few for a correlation, and it says so
     assert (primary["n"] == 2).all() and all("needs at least 3" in line for line in lines)
+
+
+def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_path):
+    # enough examples that the planted gains (sst2 +4, udpos -3 points) clear their intervals
+    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=400, with_runs=False))
+    a = analysis.analyse(res, n_boot=200)
+    brief = analysis.brief_statements(a, n_boot=200)
+    assert [line.split(":**")[0] for line in brief] == [
+        "- **Intermediate tasks", "- **Model size", "- **Model family (encoder → encoder-decoder)",
+        "- **Gain vs score-based difficulty"]        # no V-information recorded in the synthetic results
+
+    primary = a.summary[(a.summary["metric"] == a.summary["target"].map(book.primary_metric))
+                        & (a.summary["intermediate"] != "none")]
+    sig = primary[(primary["gain_avg_lo"] > 0) | (primary["gain_avg_hi"] < 0)]
+    pos, neg = sig[sig["gain_avg"] > 0], sig[sig["gain_avg"] < 0]
+    assert len(pos) > 0 and len(neg) > 0 and set(pos["intermediate"]) == {"sst2"} and set(neg["intermediate"]) == {"udpos"}
+    tasks = brief[0]
+    assert (f"of {len(primary)} gains" in tasks and f"{len(pos)} are significantly positive and {len(neg)} "
+            "significantly negative" in tasks)
+    for r in sig.itertuples():                       # each named once, with its own interval
+        named = f"`{r.model}` + {r.intermediate} on {r.target.upper()} {r.gain_avg:+.1f} [{r.gain_avg_lo:+.1f}, "
+        assert tasks.count(named) == 1
+    assert tasks.count("`") == 2 * len(sig)          # and nothing else is named
+
+    # the size line counts the same contrasts the detailed statements print, and names the significant ones
+    contrasts = analysis.size_contrasts(a, n_boot=200)
+    n_gap_sig = sum((c.result["gap_change_lo"] > 0) or (c.result["gap_change_hi"] < 0) for c in contrasts)
+    assert f"the transfer gap changes significantly in {n_gap_sig} of {len(contrasts)} comparisons" in brief[1]
+    assert len(analysis.size_statements(a, n_boot=200)) == len(contrasts) == 4      # 2 targets x 2 families
+    corr = analysis.difficulty_correlations(a)      # 2 tasks per model: rho needs 3, an interval 5
+    assert len(corr) == 8 and brief[3].endswith(f"0 of 8 model × target correlations have the "
+                                                f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; 0 exclude 0.")
+
+
+def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp_path):
+    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    bare = book.Results(res.dir, res.scores, None, None, res.meta, ())
+    a = analysis.analyse(bare, n_boot=20)
+    assert analysis.size_contrasts(a) == [] and analysis.family_contrasts(a) == []
+    assert analysis.brief_statements(a) == ["- No results with per-example scores yet: nothing to summarise."]

@@ -131,11 +131,24 @@ def v_information_statements(a: Analysis) -> list[str]:
     corr = v_information_correlations(a)
     if corr.empty:
         return ["- No phase-1 run recorded V-usable information, so this measure is not available."]
+    return _correlation_lines(corr[corr["metric"] == corr["target"].map(book.primary_metric)])
+
+
+def difficulty_correlations(a: Analysis) -> pd.DataFrame:
+    """Gain against score-based difficulty (robustness.gain_vs_difficulty) on each target's primary
+    metric; empty without intermediate-task results."""
+    if a.difficulty is None:
+        return pd.DataFrame()
+    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], a.difficulty)
+    return corr[corr["metric"] == corr["target"].map(book.primary_metric)] if not corr.empty else corr
+
+
+def _correlation_lines(corr: pd.DataFrame) -> list[str]:
+    """One bullet per row of a gain-vs-difficulty table: ρ from 3 tasks, its interval from 5."""
     out = []
     for _, r in corr.iterrows():
-        if r["metric"] != book.primary_metric(r["target"]):
-            continue
-        head = f"- `{r['model']}` on {r['target'].upper()} ({r['metric']}), {int(r['n'])} tasks"
+        n = int(r["n"])
+        head = f"- `{r['model']}` on {r['target'].upper()} ({r['metric']}), {n} task{'' if n == 1 else 's'}"
         if pd.isna(r["spearman_rho"]):
             out.append(f"{head}: a correlation needs at least {robustness.MIN_POINTS_FOR_CORRELATION}.")
         elif pd.isna(r["spearman_rho_lo"]):
@@ -144,6 +157,83 @@ def v_information_statements(a: Analysis) -> list[str]:
             out.append(f"{head}: ρ = {r['spearman_rho']:+.2f} [{r['spearman_rho_lo']:+.2f}, "
                        f"{r['spearman_rho_hi']:+.2f}] ({_sig(r['spearman_rho_lo'], r['spearman_rho_hi'])}).")
     return out
+
+
+def difficulty_statements(a: Analysis) -> list[str]:
+    """Markdown bullets: Spearman ρ of gain on score-based difficulty per model and target."""
+    corr = difficulty_correlations(a)
+    if corr.empty:
+        return ["- No intermediate-task results with gains yet: no correlation with difficulty."]
+    return _correlation_lines(corr)
+
+
+def best_task_statements(a: Analysis) -> list[str]:
+    """Markdown: per target (primary metric) and model, the best intermediate task's gain with its
+    95% interval, and how many tasks help or hurt significantly."""
+    lines: list[str] = []
+    for target in a.targets:
+        metric, s = _primary(a, target)
+        inter = s[s["intermediate"] != "none"].dropna(subset=["gain_avg"])
+        lines.append(f"\n**{target.upper()} ({metric}, cross-language mean)**\n")
+        for model, g in inter.groupby("model", sort=False):
+            best = g.loc[g["gain_avg"].idxmax()]
+            has_ci = g["gain_avg_lo"].notna().any()
+            ci = f" [{best['gain_avg_lo']:+.1f}, {best['gain_avg_hi']:+.1f}]" if pd.notna(best["gain_avg_lo"]) else ""
+            n_pos = int(((g["sig_avg"] == True) & (g["gain_avg"] > 0)).sum())   # noqa: E712 (NaN-safe)
+            n_neg = int(((g["sig_avg"] == True) & (g["gain_avg"] < 0)).sum())   # noqa: E712
+            sig = (f"; {n_pos} of {len(g)} tasks help significantly, {n_neg} hurt significantly" if has_ci
+                   else "; no per-example scores, so no confidence intervals")
+            lines.append(f"- `{model}`: best intermediate task **{best['intermediate']}** "
+                         f"({best['gain_avg']:+.1f} points{ci}){sig}.")
+    return lines
+
+
+def _significant(lo: float, hi: float) -> bool:
+    return bool(pd.notna(lo) and pd.notna(hi) and (lo > 0 or hi < 0))
+
+
+def brief_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
+    """The answer in brief, as Markdown bullets: only what is significant at the 95% level is named
+    (with its interval), everything else is counted, so a reader sees at once how much of the page
+    is signal. Built from the same contrasts and correlations as the detailed statements."""
+    out: list[str] = []
+    gains = pd.concat([_primary(a, t)[1] for t in a.targets]) if a.targets else pd.DataFrame()
+    gains = gains[gains["intermediate"] != "none"].dropna(subset=["gain_avg_lo"]) if not gains.empty else gains
+    if not gains.empty:
+        sig = gains[[_significant(lo, hi) for lo, hi in zip(gains["gain_avg_lo"], gains["gain_avg_hi"])]]
+        named = "; ".join(f"`{r.model}` + {r.intermediate} on {r.target.upper()} {r.gain_avg:+.1f} "
+                          f"[{r.gain_avg_lo:+.1f}, {r.gain_avg_hi:+.1f}]" for r in sig.itertuples())
+        n_pos, n_neg = int((sig["gain_avg"] > 0).sum()), int((sig["gain_avg"] < 0).sum())
+        out.append(f"- **Intermediate tasks:** of {len(gains)} gains over the no-intermediate baseline (model × task "
+                   f"× target), {n_pos} are significantly positive and {n_neg} significantly negative"
+                   + (f": {named}." if named else "."))
+    for kind, contrasts in (("size", size_contrasts(a, n_boot)), ("family", family_contrasts(a, n_boot))):
+        done = [c for c in contrasts if c.result is not None]
+        if not done:
+            continue
+        what = "Model size" if kind == "size" else "Model family (encoder → encoder-decoder)"
+        parts = []
+        for stat, label, usable in (("gap", "transfer gap", done), ("gain", "mean gain", [c for c in done if c.shared])):
+            sig = [c for c in usable if _significant(c.result[f"{stat}_change_lo"], c.result[f"{stat}_change_hi"])]
+            named = "; ".join(f"{c.models} on {c.target.upper()} {c.result[f'{stat}_change']:+.1f} "
+                              f"[{c.result[f'{stat}_change_lo']:+.1f}, {c.result[f'{stat}_change_hi']:+.1f}]"
+                              for c in sig)
+            parts.append(f"the {label} changes significantly in {len(sig)} of {len(usable)} comparisons"
+                         + (f" ({named})" if named else ""))
+        out.append(f"- **{what}:** " + "; ".join(parts) + ".")
+    for label, corr in (("score-based difficulty", difficulty_correlations(a)),
+                        ("V-usable information", v_information_correlations(a))):
+        if corr.empty:
+            continue
+        corr = corr[corr["metric"] == corr["target"].map(book.primary_metric)]
+        with_ci = corr.dropna(subset=["spearman_rho_lo"])
+        sig = with_ci[[_significant(lo, hi) for lo, hi in zip(with_ci["spearman_rho_lo"], with_ci["spearman_rho_hi"])]]
+        named = "; ".join(f"`{r.model}` on {r.target.upper()} ρ = {r.spearman_rho:+.2f} "
+                          f"[{r.spearman_rho_lo:+.2f}, {r.spearman_rho_hi:+.2f}]" for r in sig.itertuples())
+        out.append(f"- **Gain vs {label}:** {len(with_ci)} of {len(corr)} model × target correlations have the "
+                   f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; {len(sig)} exclude 0"
+                   + (f" ({named})." if named else "."))
+    return out or ["- No results with per-example scores yet: nothing to summarise."]
 
 
 def language_bars(a: Analysis) -> list[Item]:
@@ -189,31 +279,79 @@ def _sig(lo: float, hi: float) -> str:
     return "significant at the 95% level" if lo > 0 or hi < 0 else "not significant at the 95% level"
 
 
-def _contrast(pe: pd.DataFrame, s: pd.DataFrame, target: str, metric: str, first: tuple[str, str],
-              second: tuple[str, str], *, label: str, kind: str, sep: str, change: str, n_boot: int) -> str:
-    """One Markdown bullet contrasting two (family, model) runs of ``s`` (one target's primary-metric
-    summary): their no-intermediate transfer gaps and, over the intermediate tasks both ran, their
-    mean gains, each change with a 95% paired bootstrap interval (robustness.model_contrast).
-    ``label`` opens the bullet, ``kind`` names the contrast ("size", "family"), ``sep`` joins the two
-    values ("→", "vs") and ``change`` names second − first ("change", "difference")."""
+@dataclass(frozen=True)
+class Contrast:
+    """Two (family, model) runs of one target's primary metric compared on the same examples: their
+    no-intermediate transfer gaps and, over the intermediate tasks both ran, their mean gains
+    (``result`` = robustness.model_contrast; None when a baseline is ``missing``). ``kind`` is
+    "size" (second is the larger model) or "family" (encoder vs encoder-decoder of one depth)."""
+
+    kind: str
+    target: str
+    metric: str
+    first: tuple[str, str]
+    second: tuple[str, str]
+    shared: tuple[str, ...]
+    missing: tuple[str, ...]
+    result: dict | None
+
+    @property
+    def models(self) -> str:
+        return f"`{self.first[1]}` {'→' if self.kind == 'size' else 'vs'} `{self.second[1]}`"
+
+
+def _compare(pe: pd.DataFrame, s: pd.DataFrame, kind: str, target: str, metric: str, first: tuple[str, str],
+             second: tuple[str, str], n_boot: int) -> Contrast:
+    """The :class:`Contrast` of two runs of ``s`` (one target's primary-metric summary)."""
     (_, a), (_, b) = first, second
-    missing = [m for m in (a, b) if not ((s["model"] == m) & (s["intermediate"] == "none")).any()]
-    if missing:
-        return f"- {label}: a no-intermediate baseline is missing for {missing}; no {kind} contrast yet."
+    missing = tuple(m for m in (a, b) if not ((s["model"] == m) & (s["intermediate"] == "none")).any())
     tasks = {m: set(s.loc[(s["model"] == m) & (s["intermediate"] != "none"), "intermediate"]) for m in (a, b)}
-    shared = sorted(tasks[a] & tasks[b])
+    shared = tuple(sorted(tasks[a] & tasks[b]))
+    if missing:
+        return Contrast(kind, target, metric, first, second, shared, missing, None)
     # model_contrast needs an intermediate task; with none shared the baseline stands in and its
     # (zero) gain is not reported
-    c = robustness.model_contrast(pe, target, metric, first, second, shared or ["none"], n_boot=n_boot)
-    text = (f"- {label}: transfer gap without an intermediate task {c['gap_small']:.1f} {sep} "
-            f"{c['gap_large']:.1f} points, {change} {c['gap_change']:+.1f} [{c['gap_change_lo']:+.1f}, "
-            f"{c['gap_change_hi']:+.1f}] ({_sig(c['gap_change_lo'], c['gap_change_hi'])})")
-    if not shared:
-        return text + f"; they share no intermediate task yet, so no {kind} contrast of the gain."
-    return text + (f"; mean gain over the {len(shared)} shared intermediate task(s) ({', '.join(shared)}) "
-                   f"{c['gain_small']:+.1f} {sep} {c['gain_large']:+.1f}, {change} {c['gain_change']:+.1f} "
-                   f"[{c['gain_change_lo']:+.1f}, {c['gain_change_hi']:+.1f}] "
-                   f"({_sig(c['gain_change_lo'], c['gain_change_hi'])}).")
+    c = robustness.model_contrast(pe, target, metric, first, second, list(shared) or ["none"], n_boot=n_boot)
+    return Contrast(kind, target, metric, first, second, shared, (), c)
+
+
+def _contrast_text(c: Contrast, label: str) -> str:
+    """One Markdown bullet for a :class:`Contrast`, opened by ``label``; every change is second − first
+    with its 95% paired bootstrap interval."""
+    sep, change = ("→", "change") if c.kind == "size" else ("vs", "difference")
+    if c.result is None:
+        return f"- {label}: a no-intermediate baseline is missing for {list(c.missing)}; no {c.kind} contrast yet."
+    r = c.result
+    text = (f"- {label}: transfer gap without an intermediate task {r['gap_small']:.1f} {sep} "
+            f"{r['gap_large']:.1f} points, {change} {r['gap_change']:+.1f} [{r['gap_change_lo']:+.1f}, "
+            f"{r['gap_change_hi']:+.1f}] ({_sig(r['gap_change_lo'], r['gap_change_hi'])})")
+    if not c.shared:
+        return text + f"; they share no intermediate task yet, so no {c.kind} contrast of the gain."
+    return text + (f"; mean gain over the {len(c.shared)} shared intermediate task(s) ({', '.join(c.shared)}) "
+                   f"{r['gain_small']:+.1f} {sep} {r['gain_large']:+.1f}, {change} {r['gain_change']:+.1f} "
+                   f"[{r['gain_change_lo']:+.1f}, {r['gain_change_hi']:+.1f}] "
+                   f"({_sig(r['gain_change_lo'], r['gain_change_hi'])}).")
+
+
+def _size_pairs(a: Analysis):
+    """(target, metric, family summary, small, large) for every size step of every family, or
+    (target, metric, family summary, only model, None) for a family with one model."""
+    for target in a.targets:
+        metric, s = _primary(a, target)
+        for family, f in s.groupby("family"):
+            models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
+            if len(models) < 2:
+                yield target, metric, family, f, models[0], None
+            for small, large in size_steps(models):
+                yield target, metric, family, f, small, large
+
+
+def size_contrasts(a: Analysis, n_boot: int = 1000) -> list[Contrast]:
+    """Every size step of every family (:func:`size_steps`) on each target's primary metric."""
+    if a.res.per_example is None:
+        return []
+    return [_compare(a.res.per_example, f, "size", target, metric, (family, small), (family, large), n_boot)
+            for target, metric, family, f, small, large in _size_pairs(a) if large is not None]
 
 
 def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
@@ -223,19 +361,14 @@ def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
     scores, say so."""
     if a.res.per_example is None:
         return ["- No per-example scores in the results: no intervals for the size contrasts."]
+    contrasts = iter(size_contrasts(a, n_boot))
     out: list[str] = []
-    for target in a.targets:
-        metric, s = _primary(a, target)
-        for family, f in s.groupby("family"):
-            models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
-            if len(models) < 2:
-                out.append(f"- {target.upper()}, {family}: only `{models[0]}` has results so far; "
-                           "no size contrast yet.")
-                continue
-            for small, large in size_steps(models):
-                out.append(_contrast(a.res.per_example, f, target, metric, (family, small), (family, large),
-                                     label=f"{target.upper()} ({metric}), {family}, `{small}` → `{large}`",
-                                     kind="size", sep="→", change="change", n_boot=n_boot))
+    for target, metric, family, _f, small, large in _size_pairs(a):
+        if large is None:
+            out.append(f"- {target.upper()}, {family}: only `{small}` has results so far; no size contrast yet.")
+            continue
+        c = next(contrasts)
+        out.append(_contrast_text(c, f"{target.upper()} ({metric}), {family}, {c.models}"))
     return out
 
 
@@ -257,24 +390,37 @@ def depth_pairs(models: list[str]) -> list[tuple[str, str]]:
             if d.family == "encoder-decoder" and (d.source, d.encoder_layers) == (e.source, e.encoder_layers)]
 
 
+def family_contrasts(a: Analysis, n_boot: int = 1000) -> list[Contrast]:
+    """Every depth-matched (encoder, encoder-decoder) pair (:func:`depth_pairs`) on each target's
+    primary metric; the encoder-decoder is ``second``."""
+    if a.res.per_example is None:
+        return []
+    out: list[Contrast] = []
+    for target in a.targets:
+        metric, s = _primary(a, target)
+        for enc, dec in depth_pairs(s.drop_duplicates("model")["model"].tolist()):
+            out.append(_compare(a.res.per_example, s, "family", target, metric, ("encoder", enc),
+                                ("encoder-decoder", dec), n_boot))
+    return out
+
+
 def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
     """One Markdown bullet per (target, depth-matched encoder / encoder-decoder pair): the transfer gap
     and mean intermediate-task gain of each, and the encoder-decoder's difference with a 95% paired
     bootstrap interval (robustness.model_contrast; both models saw the same evaluation examples)."""
     if a.res.per_example is None:
         return ["- No per-example scores in the results: no intervals for the family contrasts."]
+    contrasts = family_contrasts(a, n_boot)
     out: list[str] = []
     for target in a.targets:
         metric, s = _primary(a, target)
-        pairs = depth_pairs(s.drop_duplicates("model")["model"].tolist())
-        if not pairs:
+        mine = [c for c in contrasts if c.target == target]
+        if not mine:
             why = ("no encoder-decoder has results on it" if not (s["family"] == "encoder-decoder").any()
                    else "no encoder and encoder-decoder of the same depth both have results")
             out.append(f"- {target.upper()}: {why}, so no family contrast.")
-        for enc, dec in pairs:
-            out.append(_contrast(a.res.per_example, s, target, metric, ("encoder", enc), ("encoder-decoder", dec),
-                                 label=f"{target.upper()} ({metric}), `{enc}` (encoder) vs `{dec}` (encoder-decoder)",
-                                 kind="family", sep="vs", change="difference", n_boot=n_boot))
+        out += [_contrast_text(c, f"{target.upper()} ({metric}), `{c.first[1]}` (encoder) vs `{c.second[1]}` "
+                                  "(encoder-decoder)") for c in mine]
     return out
 
 

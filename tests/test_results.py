@@ -61,3 +61,29 @@ def test_export_tables_restore_roundtrip(runs, tmp_path):
     assert sorted(store.restore(res, fresh)) == ["p1", "p2-none", "p2-sst2"]
     assert (fresh / "p2-sst2" / DONE_FILE).is_file() and (fresh / "p2-sst2" / "metrics.json").is_file()
     assert store.restore(res, fresh) == [], "restore does not overwrite finished nodes"
+
+
+def test_version_mismatch_compares_major_minor_of_the_profile_that_wrote_the_tables(tmp_path):
+    assert store.version_mismatch(tmp_path, "cpu", {"transformers": "5.24"}) == {}      # no meta.json
+    (tmp_path / "meta.json").write_text(json.dumps({"profile": "cpu", "torch": "2.13.0+cpu", "transformers": "5.23.0"}))
+    assert store.version_mismatch(tmp_path, "cpu", {"torch": "2.13", "transformers": "5.23"}) == {}
+    assert store.version_mismatch(tmp_path, "cpu", {"torch": "2.13", "transformers": "5.24"}) == {
+        "transformers": ("5.23", "5.24")}
+    assert store.version_mismatch(tmp_path, "cpu", {"torch": "2.14", "transformers": "5.23"}) == {"torch": ("2.13", "2.14")}
+    assert store.version_mismatch(tmp_path, "full", {"transformers": "5.24"}) == {}     # another profile's tables
+
+
+def test_committed_study_is_complete_under_the_installed_versions():
+    """What makes `make study` on a fresh clone train nothing: every node of the cpu profile, with the
+    run ids this environment computes (they hash parameters, code version and torch/transformers
+    major.minor), is a finished node in the committed results/. Fails when constraints.txt drifts from
+    the versions results/ was made with, or when a profile change leaves nodes unrun."""
+    from xlt_helpers.book import REPO_ROOT
+    from xlt_helpers.grid import build_grid, framework_versions
+    from xlt_helpers.profiles import load_profile
+
+    results = REPO_ROOT / "results"
+    assert store.version_mismatch(results, "cpu", framework_versions()) == {}
+    missing = [n.id for n in build_grid(load_profile("cpu")) if not (results / "nodes" / n.id / DONE_FILE).is_file()]
+    assert missing == [], f"{len(missing)} cpu-profile nodes have no committed result, e.g. {missing[:3]}"
+    assert json.loads((results / "meta.json").read_text())["nodes"] == len(build_grid(load_profile("cpu")))

@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", default=None,
                    help="committed results store for profiles with export_results (default: $XLT_RESULTS_DIR or <repo>/results)")
     r.add_argument("--address", default=None, help="Ray cluster address (ray executor; default: start a local one)")
+    r.add_argument("--allow-version-change", action="store_true",
+                   help="run even though the committed results were made with another torch/transformers "
+                        "major.minor (every node then trains again under the installed versions)")
     r.add_argument("--only", action="append", default=[], metavar="FILTER",
                    help="run only nodes matching FILTER (and their dependencies): a substring or glob of the "
                         "node id, or key=value on its params (e.g. model=e5-L3); repeat to AND filters")
@@ -146,6 +149,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             restored = store.restore(res, runs)
             if restored:
                 print(f"restored {len(restored)} finished nodes from {res / 'nodes'}")
+            from .grid import framework_versions
+            mismatch = store.version_mismatch(res, profile.name, framework_versions())
+            pending = [n.id for n in nodes if node_state(runs, n.id) != "done"]
+            if mismatch and pending and not args.allow_version_change:
+                diff = ", ".join(f"{k} {there} in {res / 'meta.json'} but {here} installed"
+                                 for k, (there, here) in mismatch.items())
+                print(f"xlt run: the committed {profile.name} results were made with other framework versions "
+                      f"({diff}). Run ids hash these versions, so {len(pending)} of {len(nodes)} nodes would "
+                      "train again and replace the committed tables. Install the pinned versions "
+                      "(`make setup`, which applies constraints.txt) to reuse them, or pass "
+                      "--allow-version-change to re-run the study under the installed versions.", file=sys.stderr)
+                return 2
 
             grid_ids = [n.id for n in grid]   # tables cover the whole grid, not just --only
 

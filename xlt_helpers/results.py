@@ -92,6 +92,28 @@ def restore(results: Path, runs: Path) -> list[str]:
     return restored
 
 
+def version_mismatch(results: Path, profile: str, installed: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """``{framework: (in results, installed)}`` for every framework whose major.minor differs between
+    the environment that wrote ``results``' tables for ``profile`` (meta.json) and ``installed``
+    (``grid.framework_versions()``). Run ids hash those versions, so under a mismatch no committed
+    node of the profile counts as done and the whole study would train again. Empty when meta.json
+    is missing or was written for another profile."""
+    path = Path(results) / "meta.json"
+    if not path.is_file():
+        return {}
+    meta = json.loads(path.read_text())
+    if meta.get("profile") != profile:
+        return {}
+    out = {}
+    for dist, here in installed.items():
+        if meta.get(dist) is None:
+            continue
+        there = ".".join(str(meta[dist]).split("+")[0].split(".")[:2])
+        if there != here:
+            out[dist] = (there, here)
+    return out
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]

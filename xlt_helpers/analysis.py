@@ -115,14 +115,21 @@ DIFFICULTY_COLUMNS = ["model", "intermediate", "dev_score", "chance", "n_seeds",
                       "n_seeds_v_info"]
 
 
+def _gain_correlations(a: Analysis, difficulty: pd.DataFrame) -> pd.DataFrame:
+    """robustness.gain_vs_difficulty of every model's gains on ``difficulty`` (model, intermediate,
+    difficulty), kept to each target's primary metric: the one place both measures are correlated."""
+    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], difficulty)
+    return corr[corr["metric"] == corr["target"].map(book.primary_metric)] if not corr.empty else corr
+
+
 def v_information_correlations(a: Analysis) -> pd.DataFrame:
-    """Gain against V-usable information (bits) per model and target, over the tasks that have it:
-    :func:`robustness.gain_vs_difficulty` with V-information in place of the score-based difficulty.
-    Empty when no phase-1 run recorded V-information."""
+    """Gain against V-usable information (bits) per model and target (primary metric), over the tasks
+    that have it: the score-based difficulty replaced by V-information. Empty when no phase-1 run
+    recorded V-information."""
     if a.difficulty is None or a.difficulty["v_info_bits"].isna().all():
         return pd.DataFrame()
-    v = a.difficulty.dropna(subset=["v_info_bits"]).assign(difficulty=lambda d: d["v_info_bits"])
-    return robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], v)
+    return _gain_correlations(a, a.difficulty.dropna(subset=["v_info_bits"])
+                              .assign(difficulty=lambda d: d["v_info_bits"]))
 
 
 def v_information_statements(a: Analysis) -> list[str]:
@@ -131,16 +138,13 @@ def v_information_statements(a: Analysis) -> list[str]:
     corr = v_information_correlations(a)
     if corr.empty:
         return ["- No phase-1 run recorded V-usable information, so this measure is not available."]
-    return _correlation_lines(corr[corr["metric"] == corr["target"].map(book.primary_metric)])
+    return _correlation_lines(corr)
 
 
 def difficulty_correlations(a: Analysis) -> pd.DataFrame:
-    """Gain against score-based difficulty (robustness.gain_vs_difficulty) on each target's primary
-    metric; empty without intermediate-task results."""
-    if a.difficulty is None:
-        return pd.DataFrame()
-    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], a.difficulty)
-    return corr[corr["metric"] == corr["target"].map(book.primary_metric)] if not corr.empty else corr
+    """Gain against score-based difficulty per model and target (primary metric); empty without
+    intermediate-task results."""
+    return pd.DataFrame() if a.difficulty is None else _gain_correlations(a, a.difficulty)
 
 
 def _correlation_lines(corr: pd.DataFrame) -> list[str]:
@@ -225,7 +229,6 @@ def brief_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
                         ("V-usable information", v_information_correlations(a))):
         if corr.empty:
             continue
-        corr = corr[corr["metric"] == corr["target"].map(book.primary_metric)]
         with_ci = corr.dropna(subset=["spearman_rho_lo"])
         sig = with_ci[[_significant(lo, hi) for lo, hi in zip(with_ci["spearman_rho_lo"], with_ci["spearman_rho_hi"])]]
         named = "; ".join(f"`{r.model}` on {r.target.upper()} ρ = {r.spearman_rho:+.2f} "
@@ -276,7 +279,7 @@ def show_all(items: list[Item]) -> None:
 
 
 def _sig(lo: float, hi: float) -> str:
-    return "significant at the 95% level" if lo > 0 or hi < 0 else "not significant at the 95% level"
+    return "significant at the 95% level" if _significant(lo, hi) else "not significant at the 95% level"
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,18 @@ class Node:
 
 
 @lru_cache(maxsize=1)
+def major_minor(version: str) -> str:
+    """"2.13.0+cpu" -> "2.13": the part of a version that run ids hash (a local build label and
+    patch releases do not change results enough to re-run a study)."""
+    return ".".join(version.split("+")[0].split(".")[:2])
+
+
 def framework_versions() -> dict[str, str]:
     """torch / transformers major.minor, read from package metadata (importing torch takes seconds)."""
     out = {}
     for dist in ("torch", "transformers"):
         try:
-            out[dist] = ".".join(metadata.version(dist).split(".")[:2])
+            out[dist] = major_minor(metadata.version(dist))
         except metadata.PackageNotFoundError:
             out[dist] = "absent"
     return out

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator
 
 import pandas as pd
 
+from .grid import major_minor
 from .paths import repo_root
 from .runs import DONE_FILE, METRICS_FILE, NODE_FILE, write_bytes_atomic, write_json_atomic
 
@@ -108,7 +109,7 @@ def version_mismatch(results: Path, profile: str, installed: dict[str, str]) -> 
     for dist, here in installed.items():
         if meta.get(dist) is None:
             continue
-        there = ".".join(str(meta[dist]).split("+")[0].split(".")[:2])
+        there = major_minor(str(meta[dist]))
         if there != here:
             out[dist] = (there, here)
     return out

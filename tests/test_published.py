@@ -1,6 +1,7 @@
 """The published numbers: complete per task, consistent with the papers' own averages."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -294,3 +295,144 @@ def test_xstilts_validation_catches_a_typo():
     bad.loc[i, "intermediate"] = "SQUAD"
     with pytest.raises(ValueError, match="intermediate 'SQUAD' not in"):
         validate_xstilts(bad)
+
+
+# ---- the full-scale analysis ---------------------------------------------------------------------
+from xlt_helpers import published as P  # noqa: E402
+
+
+def _long(table: dict[str, dict[str, float]]) -> pd.DataFrame:
+    return pd.DataFrame([dict(model=m, lang=lang, score=s) for m, d in table.items() for lang, s in d.items()])
+
+
+def test_reproduces_the_issue_gaps(pub):
+    """English minus the mean of the other languages, from the printed per-language rows (issue 12)."""
+    gaps = P.transfer_gaps(pub).set_index(["task", "metric", "model"])["gap"].round(1)
+    mt5 = [f"mt5-{s}" for s in ("small", "base", "large", "xl", "xxl")]
+    assert [gaps[("xnli", "accuracy", m)] for m in mt5] == [13.0, 10.0, 8.9, 8.3, 7.1]
+    assert [gaps[("mlqa", "f1", m)] for m in mt5] == [26.3, 20.2, 16.0, 14.0, 12.5]
+    assert gaps[("xnli", "accuracy", "xlmr-large-xtreme")] == 10.1
+    assert gaps[("mlqa", "f1", "xlmr-large-xtreme")] == 13.9
+
+
+def test_transfer_gap_table_by_hand():
+    rows = []
+    for lang, s in {"en": 90.0, "de": 80.0, "sw": 70.0}.items():
+        rows.append(dict(model="m", family="encoder", size_params=1, intermediate="none", task="xnli",
+                         metric="accuracy", lang=lang, score=s, avg_reported=80.0, source="Doe et al. 2020 (x), T1"))
+    g = P.transfer_gaps(pd.DataFrame(rows)).iloc[0]
+    # others mean 75, gap 15, relative 15/90, worst sw, population SD of (90, 80, 70) = 8.165
+    assert (g["en"], g["others_mean"], g["gap"], g["worst_lang"], g["paper"]) == (90.0, 75.0, 15.0, "sw", "Doe et al. 2020")
+    assert g["rel_gap"] == pytest.approx(15 / 90) and g["std_langs"] == pytest.approx(8.16497, abs=1e-4)
+
+
+def test_model_sizes_use_the_architecture_of_a_rerun():
+    s = P.model_sizes(["xlmr-large-xtreme", "mt5-small"]).set_index("model")
+    assert s.loc["xlmr-large-xtreme", "architecture"] == "xlmr-large"
+    assert s.loc["xlmr-large-xtreme", "paper_total"] == 550_000_000
+    assert s.loc["mt5-small", "non_embedding"] == 44_061_696
+
+
+def test_ladders_keep_one_paper_per_line(pub):
+    lad = P.ladders(pub)
+    assert lad == {("encoder", "Conneau et al. 2020"): ["xlmr-base", "xlmr-large"],
+                   ("encoder-decoder", "Xue et al. 2021"): [f"mt5-{s}" for s in ("small", "base", "large", "xl", "xxl")]}
+
+
+def test_gap_size_fit_by_hand():
+    # family A: gaps 10 (x=1) and 6 (x=2): slope -4. Family B: gaps 12, 9, 6 at x = 1, 2, 3: slope -3.
+    # With the two other languages equally far from their mean in every model, no resample moves the
+    # gaps much; the slopes must come out exactly.
+    long = _long({"a1": {"en": 90, "de": 81, "sw": 79}, "a2": {"en": 90, "de": 85, "sw": 83},
+                  "b1": {"en": 80, "de": 69, "sw": 67}, "b2": {"en": 80, "de": 72, "sw": 70},
+                  "b3": {"en": 80, "de": 75, "sw": 73}})
+    x = {"a1": 1.0, "a2": 2.0, "b1": 1.0, "b2": 2.0, "b3": 3.0}
+    fits, diff = P.gap_size_fit(long, {"A": ["a1", "a2"], "B": ["b1", "b2", "b3"]}, x, n_boot=500)
+    f = fits.set_index("family")
+    assert f.loc["A", "slope"] == pytest.approx(-4.0) and f.loc["B", "slope"] == pytest.approx(-3.0)
+    assert f.loc["A", "intercept"] == pytest.approx(14.0) and f.loc["B", "intercept"] == pytest.approx(15.0)
+    # every resample shifts each model's others-mean by the same amount (de - sw is 2 everywhere), so the
+    # slopes do not move: the intervals collapse onto the point estimates
+    assert (f.loc["A", "slope_lo"], f.loc["A", "slope_hi"]) == pytest.approx((-4.0, -4.0))
+    assert diff["diff"] == pytest.approx(1.0) and (diff["diff_lo"], diff["diff_hi"]) == pytest.approx((1.0, 1.0))
+    with pytest.raises(ValueError, match="two or more models"):
+        P.gap_size_fit(long, {"A": ["a1"]}, x)
+
+
+def test_gap_size_fit_interval_widens_when_languages_disagree():
+    # sw's gap shrinks with size, de's does not: the slope depends on which languages are drawn
+    long = _long({"s": {"en": 90, "de": 85, "sw": 60}, "l": {"en": 90, "de": 85, "sw": 80}})
+    fits, _ = P.gap_size_fit(long, {"F": ["s", "l"]}, {"s": 0.0, "l": 1.0}, n_boot=2000)
+    r = fits.iloc[0]
+    assert r["slope"] == pytest.approx(-10.0)          # gaps 17.5 -> 7.5
+    assert r["slope_lo"] == pytest.approx(-20.0) and r["slope_hi"] == pytest.approx(0.0)   # all-sw / all-de draws
+
+
+def test_equal_size_comparison_picks_nearest_on_log_scale():
+    sizes = pd.DataFrame({"model": ["x", "a", "b"], "total": [100, 190, 40], "non_embedding": [50, 60, 30]})
+    assert P.nearest_in_size(sizes, "x", ["a", "b"], "total") == "a"       # 1.9x vs 2.5x
+    assert P.nearest_in_size(sizes, "x", ["a", "b"], "non_embedding") == "a"
+    long = _long({"x": {"en": 90, "de": 80, "sw": 70}, "a": {"en": 90, "de": 84, "sw": 76},
+                  "b": {"en": 80, "de": 70, "sw": 60}})
+    out = P.equal_size_comparison(long, sizes, "x", ["a", "b"], n_boot=200).set_index("criterion")
+    assert out.loc["total", "nearest"] == "a"
+    assert (out.loc["total", "gap_model"], out.loc["total", "gap_nearest"]) == pytest.approx((15.0, 10.0))
+    assert out.loc["total", "diff"] == pytest.approx(-5.0)
+
+
+def test_catch_up_by_hand():
+    small = {"en": 80.0, "de": 70.0, "sw": 60.0, "fr": 85.0}
+    large = {"en": 90.0, "de": 85.0, "sw": 75.0, "fr": 90.0}
+    out = P.catch_up(small, large, {"de": 3.0, "sw": 0.5}).set_index("lang")
+    assert out.loc["de", "closed"] == pytest.approx(0.5)     # gap 10 -> 5
+    assert out.loc["sw", "closed"] == pytest.approx(0.25)    # gap 20 -> 15
+    assert np.isnan(out.loc["fr", "closed"]) and np.isnan(out.loc["fr", "share"])   # fr beat English: nothing to close
+
+
+def test_translate_train_closure_by_hand():
+    zs = _long({"m": {"en": 90, "de": 80, "sw": 70}})
+    tt = _long({"m": {"en": 91, "de": 85, "sw": 79}})
+    r = P.translate_train_closure(zs, tt).iloc[0]
+    # zero-shot gap 15; others 75 -> 82: closes 7/15; translate-train's own gap 91 - 82 = 9
+    assert (r["gap_zs"], r["others_tt"], r["gap_tt"]) == pytest.approx((15.0, 82.0, 9.0))
+    assert r["closed"] == pytest.approx(7 / 15)
+
+
+def test_translate_train_closes_less_of_the_gap_as_mt5_grows(pub):
+    tt = P.load_translate_train()
+    out = P.translate_train_closure(pub[(pub["task"] == "xnli")], tt[tt["task"] == "xnli"]).set_index("model")
+    # Xue et al. Table 7: mT5-Small others 66.62 -> 71.58 of a 12.98 gap; mT5-XXL 84.54 -> 86.68 of 7.06
+    assert out.loc["mt5-small", "closed"] == pytest.approx((71.58 - 66.62) / 12.98, abs=0.002)
+    assert out.loc["mt5-xxl", "closed"] == pytest.approx((86.68 - 84.54) / 7.06, abs=0.002)
+
+
+def test_xstilts_gains_and_average_check():
+    xs = load_xstilts()
+    chk = P.xstilts_average_check(xs)
+    assert chk.loc[~chk["consistent"], ["intermediate", "mlm"]].values.tolist() == [["QQP", "yes"]]
+    bad = chk[~chk["consistent"]].iloc[0]
+    assert (bad["printed"], round(bad["recomputed"], 1)) == (72.3, 74.3)
+    g = P.xstilts_gains(xs)
+    xnli = g[(g["target"] == "xnli") & (g["mlm"] == "no")].set_index("intermediate")
+    assert xnli.loc["HellaSwag", "gain"] == -0.3 and xnli.loc["HellaSwag", "rank"] == 1
+    assert xnli.loc["SQuAD", "task"] == "squad" and xnli.loc["CSQA", "task"] == "commonsenseqa"
+    mlqa = g[(g["target"] == "mlqa") & (g["metric"] == "f1") & (g["mlm"] == "no")].set_index("intermediate")
+    assert mlqa.loc["SQuAD", "gain"] == 1.9 and mlqa.loc["SQuAD", "rank"] == 1
+
+
+def test_compare_with_reference_by_hand():
+    xg = pd.DataFrame([dict(intermediate="SQuAD", task="squad", mlm="no", target="xnli", metric="accuracy", gain=-1.4),
+                       dict(intermediate="HellaSwag", task="hellaswag", mlm="no", target="xnli", metric="accuracy",
+                            gain=-0.3),
+                       dict(intermediate="CCG", task=None, mlm="no", target="xnli", metric="accuracy", gain=-2.6),
+                       dict(intermediate="SQuAD", task="squad", mlm="yes", target="xnli", metric="accuracy", gain=9.0)])
+    ref = pd.DataFrame([dict(model="m", intermediate="squad", target="xnli", metric="accuracy", gain_avg=2.0),
+                        dict(model="m", intermediate="hellaswag", target="xnli", metric="accuracy", gain_avg=-1.0),
+                        dict(model="m", intermediate="sst2", target="xnli", metric="accuracy", gain_avg=5.0),
+                        dict(model="m", intermediate="none", target="xnli", metric="accuracy", gain_avg=float("nan"))])
+    out = P.compare_with_reference(xg, ref).set_index("task")
+    assert list(out.index) == ["hellaswag", "squad"]          # shared tasks only, by X-STILTs rank
+    assert out.loc["squad", "xstilts_gain"] == -1.4           # the no-MLM row
+    assert list(out["same_sign"]) == [True, False]
+    assert (out.loc["squad", "xstilts_rank"], out.loc["squad", "reference_rank"]) == (2, 1)
+    assert (out["n_tasks"] == 2).all()

@@ -32,6 +32,8 @@ figures are the ones its per-language rows recompute to (64.41, 54.43).
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
 from importlib import resources
 
 import numpy as np
@@ -326,3 +328,252 @@ def average_gains(table: pd.DataFrame) -> pd.DataFrame:
                          same_paper=r["paper"] == b["paper"], paper=r["paper"], base_paper=b["paper"]))
     return pd.DataFrame(rows, columns=["model", "intermediate", "task", "metric", "base", "with_task", "gain",
                                        "same_paper", "paper", "base_paper"])
+
+
+# =============================================================================================
+# The full-scale analysis: pure functions over the resources above (I/O only in load_full_scale).
+#
+# Definitions are robustness.py's (transfer gap = English minus the mean of the other languages,
+# relative gap = gap / English, worst language, population SD across languages), applied to the
+# printed per-language numbers. Sizes are counted from the architectures (models.parameter_counts);
+# the size axis is log10 of the *non-embedding* parameters, because at the small end most of a model
+# is its 250k-token vocabulary matrix (mT5-Small: 85% of 300M).
+
+# published model name -> models.ARCHITECTURES name (a re-run of the same architecture)
+ARCHITECTURE_OF: dict[str, str] = {"xlmr-large-xtreme": "xlmr-large"}
+
+
+def architecture_of(model: str) -> str:
+    return ARCHITECTURE_OF.get(model, model)
+
+
+def model_sizes(models: Sequence[str]) -> pd.DataFrame:
+    """``model, architecture, paper_total, total, non_embedding, log10_non_embedding`` for each
+    published model: the papers' rounded totals beside the counts from the architectures."""
+    from .models import PAPER_TOTALS, parameter_counts
+
+    rows = []
+    for m in models:
+        arch = architecture_of(m)
+        total, non_emb = _counts(arch)
+        rows.append(dict(model=m, architecture=arch, paper_total=PAPER_TOTALS[arch], total=total,
+                         non_embedding=non_emb, log10_non_embedding=float(np.log10(non_emb))))
+    return pd.DataFrame(rows, columns=["model", "architecture", "paper_total", "total", "non_embedding",
+                                       "log10_non_embedding"])
+
+
+@functools.lru_cache(maxsize=None)
+def _counts(arch: str) -> tuple[int, int]:
+    from .models import parameter_counts
+
+    return parameter_counts(arch)
+
+
+def transfer_gaps(pub: pd.DataFrame, sizes: pd.DataFrame | None = None, english: str = "en") -> pd.DataFrame:
+    """One row per plain (no intermediate task) published model, task and metric: ``family, paper,
+    model, task, metric, en, others_mean, gap, rel_gap, worst_lang, worst_score, std_langs, n_langs,
+    avg`` (robustness.language_stats on the printed numbers) plus the size columns of
+    :func:`model_sizes` when ``sizes`` is given."""
+    from .robustness import language_stats
+
+    plain = pub[pub["intermediate"] == "none"]
+    stats = language_stats(to_scores_table(plain), english)
+    paper = plain.drop_duplicates("model").set_index("model")["source"].map(paper_of)
+    out = stats.rename(columns={"target": "task"}).assign(paper=lambda d: d["model"].map(paper))
+    cols = ["family", "paper", "model", "task", "metric", "en", "others_mean", "gap", "rel_gap", "worst_lang",
+            "worst_score", "std_langs", "n_langs", "avg"]
+    out = out[cols]
+    if sizes is not None:
+        out = out.merge(sizes, on="model", how="left")
+    return out.sort_values(["task", "metric", "family", "paper", "non_embedding" if sizes is not None else "model"],
+                           ignore_index=True)
+
+
+def ladders(pub: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """(family, paper) -> its plain models, when a paper has two or more sizes of one family: a size
+    trend only compares runs made under one protocol (Conneau et al.'s XLM-R Base/Large; Xue et al.'s
+    mT5 Small..XXL). XTREME's single XLM-R Large run forms no ladder."""
+    plain = pub[pub["intermediate"] == "none"].drop_duplicates("model")
+    out = {}
+    for (family, paper), g in plain.groupby([plain["family"], plain["source"].map(paper_of)], sort=True):
+        if len(g) >= 2:
+            out[(family, paper)] = g.sort_values("size_params")["model"].tolist()
+    return out
+
+
+def _by_lang(long: pd.DataFrame, model: str) -> dict[str, float]:
+    g = long[long["model"] == model]
+    if g.empty:
+        raise ValueError(f"no per-language scores for model {model!r}")
+    return g.groupby("lang")["score"].mean().to_dict()
+
+
+def gap_size_fit(long: pd.DataFrame, ladder: Mapping[str, Sequence[str]], x: Mapping[str, float],
+                 n_boot: int = 2000, seed: int = 0, english: str = "en") -> tuple[pd.DataFrame, dict[str, float]]:
+    """Least-squares line of the transfer gap on ``x`` (log10 non-embedding parameters) per family,
+    with a 95% interval from resampling languages, and the difference of the families' slopes.
+
+    ``long``: ``model, lang, score`` of one task and metric; ``ladder``: family -> its models (two or
+    more); ``x``: model -> size coordinate. Each bootstrap draw resamples the non-English languages
+    shared by every model, with replacement, **the same draw for every model of both families**, and
+    refits every line, so the slope difference is paired by language.
+
+    What the interval covers: how much the slope depends on *which* languages the benchmark happens to
+    contain (the languages treated as a sample from a population of languages like them). What it
+    does not cover: test-set sampling error and fine-tuning randomness (the papers print one number
+    per cell), the choice of a straight line in log size (with two XLM-R sizes the line passes through
+    both points, so only its language dependence is measured), and differences between the papers'
+    fine-tuning protocols. English is held fixed in every draw.
+
+    Returns (per family: ``family, models, n_models, n_langs, slope, slope_lo, slope_hi, intercept``;
+    ``{"families", "diff", "diff_lo", "diff_hi"}`` for the second family's slope minus the first's, in
+    ``ladder`` order, or ``{}`` with fewer than two families)."""
+    from .robustness import _ci, _slope_rows, _stable_seed
+
+    models = [m for ms in ladder.values() for m in ms]
+    by = {m: _by_lang(long, m) for m in models}
+    for fam, ms in ladder.items():
+        if len(ms) < 2:
+            raise ValueError(f"gap_size_fit: family {fam!r} has {list(ms)}; a slope needs two or more models")
+    for m in models:
+        if english not in by[m]:
+            raise ValueError(f"gap_size_fit: model {m!r} has no {english!r} score")
+    langs = sorted(set.intersection(*(set(by[m]) for m in models)) - {english})
+    if len(langs) < 2:
+        raise ValueError(f"gap_size_fit: the models share {langs} besides {english!r}; need two or more")
+    rng = np.random.default_rng(np.random.SeedSequence(_stable_seed(seed, "gap-size-fit", *langs)))
+    idx = rng.integers(0, len(langs), size=(n_boot, len(langs)))
+    rows, boots = [], {}
+    for fam, ms in ladder.items():
+        xs = np.array([x[m] for m in ms], float)
+        en = np.array([by[m][english] for m in ms])
+        other = np.array([[by[m][lang] for lang in langs] for m in ms])        # models x langs
+        gaps = en - other.mean(1)
+        slope = float(_slope_rows(xs, gaps))
+        bgaps = en[None, :] - other[:, idx].mean(-1).T                          # n_boot x models
+        boots[fam] = _slope_rows(np.broadcast_to(xs, bgaps.shape), bgaps)
+        lo, hi = _ci(boots[fam])
+        rows.append(dict(family=fam, models=", ".join(ms), n_models=len(ms), n_langs=len(langs), slope=slope,
+                         slope_lo=lo, slope_hi=hi, intercept=float(gaps.mean() - slope * xs.mean())))
+    fits = pd.DataFrame(rows, columns=["family", "models", "n_models", "n_langs", "slope", "slope_lo", "slope_hi",
+                                       "intercept"])
+    diff: dict[str, float] = {}
+    if len(ladder) >= 2:
+        a, b = list(ladder)[:2]
+        lo, hi = _ci(boots[b] - boots[a])
+        diff = {"families": f"{b} - {a}", "diff": float(fits.iloc[1]["slope"] - fits.iloc[0]["slope"]),
+                "diff_lo": lo, "diff_hi": hi}
+    return fits, diff
+
+
+def nearest_in_size(sizes: pd.DataFrame, model: str, candidates: Sequence[str], column: str) -> str:
+    """The candidate whose ``column`` (``total`` or ``non_embedding``) is nearest to ``model``'s on a
+    log scale (a factor, not a difference: 2x larger and 2x smaller are equally far)."""
+    s = sizes.set_index("model")[column].astype(float)
+    dist = {c: abs(np.log(s[c] / s[model])) for c in candidates}
+    return min(dist, key=dist.get)
+
+
+def equal_size_comparison(long: pd.DataFrame, sizes: pd.DataFrame, model: str, candidates: Sequence[str],
+                          n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """``model`` against the candidate nearest to it in total and in non-embedding parameters: one
+    row per criterion with both gaps and the difference (candidate minus model) with a 95% interval
+    over resampled languages (robustness.language_resampled_gap_change, the same draw for both)."""
+    from .robustness import language_resampled_gap_change
+
+    rows = []
+    s = sizes.set_index("model")
+    for column in ("total", "non_embedding"):
+        other = nearest_in_size(sizes, model, candidates, column)
+        c = language_resampled_gap_change(_by_lang(long, model), _by_lang(long, other), n_boot=n_boot, seed=seed)
+        rows.append(dict(criterion=column, model=model, nearest=other, size_model=int(s.loc[model, column]),
+                         size_nearest=int(s.loc[other, column]), gap_model=c["gap_small"], gap_nearest=c["gap_large"],
+                         diff=c["gap_change"], diff_lo=c["gap_change_lo"], diff_hi=c["gap_change_hi"],
+                         n_langs=c["n_langs"]))
+    return pd.DataFrame(rows)
+
+
+def catch_up(small: Mapping[str, float], large: Mapping[str, float], share: Mapping[str, float],
+             english: str = "en") -> pd.DataFrame:
+    """Per non-English language: its own gap to English (English minus the language) in the small
+    and the large model, the fraction of the small model's gap that scaling closed
+    (``(gap_small - gap_large) / gap_small``; NaN where the small gap is not positive, since there is
+    nothing to close) and the language's share of pre-training data (``share``, %)."""
+    langs = sorted((set(small) & set(large)) - {english})
+    rows = []
+    for lang in langs:
+        gs, gl = small[english] - small[lang], large[english] - large[lang]
+        rows.append(dict(lang=lang, gap_small=gs, gap_large=gl,
+                         closed=(gs - gl) / gs if gs > 0 else np.nan, share=share.get(lang, np.nan)))
+    return pd.DataFrame(rows, columns=["lang", "gap_small", "gap_large", "closed", "share"])
+
+
+def translate_train_closure(zero_shot: pd.DataFrame, translate_train: pd.DataFrame,
+                            english: str = "en") -> pd.DataFrame:
+    """Per model (``model, lang, score`` tables of one task and metric): the zero-shot gap, the
+    other-language mean with and without translated training data, and the share of the zero-shot gap
+    that translate-train closes, ``(others_tt - others_zs) / gap_zs`` (1 = the other languages reach
+    English's zero-shot score). ``gap_tt`` is translate-train's own English-minus-others gap."""
+    rows = []
+    for m in sorted(set(zero_shot["model"]) & set(translate_train["model"])):
+        zs, tt = _by_lang(zero_shot, m), _by_lang(translate_train, m)
+        langs = sorted((set(zs) & set(tt)) - {english})
+        o_zs, o_tt = np.mean([zs[x] for x in langs]), np.mean([tt[x] for x in langs])
+        gap = zs[english] - o_zs
+        rows.append(dict(model=m, en_zs=zs[english], others_zs=float(o_zs), gap_zs=float(gap), en_tt=tt[english],
+                         others_tt=float(o_tt), gap_tt=float(tt[english] - o_tt),
+                         closed=float((o_tt - o_zs) / gap) if gap > 0 else np.nan))
+    return pd.DataFrame(rows, columns=["model", "en_zs", "others_zs", "gap_zs", "en_tt", "others_tt", "gap_tt",
+                                       "closed"])
+
+
+# ---- X-STILTs ---------------------------------------------------------------------------------
+
+def xstilts_average_check(xs: pd.DataFrame) -> pd.DataFrame:
+    """Table 2's "Avg" column against the mean of each row's cells (9 targets, a QA target scored as
+    the mean of its F1 and EM, as the table does): ``intermediate, mlm, row, printed, recomputed,
+    consistent`` (within 0.1). One row fails: "QQP, with MLM" prints 72.3 (+5.1) while its cells
+    give 74.3 (+7.1), an error in the paper, kept as printed."""
+    cells = xs[xs["target"] != "avg"]
+    recomputed = (cells.groupby(["intermediate", "mlm", "row", "target"], sort=False)["score"].mean()
+                  .groupby(["intermediate", "mlm", "row"], sort=False).mean().rename("recomputed"))
+    printed = xs[xs["target"] == "avg"].set_index(["intermediate", "mlm", "row"])["score"].rename("printed")
+    out = pd.concat([printed, recomputed], axis=1).reset_index()
+    out["consistent"] = (out["printed"] - out["recomputed"]).abs() <= 0.1
+    return out
+
+
+def xstilts_gains(xs: pd.DataFrame) -> pd.DataFrame:
+    """The dev-set gains of each intermediate task over the authors' baseline (the table's deltas):
+    ``intermediate, task, mlm, target, metric, gain, score`` (``task``: this project's name, or None),
+    ranked within (target, metric, mlm) by ``rank`` (1 = largest gain)."""
+    dev = xs[xs["row"] == XSTILTS_DEV_ROW]
+    out = pd.DataFrame({"intermediate": dev["intermediate"], "task": dev["intermediate"].map(XSTILTS_TASKS),
+                        "mlm": dev["mlm"], "target": dev["target"], "metric": dev["metric"],
+                        "gain": dev["delta"].astype(float), "score": dev["score"]}).reset_index(drop=True)
+    out["rank"] = out.groupby(["target", "metric", "mlm"])["gain"].rank(ascending=False, method="min").astype(int)
+    return out
+
+
+def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: str = "no") -> pd.DataFrame:
+    """X-STILTs' full-scale gains (no MLM co-training, as the reference study trains) beside the
+    reference study's gains for the intermediate tasks both have.
+
+    ``reference``: ``model, intermediate, target, metric, gain_avg`` (robustness.summary_table or
+    robustness.gains rows; ``gain_avg_lo/hi`` carried when present). Returns one row per (model,
+    target, metric, task): ``xstilts_gain, reference_gain, same_sign``, plus ``xstilts_rank`` and
+    ``reference_rank`` among the tasks shared by that model and target (1 = largest gain)."""
+    x = xgains[(xgains["mlm"] == mlm) & xgains["task"].notna()][["task", "target", "metric", "gain"]]
+    x = x.rename(columns={"gain": "xstilts_gain"})
+    keep = [c for c in ("model", "intermediate", "target", "metric", "gain_avg", "gain_avg_lo", "gain_avg_hi")
+            if c in reference.columns]
+    r = reference[reference["intermediate"] != "none"][keep].rename(
+        columns={"intermediate": "task", "gain_avg": "reference_gain", "gain_avg_lo": "reference_lo",
+                 "gain_avg_hi": "reference_hi"})
+    out = r.merge(x, on=["task", "target", "metric"], how="inner")
+    out["same_sign"] = np.sign(out["xstilts_gain"]) == np.sign(out["reference_gain"])
+    grp = out.groupby(["model", "target", "metric"])
+    out["xstilts_rank"] = grp["xstilts_gain"].rank(ascending=False, method="min").astype(int)
+    out["reference_rank"] = grp["reference_gain"].rank(ascending=False, method="min").astype(int)
+    out["n_tasks"] = grp["task"].transform("size")
+    return out.sort_values(["target", "metric", "model", "xstilts_rank"], ignore_index=True)

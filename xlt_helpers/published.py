@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -577,3 +578,77 @@ def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: s
     out["reference_rank"] = grp["reference_gain"].rank(ascending=False, method="min").astype(int)
     out["n_tasks"] = grp["task"].transform("size")
     return out.sort_values(["target", "metric", "model", "xstilts_rank"], ignore_index=True)
+
+
+def reference_agreement(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, target, metric) of :func:`compare_with_reference`: ``n_tasks`` shared, ``n_same_sign``,
+    ``n_reference_significant`` (reference interval excludes 0, when given) and ``spearman`` between the
+    two gain orderings (NaN below 3 tasks: two points always correlate +-1)."""
+    from .robustness import MIN_POINTS_FOR_CORRELATION, spearman
+
+    rows = []
+    for (m, t, met), g in comparison.groupby(["model", "target", "metric"], sort=True):
+        sig = ((g["reference_lo"] > 0) | (g["reference_hi"] < 0)) if "reference_lo" in g else pd.Series(False)
+        rows.append(dict(model=m, target=t, metric=met, n_tasks=len(g), n_same_sign=int(g["same_sign"].sum()),
+                         n_reference_significant=int(sig.sum()),
+                         spearman=spearman(g["xstilts_gain"], g["reference_gain"])
+                         if len(g) >= MIN_POINTS_FOR_CORRELATION else np.nan))
+    return pd.DataFrame(rows, columns=["model", "target", "metric", "n_tasks", "n_same_sign",
+                                       "n_reference_significant", "spearman"])
+
+
+# ---- everything the full-scale chapter shows, computed once ------------------------------------
+PRIMARY: tuple[tuple[str, str], ...] = (("xnli", "accuracy"), ("mlqa", "f1"))
+EQUAL_SIZE_MODEL = "xlmr-large-xtreme"   # XLM-R Large run under the same protocol/table as mT5 (Xue et al.)
+
+
+@dataclass(frozen=True)
+class FullScale:
+    """The full-scale analysis of the published tables, per (task, metric) in :data:`PRIMARY`."""
+
+    pub: pd.DataFrame               # published.csv (zero-shot)
+    translate_train: pd.DataFrame
+    mc4: pd.DataFrame
+    xstilts: pd.DataFrame
+    sizes: pd.DataFrame             # model_sizes
+    gaps: pd.DataFrame              # transfer_gaps with sizes
+    ladders: dict                   # (family, paper) -> models
+    fits: dict                      # (task, metric) -> (per-family fits, slope difference)
+    equal_size: dict                # (task, metric) -> equal_size_comparison
+    catch_up: dict                  # (task, metric) -> catch_up (mT5 smallest -> largest)
+    catch_up_corr: dict             # (task, metric) -> robustness.correlate(share, closed)
+    tt_closure: dict                # (task, metric) -> translate_train_closure
+    xstilts_gains: pd.DataFrame
+    xstilts_avg: pd.DataFrame
+
+
+def full_scale(pub: pd.DataFrame, translate_train: pd.DataFrame, mc4: pd.DataFrame, xstilts: pd.DataFrame,
+               n_boot: int = 2000) -> FullScale:
+    """Every full-scale table from the four resources (pure; :func:`load_full_scale` reads them)."""
+    from .robustness import correlate
+
+    sizes = model_sizes(sorted(pub.loc[pub["intermediate"] == "none", "model"].unique()))
+    x = sizes.set_index("model")["log10_non_embedding"].to_dict()
+    lad = ladders(pub)
+    by_family = {fam: ms for (fam, _), ms in lad.items()}
+    mt5 = by_family.get("encoder-decoder", [])
+    share = mc4[mc4["code"] != "-"].set_index("code")["mt5_sampling_pct"].to_dict()
+    fits, equal, cu, cu_corr, tt = {}, {}, {}, {}, {}
+    for task, metric in PRIMARY:
+        long = pub[(pub["task"] == task) & (pub["metric"] == metric) & (pub["intermediate"] == "none")]
+        fits[(task, metric)] = gap_size_fit(long, by_family, x, n_boot=n_boot)
+        if EQUAL_SIZE_MODEL in set(long["model"]) and mt5:
+            equal[(task, metric)] = equal_size_comparison(long, sizes, EQUAL_SIZE_MODEL, mt5, n_boot=n_boot)
+        if len(mt5) >= 2:
+            small, large = (long[long["model"] == m].set_index("lang")["score"].to_dict() for m in (mt5[0], mt5[-1]))
+            cu[(task, metric)] = c = catch_up(small, large, share).assign(small=mt5[0], large=mt5[-1])
+            cu_corr[(task, metric)] = correlate(c["share"], c["closed"], key=("catch-up", task, metric))
+        t = translate_train[(translate_train["task"] == task) & (translate_train["metric"] == metric)]
+        tt[(task, metric)] = translate_train_closure(long, t)
+    return FullScale(pub, translate_train, mc4, xstilts, sizes, transfer_gaps(pub, sizes), lad, fits, equal, cu,
+                     cu_corr, tt, xstilts_gains(xstilts), xstilts_average_check(xstilts))
+
+
+def load_full_scale(n_boot: int = 2000) -> FullScale:
+    """:func:`full_scale` on the shipped resources."""
+    return full_scale(load_published(), load_translate_train(), load_mc4(), load_xstilts(), n_boot=n_boot)

@@ -120,3 +120,32 @@ def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp
     a = analysis.analyse(bare, n_boot=20)
     assert analysis.size_contrasts(a) == [] and analysis.family_contrasts(a) == []
     assert analysis.brief_statements(a) == ["- No results with per-example scores yet: nothing to summarise."]
+
+
+def test_full_scale_statements_open_with_slopes_equal_size_and_x_stilts():
+    from xlt_helpers.published import load_full_scale
+
+    fs = load_full_scale(n_boot=200)
+    lines = analysis.full_scale_statements(fs)
+    assert lines[0].startswith("- **Gap vs size at full scale**")
+    assert "XNLI (accuracy) encoder -2.70" in lines[0] and "encoder-decoder -2.31" in lines[0]
+    assert "difference encoder-decoder - encoder" in lines[0]
+    eq = next(s for s in lines if s.startswith("- **Equal size**"))
+    assert "`mt5-base`" in eq and "gap 10.1 vs 10.0" in eq and "gap 13.9 vs 20.2" in eq
+    xs = next(s for s in lines if s.startswith("- **X-STILTs at full scale**"))
+    assert "MLQA (f1) SQuAD +1.9 > CSQA +1.6" in xs and "printed 72.3 while its cells give 74.3" in xs
+    assert not any("reference study" in s for s in lines)          # no reference summary given
+    ref = pd.DataFrame([dict(model="m", intermediate=t, target="xnli", metric="accuracy", gain_avg=g,
+                             gain_avg_lo=g - 1, gain_avg_hi=g + 1)
+                        for t, g in (("squad", -1.0), ("hellaswag", 0.5), ("commonsenseqa", -3.0))])
+    (last,) = [s for s in analysis.full_scale_statements(fs, ref) if "reference study" in s]
+    # X-STILTs XNLI: hellaswag -0.3, squad -1.4, commonsenseqa -2.9 -> signs agree 2 of 3, same order (rho +1)
+    assert "same sign in 2 of 3" in last and "ρ = +1.00 over 3 tasks" in last and "1 of the reference" in last
+
+
+def test_published_size_statements_stay_within_one_paper():
+    from xlt_helpers.published import load_published, to_scores_table
+
+    lines = analysis.published_size_statements(to_scores_table(load_published()))
+    assert not any("xlmr-large-xtreme" in s for s in lines)       # XTREME's run is no ladder of its own
+    assert any("`mt5-small` → `mt5-xxl`: transfer gap 13.0 → 7.1" in s for s in lines)

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from IPython.display import HTML
 
 from . import book, figures, robustness
-from .published import average_gains, average_size_change
+from .published import FullScale, average_gains, average_size_change, compare_with_reference, reference_agreement
 from .results import export, write_tables
 
 Item = Union[go.Figure, HTML]
@@ -427,15 +427,27 @@ def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
     return out
 
 
+def pub_papers(scores: pd.DataFrame) -> dict[str, str]:
+    """model -> the paper whose run it is (published.csv's source), for the published models in ``scores``;
+    a model outside published.csv maps to itself."""
+    from .published import load_published, paper_of
+
+    pub = load_published()
+    known = pub.drop_duplicates("model").set_index("model")["source"].map(paper_of).to_dict()
+    return {m: known.get(m, m) for m in scores["model"].unique()}
+
+
 def published_size_statements(scores: pd.DataFrame) -> list[str]:
     """Markdown bullets: transfer gap from the smallest to the largest published model of each family
-    (no intermediate task), with an interval from resampling languages (no per-example scores exist)."""
+    and paper (a size change compares runs made under one protocol; no intermediate task), with an
+    interval from resampling languages (no per-example scores exist)."""
     out: list[str] = []
     plain = scores[scores["intermediate"] == "none"]
     for target in book.targets_in(plain):
         metric = book.primary_metric(target)
         s = plain[(plain["target"] == target) & (plain["metric"] == metric)]
-        for family, f in s.groupby("family"):
+        papers = pub_papers(s)
+        for (family, _), f in s.groupby([s["family"], s["model"].map(papers)]):
             models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
             if len(models) < 2:
                 continue
@@ -508,4 +520,98 @@ def near_chance_statements(a: Analysis, margin: float = CHANCE_MARGIN) -> list[s
                        f"{margin:g} points of chance ({chance:.1f}) at {seeds}, against {others}: a run that "
                        "failed to learn sits inside this model's seed means, so read its gaps, gains and size "
                        "contrasts as lower bounds on what the model can do, not as its behaviour.")
+    return out
+
+
+# ------------------------------------------------------------------- the full-scale answer in brief
+
+def _ci(v: float, lo: float, hi: float, fmt: str = "+.2f") -> str:
+    return f"{v:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def full_scale_statements(fs: FullScale, reference: pd.DataFrame | None = None) -> list[str]:
+    """The full-scale findings as Markdown bullets, from the papers' tables (:class:`published.FullScale`):
+    the gap-vs-size slope of each family with its language-resampled interval and the difference, the
+    equal-size comparison, how much scaling closes per language against pre-training share, what
+    translate-train closes, and the X-STILTs ordering; with ``reference`` (the reference study's
+    summary table: ``model, intermediate, target, metric, gain_avg[, _lo, _hi]``) also the agreement
+    of X-STILTs' gains with the reference study's on the tasks both have."""
+    out: list[str] = []
+    names = {fam: f"{fam} ({paper}: {', '.join(ms)})" for (fam, paper), ms in fs.ladders.items()}
+    slope_parts = []
+    for (task, metric), (fits, diff) in fs.fits.items():
+        f = fits.set_index("family")
+        fams = "; ".join(f"{fam} {_ci(r.slope, r.slope_lo, r.slope_hi)} ({r.n_models} sizes)"
+                         for fam, r in f.iterrows())
+        d = (f"; difference {diff['families']} {_ci(diff['diff'], diff['diff_lo'], diff['diff_hi'])}"
+             + (" (excludes 0)" if _significant(diff["diff_lo"], diff["diff_hi"]) else " (includes 0)")) if diff else ""
+        slope_parts.append(f"{task.upper()} ({metric}) {fams}{d}, over {int(f['n_langs'].iloc[0])} languages")
+    if slope_parts:
+        out.append("- **Gap vs size at full scale** (published per-language tables; slope of the transfer gap per "
+                   "10× non-embedding parameters, 95% interval from resampling languages, which covers which "
+                   "languages were measured, not test-set noise, seeds or the papers' different fine-tuning): "
+                   + "; ".join(slope_parts) + ". Ladders: " + "; ".join(names.values()) + ".")
+    eq = []
+    for (task, metric), t in fs.equal_size.items():
+        for crit, r in t.set_index("criterion").iterrows():
+            if crit == "non_embedding" and r["nearest"] == t.set_index("criterion").loc["total", "nearest"]:
+                continue
+            eq.append(f"{task.upper()} ({metric}) vs `{r['nearest']}` (nearest in "
+                      f"{'total and non-embedding' if crit == 'total' and t['nearest'].nunique() == 1 else crit} "
+                      f"parameters): gap {r['gap_model']:.1f} vs {r['gap_nearest']:.1f}, difference "
+                      f"{_ci(r['diff'], r['diff_lo'], r['diff_hi'], '+.1f')}")
+    if eq:
+        model = next(iter(fs.equal_size.values()))["model"].iloc[0]
+        out.append(f"- **Equal size** (`{model}`, XLM-R Large as run by XTREME and printed beside mT5): "
+                   + "; ".join(eq) + " (mT5 minus XLM-R; languages resampled).")
+    cu = []
+    for (task, metric), t in fs.catch_up.items():
+        c = fs.catch_up_corr[(task, metric)]
+        med = float(t["closed"].median())
+        named = ", ".join(f"{lang} {100 * v:.0f}%" for lang, v in t.set_index("lang")["closed"].items()
+                          if lang in ("sw", "ur"))
+        rho = (_ci(c["spearman_rho"], c["spearman_rho_lo"], c["spearman_rho_hi"])
+               if pd.notna(c.get("spearman_rho_lo")) else f"{c['spearman_rho']:+.2f} (too few languages for an interval)")
+        cu.append(f"{task.upper()} ({metric}) median {100 * med:.0f}% over {len(t)} languages"
+                  + (f" ({named})" if named else "") + f", Spearman ρ with pre-training share {rho}")
+    if cu:
+        small, large = next(iter(fs.catch_up.values()))[["small", "large"]].iloc[0]
+        out.append(f"- **Catch-up with size** (share of each language's own gap to English closed from `{small}` to "
+                   f"`{large}`): " + "; ".join(cu) + ".")
+    tt = []
+    for (task, metric), t in fs.tt_closure.items():
+        tt.append(f"{task.upper()} ({metric}) " + ", ".join(f"{100 * v:.0f}%" for v in t["closed"])
+                  + f" (`{t['model'].iloc[0]}` → `{t['model'].iloc[-1]}`)")
+    if tt:
+        out.append("- **Translate-train** (mT5 with machine-translated training data, a reference line) closes "
+                   "this share of each size's zero-shot gap: " + "; ".join(tt) + ".")
+    g = fs.xstilts_gains
+    xs = []
+    for task, metric in (("xnli", "accuracy"), ("mlqa", "f1")):
+        t = g[(g["target"] == task) & (g["metric"] == metric) & (g["mlm"] == "no")].sort_values("gain", ascending=False)
+        if t.empty:
+            continue
+        xs.append(f"{task.upper()} ({metric}) " + " > ".join(f"{r.intermediate} {r.gain:+.1f}" for r in t.itertuples()))
+    if xs:
+        bad = fs.xstilts_avg[~fs.xstilts_avg["consistent"]]
+        note = "".join(f" Table 2's average for \"{r.intermediate}, {'with' if r.mlm == 'yes' else 'without'} MLM\" "
+                       f"is printed {r.printed:.1f} while its cells give {r.recomputed:.1f}."
+                       for r in bad.itertuples())
+        out.append("- **X-STILTs at full scale** (XLM-R Large, Phang et al. 2020 Table 2, dev means, gain over the "
+                   "authors' baseline, no MLM co-training; one run each, no interval): " + "; ".join(xs) + "." + note)
+    if reference is not None and not reference.empty:
+        comp = compare_with_reference(fs.xstilts_gains, reference)
+        comp = comp[[m == book.primary_metric(t) for t, m in zip(comp["target"], comp["metric"])]]
+        if not comp.empty:
+            agree = reference_agreement(comp)
+            ranked = agree.dropna(subset=["spearman"])
+            rank_txt = ("; rank: " + ", ".join(f"`{r.model}` on {r.target.upper()} ρ = {r.spearman:+.2f} over "
+                                                f"{r.n_tasks} tasks" for r in ranked.itertuples())
+                        if not ranked.empty else "; no model has three shared tasks, so no rank comparison")
+            out.append(f"- **Full scale vs the reference study** on the tasks both ran "
+                       f"({', '.join(sorted(comp['task'].unique()))}): the gain has the same sign in "
+                       f"{int(comp['same_sign'].sum())} of {len(comp)} model × target × task cells "
+                       f"({int(agree['n_reference_significant'].sum())} of the reference gains have an interval "
+                       f"excluding 0){rank_txt}. With at most {int(agree['n_tasks'].max())} shared tasks per model, "
+                       "this is a check of direction, not evidence of agreement.")
     return out

@@ -644,7 +644,8 @@ def full_scale(pub: pd.DataFrame, translate_train: pd.DataFrame, mc4: pd.DataFra
             cu[(task, metric)] = c = catch_up(small, large, share).assign(small=mt5[0], large=mt5[-1])
             cu_corr[(task, metric)] = correlate(c["share"], c["closed"], key=("catch-up", task, metric))
         t = translate_train[(translate_train["task"] == task) & (translate_train["metric"] == metric)]
-        tt[(task, metric)] = translate_train_closure(long, t)
+        tt[(task, metric)] = (translate_train_closure(long, t).merge(sizes[["model", "non_embedding"]], on="model")
+                              .sort_values("non_embedding", ignore_index=True))
     return FullScale(pub, translate_train, mc4, xstilts, sizes, transfer_gaps(pub, sizes), lad, fits, equal, cu,
                      cu_corr, tt, xstilts_gains(xstilts), xstilts_average_check(xstilts))
 

@@ -112,6 +112,22 @@ def test_every_figure_page_loads_the_local_plotly_and_draws_divs(built):
 
 
 @pytest.mark.slow  # a full book build (~35 s on 2 cores)
+def test_full_scale_page_draws_each_of_its_figures(built):
+    """The published page is the full-scale chapter: each of its figures, per target where it has one."""
+    html, _ = built
+    page = (html / "book" / "published.html").read_text()
+    titles = ["XNLI: transfer gap vs non-embedding parameters", "MLQA: transfer gap vs non-embedding parameters",
+              "XNLI: gap to English per language", "MLQA: gap to English per language",
+              "XNLI: gap closed from mt5-small to mt5-xxl vs pre-training share",
+              "MLQA: gap closed from mt5-small to mt5-xxl vs pre-training share",
+              "X-STILTs gain over the baseline, without MLM", "X-STILTs gain over the baseline, with MLM co-training"]
+    for title in titles:
+        assert title in page, title
+    assert page.count('class="plotly-graph-div"') == len(titles)
+    assert "total in the hover" in page and "Xue et al. 2021" in page and "Phang et al. 2020" in page
+
+
+@pytest.mark.slow  # a full book build (~35 s on 2 cores)
 def test_no_remote_asset_references(built):
     """Nothing the browser loads points at a CDN or font service.
 

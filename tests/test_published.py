@@ -436,3 +436,7 @@ def test_compare_with_reference_by_hand():
     assert list(out["same_sign"]) == [True, False]
     assert (out.loc["squad", "xstilts_rank"], out.loc["squad", "reference_rank"]) == (2, 1)
     assert (out["n_tasks"] == 2).all()
+    # nothing shared: an empty table that still has its columns (the book then says so)
+    none = P.compare_with_reference(xg, ref[ref["intermediate"] == "sst2"], primary_only=True)
+    assert none.empty and {"model", "same_sign", "n_tasks"} <= set(none.columns)
+    assert P.reference_agreement(none).empty

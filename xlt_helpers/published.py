@@ -556,14 +556,17 @@ def xstilts_gains(xs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: str = "no") -> pd.DataFrame:
+def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: str = "no",
+                           primary_only: bool = False) -> pd.DataFrame:
     """X-STILTs' full-scale gains (no MLM co-training, as the reference study trains) beside the
     reference study's gains for the intermediate tasks both have.
 
     ``reference``: ``model, intermediate, target, metric, gain_avg`` (robustness.summary_table or
     robustness.gains rows; ``gain_avg_lo/hi`` carried when present). Returns one row per (model,
     target, metric, task): ``xstilts_gain, reference_gain, same_sign``, plus ``xstilts_rank`` and
-    ``reference_rank`` among the tasks shared by that model and target (1 = largest gain)."""
+    ``reference_rank`` among the tasks shared by that model and target (1 = largest gain).
+    ``primary_only`` keeps each target's headline metric (book.primary_metric: XNLI accuracy, MLQA F1).
+    No shared task gives an empty table with these columns."""
     x = xgains[(xgains["mlm"] == mlm) & xgains["task"].notna()][["task", "target", "metric", "gain"]]
     x = x.rename(columns={"gain": "xstilts_gain"})
     keep = [c for c in ("model", "intermediate", "target", "metric", "gain_avg", "gain_avg_lo", "gain_avg_hi")
@@ -572,11 +575,16 @@ def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: s
         columns={"intermediate": "task", "gain_avg": "reference_gain", "gain_avg_lo": "reference_lo",
                  "gain_avg_hi": "reference_hi"})
     out = r.merge(x, on=["task", "target", "metric"], how="inner")
+    if primary_only:
+        from .book import primary_metric
+
+        out = out[np.array([m == primary_metric(t) for t, m in zip(out["target"], out["metric"])], dtype=bool)]
+    out = out.copy()
     out["same_sign"] = np.sign(out["xstilts_gain"]) == np.sign(out["reference_gain"])
     grp = out.groupby(["model", "target", "metric"])
     out["xstilts_rank"] = grp["xstilts_gain"].rank(ascending=False, method="min").astype(int)
     out["reference_rank"] = grp["reference_gain"].rank(ascending=False, method="min").astype(int)
-    out["n_tasks"] = grp["task"].transform("size")
+    out["n_tasks"] = grp["task"].transform("size") if len(out) else pd.Series(dtype=int)
     return out.sort_values(["target", "metric", "model", "xstilts_rank"], ignore_index=True)
 
 

@@ -1,6 +1,7 @@
 """The ``xlt`` command as a user runs it: subprocesses, SIGKILL and resume, the lock, status, clean."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -109,10 +110,11 @@ def test_clean_failed_incomplete_and_prune(finished, tmp_path, capsys):
     shutil.copytree(finished, runs)
     by_phase = {n.phase: n for n in nodes()}
     p1 = by_phase["intermediate"]
-    # fake one failed and one half-run node directory
-    (runs / "p2-fake-failed").mkdir()
+    # fake one failed and one half-run node directory (made by xlt run: node.json of their own id)
+    for fake in ("p2-fake-failed", "p2-half"):
+        (runs / fake).mkdir()
+        (runs / fake / "node.json").write_text(json.dumps({**p1.to_json(), "id": fake}))
     (runs / "p2-fake-failed" / "FAILED.json").write_text('{"error": "x"}')
-    (runs / "p2-half").mkdir()
     (runs / "p2-half" / "metrics.json").write_text("{}")
     assert xlt(["clean", "--runs-dir", str(runs)]) == 0
     assert not (runs / "p2-half").exists() and (runs / "p2-fake-failed").exists()
@@ -128,6 +130,86 @@ def test_clean_failed_incomplete_and_prune(finished, tmp_path, capsys):
     more = [*SETS, "target.xnli.eval_langs=[en]"]
     assert xlt(cli_args("run", runs, sets=more)) == 0
     assert (runs / p1.id / "checkpoint").is_dir()
+
+
+def _foreign_folders(runs: Path) -> dict[str, Path]:
+    """What else lives in a runs folder: an `xlt transfer` result (its default --out is the runs
+    folder) and a user's own folder of notes; neither has a node.json."""
+    transfer = runs / "transfer-e5-L3-sst2-xnli-s0"
+    (transfer / "target").mkdir(parents=True)
+    (transfer / "target" / "metrics.json").write_text('{"scores": {}}')
+    notes = runs / "my-notes"
+    notes.mkdir()
+    (notes / "ideas.txt").write_text("keep me")
+    moved = runs / "p2-x-none-xnli-s0-0123456789.bad-20261130T000000Z"  # moved aside by verification
+    moved.mkdir()
+    (moved / "node.json").write_text(json.dumps({"id": "p2-x-none-xnli-s0-0123456789", "phase": "target",
+                                                 "notebook": "02.ipynb", "params": {}}))
+    return {"transfer": transfer, "notes": notes, "moved": moved}
+
+
+@pytest.mark.parametrize("profile", [False, True])
+def test_clean_never_deletes_what_xlt_run_did_not_make(finished, tmp_path, capsys, profile):
+    """Issue 13: `xlt clean` removed every folder without DONE.json, a finished transfer result and a
+    user's notes included. It now removes only node folders xlt run made (node.json of that id)."""
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    keep = _foreign_folders(runs)
+    half = runs / "p2-half"
+    half.mkdir()
+    (half / "node.json").write_text(json.dumps({**nodes()[0].to_json(), "id": "p2-half"}))
+    extra = ["--profile", "smoke", *sum((["--set", s] for s in SETS), [])] if profile else []
+    capsys.readouterr()
+    assert xlt(["clean", "--runs-dir", str(runs), *extra]) == 0
+    out = capsys.readouterr().out
+    assert all(p.is_dir() for p in keep.values()), out
+    assert (keep["notes"] / "ideas.txt").read_text() == "keep me"
+    assert (keep["transfer"] / "target" / "metrics.json").is_file()
+    assert half.exists() == profile          # outside the profile's grid: kept under --profile
+    assert all(node_state(runs, n.id) == "done" for n in nodes())
+    if not profile:
+        assert "left alone" in out and "my-notes" in out and "transfer-e5-L3-sst2-xnli-s0" in out
+
+
+def test_clean_dry_run_lists_with_reasons_and_deletes_nothing(finished, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    half = runs / "p2-half"
+    half.mkdir()
+    (half / "node.json").write_text(json.dumps({**nodes()[0].to_json(), "id": "p2-half"}))
+    before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
+    capsys.readouterr()
+    assert xlt(["clean", "--runs-dir", str(runs), "--dry-run", "--prune-checkpoints", "--profile", "smoke",
+                *sum((["--set", s] for s in SETS), [])]) == 0
+    out = capsys.readouterr().out
+    p1 = next(n for n in nodes() if n.phase == "intermediate")
+    assert f"would remove {p1.id}/checkpoint  (checkpoint (--prune-checkpoints): all 2 dependents are done)" in out
+    assert "dry run, 1 to delete" in out            # p2-half is outside the profile's grid
+    assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
+    assert xlt(["clean", "--runs-dir", str(runs), "--dry-run"]) == 0
+    assert "would remove p2-half  (unfinished: made by xlt run, no DONE.json)" in capsys.readouterr().out
+    assert half.is_dir()
+
+
+def test_clean_asks_at_a_terminal_and_yes_skips_the_question(finished, tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    half = runs / "p2-half"
+    half.mkdir()
+    (half / "node.json").write_text(json.dumps({**nodes()[0].to_json(), "id": "p2-half"}))
+    answers = iter(["n", "y"])
+    asked = []
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda q: asked.append(q) or next(answers))
+    assert xlt(["clean", "--runs-dir", str(runs)]) == 1          # answered no
+    assert half.is_dir() and "Delete these 1" in asked[0]
+    assert xlt(["clean", "--runs-dir", str(runs)]) == 0          # answered yes
+    assert not half.exists() and len(asked) == 2
+    half.mkdir()
+    (half / "node.json").write_text(json.dumps({**nodes()[0].to_json(), "id": "p2-half"}))
+    assert xlt(["clean", "--runs-dir", str(runs), "--yes"]) == 0  # not asked
+    assert not half.exists() and len(asked) == 2
 
 
 @pytest.mark.slow

@@ -57,11 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="build the Jupyter book from results/")
     b.add_argument("--results", default=None, help="results folder (default: <repo>/results)")
 
-    c = sub.add_parser("clean", help="delete unfinished node directories (and more with the flags)")
+    c = sub.add_parser("clean", help="delete unfinished node directories that xlt run made (and more with the flags); "
+                                     "never a folder without node.json (xlt transfer output, your own files)")
     profile_args(c, required=False)
     c.add_argument("--failed", action="store_true", help="also delete failed nodes' directories")
     c.add_argument("--prune-checkpoints", action="store_true",
                    help="delete the checkpoint of phase-1 nodes whose dependents are all done")
+    c.add_argument("--dry-run", action="store_true", help="list what would be deleted, and why; delete nothing")
+    c.add_argument("--yes", action="store_true", help="do not ask before deleting (asked only at a terminal)")
     t = sub.add_parser("transfer", help="one model through the three phases in this process (no grid, no papermill) "
                                         "and a per-language table; e.g. the e5-L3 SST-2 -> XNLI check")
     t.add_argument("--model", default="e5-L3", help="a name in xlt_helpers.models (default e5-L3)")
@@ -233,12 +236,17 @@ def cmd_book(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ clean
 def _disk_nodes(runs: Path) -> list[Node]:
+    """The node folders ``xlt run`` made in ``runs``: a ``node.json`` that parses as a node whose id is
+    the folder's name. Anything else (an ``xlt transfer`` output, a user's folder, a node folder moved
+    aside as ``<id>.bad-<time>`` by verification) is not xlt's to delete."""
     out = []
     for f in sorted(runs.glob(f"*/{NODE_FILE}")):
         try:
-            out.append(Node.from_json(read_marker(runs, f.parent.name, NODE_FILE)))
-        except (KeyError, TypeError):
+            node = Node.from_json(read_marker(runs, f.parent.name, NODE_FILE))
+        except (KeyError, TypeError, AttributeError):
             continue
+        if node.id == f.parent.name:
+            out.append(node)
     return out
 
 
@@ -253,6 +261,36 @@ def _all_profile_nodes(notebooks_dir: str | None) -> list[Node]:
     return out
 
 
+def clean_plan(runs: Path, disk: Sequence[Node], grid: Sequence[Node], scope: set[str] | None,
+               failed: bool, prune: bool) -> list[tuple[Path, str]]:
+    """What ``xlt clean`` deletes, as (path, reason): only folders of ``disk`` (made by xlt run),
+    within ``scope`` (a profile's ids; None = every xlt-made folder)."""
+    plan: list[tuple[Path, str]] = []
+    ours = sorted(n.id for n in disk if scope is None or n.id in scope)
+    for nid in ours:
+        st = node_state(runs, nid)
+        if st == "pending":
+            plan.append((node_dir(runs, nid), "unfinished: made by xlt run, no DONE.json"))
+        elif st == "failed" and failed:
+            plan.append((node_dir(runs, nid), f"failed (--failed): {first_error_line(runs, nid)}"))
+    if prune:
+        deps_of = dependents([*grid, *disk])
+        for nid in ours:
+            ckpt = node_dir(runs, nid) / CHECKPOINT_DIR
+            users = deps_of.get(nid, [])
+            if ckpt.is_dir() and node_state(runs, nid) == "done" and users and \
+                    all((node_dir(runs, u) / DONE_FILE).is_file() for u in users):
+                plan.append((ckpt, f"checkpoint (--prune-checkpoints): all {len(users)} dependents are done"))
+    return plan
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     runs = runs_dir(args.runs_dir)
     if not runs.is_dir():
@@ -262,32 +300,28 @@ def cmd_clean(args: argparse.Namespace) -> int:
         disk = _disk_nodes(runs)
         if args.profile:
             grid = _nodes(args)
-            scope = {n.id for n in grid}
+            scope: set[str] | None = {n.id for n in grid}
         else:
             grid = _all_profile_nodes(args.notebooks_dir)
-            scope = {d.name for d in runs.iterdir() if d.is_dir()}
-        removed = 0
-        for nid in sorted(scope):
-            d = node_dir(runs, nid)
-            if not d.is_dir():
-                continue
-            st = node_state(runs, nid)
-            if st == "pending" or (st == "failed" and args.failed):
-                shutil.rmtree(d)
-                removed += 1
-                print(f"removed {st:<7} {nid}")
-        pruned = 0
-        if args.prune_checkpoints:
-            deps_of = dependents([*grid, *disk])
-            for nid in sorted(scope):
-                ckpt = node_dir(runs, nid) / CHECKPOINT_DIR
-                users = deps_of.get(nid, [])
-                if ckpt.is_dir() and node_state(runs, nid) == "done" and users and \
-                        all((node_dir(runs, u) / DONE_FILE).is_file() for u in users):
-                    shutil.rmtree(ckpt)
-                    pruned += 1
-                    print(f"pruned checkpoint of {nid}")
-    print(f"clean: removed {removed} node directories, pruned {pruned} checkpoints in {runs}")
+            scope = None
+        plan = clean_plan(runs, disk, grid, scope, args.failed, args.prune_checkpoints)
+        made = {n.id for n in disk}
+        foreign = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in made)
+        if foreign:
+            print(f"left alone (not node folders made by xlt run: no node.json of that id): {', '.join(foreign)}")
+        verb = "would remove" if args.dry_run else "remove"
+        for path, why in plan:
+            print(f"{verb} {path.relative_to(runs)}  ({why})")
+        if args.dry_run or not plan:
+            print(f"clean: {'dry run, ' if args.dry_run else ''}{len(plan)} to delete in {runs}")
+            return 0
+        if not args.yes and sys.stdin.isatty() and not _confirm(f"Delete these {len(plan)} in {runs}?"):
+            print("clean: nothing deleted")
+            return 1
+        for path, _why in plan:
+            shutil.rmtree(path)
+    removed = sum(p.name != CHECKPOINT_DIR for p, _ in plan)
+    print(f"clean: removed {removed} node directories, pruned {len(plan) - removed} checkpoints in {runs}")
     return 0
 
 

@@ -75,8 +75,29 @@ def test_status_on_finished_grid(finished, capsys):
     assert xlt(cli_args("status", finished)) == 0
     out = capsys.readouterr().out
     all_row = next(line for line in out.splitlines() if "│ all" in line)
-    assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [3, 0, 0, 0, 0, 3]
-    assert "failed nodes" not in out
+    assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [3, 0, 0, 0, 0, 0, 3]
+    assert "failed nodes" not in out and "do not verify" not in out
+
+
+def test_status_names_a_finished_node_that_does_not_verify(finished, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    p2 = next(n for n in nodes() if n.phase == "target")
+    m = runs / p2.id / "metrics.json"
+    m.write_bytes(m.read_bytes().replace(b'"en"', b'"EN"'))       # same size: only the sha256 sees it
+    capsys.readouterr()
+    assert xlt(cli_args("status", runs)) == 0
+    assert "do not verify" not in capsys.readouterr().out
+    assert xlt(cli_args("status", runs, "--verify")) == 0
+    out = capsys.readouterr().out
+    all_row = next(line for line in out.splitlines() if "│ all" in line)
+    assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [2, 1, 0, 0, 0, 0, 3]
+    assert f"{p2.id}: metrics.json: sha256 differs from DONE.json's record" in out
+    assert "xlt run --verify" in out
+    assert (runs / p2.id / "DONE.json").is_file(), "status moves nothing"
+    (runs / p2.id / "DONE.json").write_text("{garbage")
+    assert xlt(cli_args("status", runs)) == 0
+    assert f"{p2.id}: DONE.json: not valid JSON" in capsys.readouterr().out
 
 
 def test_second_concurrent_run_fails_with_lock_message(finished):

@@ -105,3 +105,29 @@ def test_ray_executor_runs_every_node(tmp_path):
     for n in nodes:
         assert metrics(tmp_path, n.id) == metrics(local, n.id)
         assert sorted(p.name for p in (tmp_path / n.id).iterdir()) == sorted(p.name for p in (local / n.id).iterdir())
+
+
+def test_a_finished_node_that_does_not_verify_is_named_moved_aside_and_runs_again(tmp_path):
+    profile, nodes = grid("models=[tiny-xlmr]")
+    p1 = next(n for n in nodes if n.phase == "intermediate")
+    assert run_grid(nodes, tmp_path, workers=2, progress=False).ok
+    ckpt = tmp_path / p1.id / "checkpoint" / "weights.txt"
+    whole = ckpt.stat().st_size
+    ckpt.write_text(ckpt.read_text()[:-3])                       # a half-written phase-1 checkpoint
+    out = io.StringIO()
+    again = run_grid(nodes, tmp_path, workers=2, stream=out, progress=False)
+    assert [(i, why) for i, why, _ in again.moved_aside] == [
+        (p1.id, f"checkpoint/weights.txt: {whole - 3} bytes, DONE.json records {whole} "
+                f"(truncated or changed after the node finished)")]
+    moved = again.moved_aside[0][2]
+    assert moved.is_dir() and moved.name.startswith(f"{p1.id}.bad-")
+    assert f"node {p1.id} did not verify (checkpoint/weights.txt: " in out.getvalue()
+    assert again.done == [p1.id] and again.ok                    # it ran again; its dependents stay done
+    assert node_state(tmp_path, p1.id) == "done" and (tmp_path / p1.id / "checkpoint" / "weights.txt").is_file()
+    # a change that keeps the size is seen by the sha256 check only (xlt run --verify, xlt status --verify)
+    m = tmp_path / p1.id / "metrics.json"
+    m.write_bytes(m.read_bytes().replace(b"sst2", b"SST2"))
+    assert not run_grid(nodes, tmp_path, progress=False).moved_aside
+    hashed = run_grid(nodes, tmp_path, progress=False, verify_hashes=True)
+    assert [i for i, _, _ in hashed.moved_aside] == [p1.id] and hashed.done == [p1.id]
+    assert "sha256 differs" in hashed.moved_aside[0][1]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from .grid import Node, build_grid, dependents, select
 from .profiles import ProfileError, available_profiles, configs_dir, load_profile
-from .runs import (CHECKPOINT_DIR, DONE_FILE, FAILED_FILE, NODE_FILE, RunsLocked, first_error_line,
-                   lock_holder, node_dir, node_state, read_marker, runs_dir, runs_lock)
+from .runs import (CHECKPOINT_DIR, DONE_FILE, FAILED_FILE, NODE_FILE, RunsFolderError, RunsLocked,
+                   first_error_line, lock_holder, node_dir, node_state, read_marker, runs_dir, runs_lock,
+                   verify_node)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,8 +52,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="run only nodes matching FILTER (and their dependencies): a substring or glob of the "
                         "node id, or key=value on its params (e.g. model=e5-L3); repeat to AND filters")
 
+    r.add_argument("--verify", action="store_true",
+                   help="check the sha256 of every finished node's files (sizes are always checked); a node "
+                        "that does not verify is moved aside and runs again")
+
     s = sub.add_parser("status", help="done / failed / pending nodes of a profile, per phase")
     profile_args(s, required=True)
+    s.add_argument("--verify", action="store_true",
+                   help="also check the sha256 of every finished node's files against DONE.json")
 
     b = sub.add_parser("book", help="build the Jupyter book from results/")
     b.add_argument("--results", default=None, help="results folder (default: <repo>/results)")
@@ -171,8 +178,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if store.export(runs, res, [nid]):
                     store.write_tables(res, profile.name, grid_ids)
         summary = run_grid(nodes, runs, executor=args.executor, workers=args.workers, address=args.address,
-                           resources=profile.resources, on_done=on_done)
-    if not (summary.done or summary.failed or summary.skipped):
+                           resources=profile.resources, on_done=on_done, verify_hashes=args.verify)
+    if summary.stopped:
+        print(f"xlt run: stopped: {summary.stopped}", file=sys.stderr)
+    if not (summary.done or summary.failed or summary.skipped or summary.stopped):
         print(f"all {len(nodes)} nodes of {profile.name} already done in {runs} (nothing to run)")
         return 0
     print(f"{profile.name}: {len(summary.done)} done, {len(summary.failed)} failed, "
@@ -184,13 +193,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ status
-def node_states(nodes: Sequence[Node], runs: Path) -> dict[str, str]:
-    """done / failed / skipped (a dependency failed) / running (a live run holds the lock and the
-    directory exists) / pending."""
+def node_states(nodes: Sequence[Node], runs: Path, hashes: bool = False,
+                problems: dict[str, str] | None = None) -> dict[str, str]:
+    """done / bad (has DONE.json but does not verify: :func:`runs.verify_node`, sha256 too with
+    ``hashes``; the cause goes into ``problems``) / failed / skipped (a dependency failed) / running
+    (a live run holds the lock and the directory exists) / pending."""
     live = lock_holder(runs) is not None
     out: dict[str, str] = {}
     for n in nodes:  # grid order: dependencies come first
         st = node_state(runs, n.id)
+        if st == "done":
+            why = verify_node(node_dir(runs, n.id), hashes=hashes)
+            if why is not None:
+                st = "bad"
+                if problems is not None:
+                    problems[n.id] = why
         if st == "pending":
             if any(out.get(d) in ("failed", "skipped") for d in n.deps):
                 st = "skipped"
@@ -206,8 +223,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, args.set)
     nodes = build_grid(profile, args.notebooks_dir)
     runs = runs_dir(args.runs_dir)
-    states = node_states(nodes, runs)
-    cols = ("done", "failed", "skipped", "running", "pending")
+    problems: dict[str, str] = {}
+    states = node_states(nodes, runs, hashes=args.verify, problems=problems)
+    cols = ("done", "bad", "failed", "skipped", "running", "pending")
     table = Table(title=f"profile {profile.name}: {len(nodes)} nodes in {runs}")
     table.add_column("phase")
     for c in (*cols, "total"):
@@ -218,6 +236,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     table.add_row("all", *(str(sum(s == c for s in states.values())) for c in cols), str(len(nodes)))
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
+    if problems:
+        console.print(f"finished nodes that do not verify (`xlt run{' --verify' if args.verify else ''}` moves "
+                      "each aside as <id>.bad-<time> and runs it again):")
+        for nid, why in problems.items():
+            console.print(f"  {nid}: {why}", markup=False, highlight=False)
     failed = [n.id for n in nodes if states[n.id] == "failed"]
     if failed:
         console.print("failed nodes:")
@@ -331,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "transfer": cmd_transfer, "bench": cmd_bench}[args.command]
     try:
         return handler(args)
-    except (ProfileError, RunsLocked) as e:
+    except (ProfileError, RunsLocked, RunsFolderError) as e:
         print(f"xlt {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

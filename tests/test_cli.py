@@ -287,3 +287,49 @@ def test_run_stops_before_retraining_a_study_committed_under_other_framework_ver
     assert not any(fresh.glob("p*")), "nothing was trained"
     # a finished grid has nothing to re-train: no reason to stop
     assert xlt(cli_args("run", finished, *export, sets=sets)) == 0
+
+
+def test_run_refuses_a_corrupt_committed_node_by_name_then_retrains_and_replaces_it(finished, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """Issue 13: a corrupt file in results/nodes was restored as done and crashed every later `xlt run`
+    with a bare JSONDecodeError. Now restore refuses it in one line (file and cause)."""
+    from xlt_helpers import results as store
+    res = tmp_path / "results"
+    assert len(store.export(finished, res)) == 3
+    p2 = next(n for n in nodes() if n.phase == "target")
+    (res / "nodes" / p2.id / "metrics.json").write_text('{"phase": ')
+    tables = []
+    monkeypatch.setattr(store, "write_tables", lambda *a, **k: tables.append(a))   # fixture metrics are not tidy
+    sets = SETS + ["export_results=true"]
+    fresh = tmp_path / "runs"
+    capsys.readouterr()
+    assert xlt(cli_args("run", fresh, "--results-dir", str(res), sets=sets)) == 0
+    out, err = capsys.readouterr()
+    assert "restored 2 finished nodes" in out
+    size = (finished / p2.id / "metrics.json").stat().st_size
+    assert (f"refused {res / 'nodes' / p2.id}: metrics.json: 10 bytes, DONE.json records {size} (truncated or "
+            f"changed after the node finished) (it trains again and its export replaces it") in err
+    assert "1 done" in out and len(tables) == 1        # retrained, exported, then the tables were written
+    assert (res / "nodes" / p2.id / "metrics.json").read_bytes() == (fresh / p2.id / "metrics.json").read_bytes()
+    # a corrupt committed copy of a node the runs folder holds whole is replaced from there, nothing trains
+    (res / "nodes" / p2.id / "metrics.json").write_text("garbage")
+    assert xlt(cli_args("run", fresh, "--results-dir", str(res), sets=sets)) == 0
+    out, _ = capsys.readouterr()
+    assert f"replaced {res / 'nodes' / p2.id} (metrics.json: 7 bytes, DONE.json records" in out
+    assert "nothing to run" in out
+    assert store.verify_store(res)[1] == []
+
+
+def test_results_command_verifies_the_store_and_records_hashes(finished, tmp_path, capsys):
+    from xlt_helpers import results as store
+    res = tmp_path / "results"
+    store.export(finished, res)
+    capsys.readouterr()
+    assert xlt(["results", "--results-dir", str(res)]) == 0
+    assert "3 committed nodes verify, 0 do not" in capsys.readouterr().out
+    p1 = next(n for n in nodes() if n.phase == "intermediate")
+    (res / "nodes" / p1.id / "DONE.json").write_text("[]")
+    assert xlt(["results", "--results-dir", str(res)]) == 1
+    assert f"BAD {res / 'nodes' / p1.id}: DONE.json: not a JSON dict (list)" in capsys.readouterr().out
+    assert xlt(["results", "--results-dir", str(res), "--record-hashes"]) == 2
+    assert "not recording hashes of a node that does not verify" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .grid import Node, build_grid, dependents, select
+from .results import ResultsError
 from .profiles import ProfileError, available_profiles, configs_dir, load_profile
 from .runs import (CHECKPOINT_DIR, DONE_FILE, FAILED_FILE, NODE_FILE, RunsFolderError, RunsLocked,
                    first_error_line, lock_holder, node_dir, node_state, read_marker, runs_dir, runs_lock,
@@ -23,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xlt", description=(
         "Zero-shot cross-lingual transfer study: run a profile's grid of notebooks (resumable), "
         "show its status, build the book."))
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,book,clean,transfer,bench}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,results,book,clean,transfer,bench}")
 
     def profile_args(sp: argparse.ArgumentParser, required: bool) -> None:
         sp.add_argument("--profile", required=required,
@@ -60,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     profile_args(s, required=True)
     s.add_argument("--verify", action="store_true",
                    help="also check the sha256 of every finished node's files against DONE.json")
+
+    rs = sub.add_parser("results", help="verify the committed results store (every node, sha256 included)")
+    rs.add_argument("--results-dir", default=None, help="default: $XLT_RESULTS_DIR or <repo>/results")
+    rs.add_argument("--record-hashes", action="store_true",
+                    help="add size and sha256 records to committed DONE.json files that lack them "
+                         "(nodes exported before DONE.json recorded files); run ids do not change")
 
     b = sub.add_parser("book", help="build the Jupyter book from results/")
     b.add_argument("--results", default=None, help="results folder (default: <repo>/results)")
@@ -156,9 +163,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if profile.export_results:
             from . import results as store
             res = store.results_dir(args.results_dir)
-            restored = store.restore(res, runs)
+            refused: list[tuple[str, str]] = []
+            restored = store.restore(res, runs, refused)
             if restored:
                 print(f"restored {len(restored)} finished nodes from {res / 'nodes'}")
+            in_grid = {n.id for n in grid}
+            for rid, why in refused:
+                if node_state(runs, rid) == "done" and verify_node(node_dir(runs, rid), hashes=True) is None:
+                    store.export(runs, res, [rid])   # the runs folder holds a good copy: it replaces the bad one
+                    print(f"replaced {res / 'nodes' / rid} ({why}) with the verified copy in {runs / rid}")
+                    continue
+                fate = "it trains again and its export replaces it" if rid in in_grid else "not in this grid"
+                print(f"refused {res / 'nodes' / rid}: {why} ({fate}; or restore the committed copy: "
+                      f"git checkout -- {res / 'nodes' / rid})", file=sys.stderr)
+            unreplaced = {rid for rid, _ in refused if rid in in_grid and node_state(runs, rid) != "done"}
             from .grid import framework_versions
             mismatch = store.version_mismatch(res, profile.name, framework_versions())
             pending = [n.id for n in nodes if node_state(runs, n.id) != "done"]
@@ -176,7 +194,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             def on_done(nid: str) -> None:
                 if store.export(runs, res, [nid]):
-                    store.write_tables(res, profile.name, grid_ids)
+                    unreplaced.discard(nid)
+                    if not unreplaced:   # tables would read the refused copies: wait until all are replaced
+                        store.write_tables(res, profile.name, grid_ids)
         summary = run_grid(nodes, runs, executor=args.executor, workers=args.workers, address=args.address,
                            resources=profile.resources, on_done=on_done, verify_hashes=args.verify)
     if summary.stopped:
@@ -249,10 +269,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ results
+def cmd_results(args: argparse.Namespace) -> int:
+    """Verify every committed node; with --record-hashes, add file records to legacy DONE.json files."""
+    from . import results as store
+    res = store.results_dir(args.results_dir)
+    if not (res / "nodes").is_dir():
+        print(f"xlt results: {res / 'nodes'} does not exist; pass --results-dir", file=sys.stderr)
+        return 2
+    if args.record_hashes:
+        updated = store.record_hashes(res)
+        print(f"recorded file sizes and sha256 in {len(updated)} DONE.json files of {res / 'nodes'}")
+    good, bad = store.verify_store(res)
+    for rid, why in bad:
+        print(f"  BAD {res / 'nodes' / rid}: {why}")
+    print(f"{len(good)} committed nodes verify, {len(bad)} do not ({res / 'nodes'})")
+    return 1 if bad else 0
+
+
 # ------------------------------------------------------------------ book
 def cmd_book(args: argparse.Namespace) -> int:
-    from .book import build_book  # written separately; imported only here (it pulls in jupyter-book)
-    out = build_book(results_dir=Path(args.results) if args.results else None)
+    from .book import BookBuildError, build_book  # imported only here (it pulls in jupyter-book)
+    try:
+        out = build_book(results_dir=Path(args.results) if args.results else None)
+    except (BookBuildError, ValueError) as e:   # ResultsError, a table lacking columns: named in the message
+        print(f"xlt book: {e}", file=sys.stderr)
+        return 2
     print(f"book built: {out}")
     return 0
 
@@ -350,11 +392,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "status": cmd_status, "book": cmd_book, "clean": cmd_clean,
+    handler = {"run": cmd_run, "status": cmd_status, "results": cmd_results, "book": cmd_book, "clean": cmd_clean,
                "transfer": cmd_transfer, "bench": cmd_bench}[args.command]
     try:
         return handler(args)
-    except (ProfileError, RunsLocked, RunsFolderError) as e:
+    except (ProfileError, RunsLocked, RunsFolderError, ResultsError) as e:
         print(f"xlt {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -333,3 +333,21 @@ def test_results_command_verifies_the_store_and_records_hashes(finished, tmp_pat
     assert f"BAD {res / 'nodes' / p1.id}: DONE.json: not a JSON dict (list)" in capsys.readouterr().out
     assert xlt(["results", "--results-dir", str(res), "--record-hashes"]) == 2
     assert "not recording hashes of a node that does not verify" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--model", "gpt-17"], "xlt transfer: --model 'gpt-17' is not one of the valid values: e5-L12, e5-L3,"),
+    (["--target", "xnlii"], "xlt transfer: --target 'xnlii' is not one of the valid values: mlqa, pawsx, xnli, xquad"),
+    (["--intermediate", "foo"], "xlt transfer: --intermediate 'foo' is not one of the valid values: none, anli,"),
+    (["--epochs", "0"], "xlt transfer: --epochs: expected a number > 0, got 0.0"),
+    (["--batch-size", "0"], "xlt transfer: --batch-size: expected an integer >= 1, got 0"),
+    (["--train-n", "-3"], "xlt transfer: --train-n: expected an integer >= 1, got -3"),
+    (["--learning-rate=-1e-4"], "xlt transfer: --learning-rate: expected a number > 0, got -0.0001"),
+    (["--max-length", "600"], "xlt transfer: --max-length: 600 is more than the 512 token positions of model 'e5-L3'"),
+])
+def test_transfer_bad_value_is_one_line_with_the_valid_values(argv, line, capsys, monkeypatch):
+    import xlt_helpers.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "run_intermediate", lambda **kw: pytest.fail("trained despite a bad value"))
+    assert xlt(["transfer", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1, err

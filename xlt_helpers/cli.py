@@ -111,8 +111,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_transfer_args(args: argparse.Namespace) -> None:
+    """Raise ProfileError (one line: the flag, the bad value, the valid ones) before anything loads.
+
+    The names and number rules are the profiles' own (one place): a transfer run is a one-node profile."""
+    from .models import MODELS
+    from .profiles import _SETTING_CHECKERS, _intermediate_tasks, _int, _target_tasks, check_max_length
+
+    for flag, value, valid in (("--model", args.model, sorted(MODELS)),
+                               ("--intermediate", args.intermediate, _intermediate_tasks()),
+                               ("--target", args.target, _target_tasks())):
+        if value not in valid:
+            raise ProfileError(f"{flag} {value!r} is not one of the valid values: {', '.join(valid)}")
+    for flag, key in (("--intermediate-n", "train_n"), ("--train-n", "train_n"), ("--eval-n", "eval_n"),
+                      ("--epochs", "epochs"), ("--learning-rate", "learning_rate"),
+                      ("--batch-size", "batch_size"), ("--max-length", "max_length")):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None or key != "learning_rate":
+            try:
+                _SETTING_CHECKERS[key](value, flag)
+            except ProfileError as e:   # "(or null for ...)" is a profile's way out, not a flag's
+                raise ProfileError(str(e).split(" (or null")[0]) from None
+    _int(0)(args.seed, "--seed")
+    check_max_length(args.model, args.max_length, "--max-length")
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Both phases in-process, then print English, the others' mean and every language."""
+    check_transfer_args(args)
     from .pipeline import run_intermediate, run_target
     out = Path(args.out) if args.out else runs_dir(None) / f"transfer-{args.model}-{args.intermediate}-{args.target}-s{args.seed}"
     hp = dict(batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.learning_rate, warmup_ratio=0.1)

@@ -351,3 +351,43 @@ def test_transfer_bad_value_is_one_line_with_the_valid_values(argv, line, capsys
     assert xlt(["transfer", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(line) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("code, cause, fix", [(30, "Read-only file system", "make it writable"),
+                                              (28, "No space left on device", "free space there")])
+def test_read_only_or_full_runs_folder_is_one_line_naming_it(tmp_path, monkeypatch, capsys, code, cause, fix):
+    """Running as root, chmod cannot make a folder read-only: the filesystem's answer is simulated."""
+    real = os.open
+
+    def refuse(path, *a, **k):
+        if str(path).endswith(".lock"):
+            raise OSError(code, cause, str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", refuse)
+    runs = tmp_path / "runs"
+    for cmd in ("run", "clean"):
+        runs.mkdir(exist_ok=True)
+        args = cli_args("run", runs) if cmd == "run" else ["clean", "--runs-dir", str(runs)]
+        assert xlt(args) == 2
+        err = capsys.readouterr().err
+        assert err == (f"xlt {cmd}: cannot create the lock file in the runs folder {runs} ({runs / '.lock'}): "
+                       f"{cause}. Fix: {fix}, or pass another --runs-dir (or $XLT_RUNS_DIR)\n")
+
+
+def test_run_on_a_full_disk_says_it_stopped_and_why(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from xlt_helpers import runs as R
+    real = R.write_bytes_atomic
+
+    def write(path, data):
+        if Path(path).name == "DONE.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(R, "write_bytes_atomic", write)
+    assert xlt(cli_args("run", tmp_path)) == 1
+    out, err = capsys.readouterr()
+    assert f"xlt run: stopped: the runs folder {tmp_path} is full or read-only: " in err
+    assert "1 failed" in out and "FAILED" in out

@@ -139,6 +139,7 @@ class LocalBackend:
     def __init__(self, runs: Path) -> None:
         self.runs = runs
         self.procs: dict[str, tuple[Node, int, float]] = {}
+        self.folder_errors: list[RunsFolderError] = []   # FAILED.json could not be written (read by run_grid)
 
     def submit(self, node: Node) -> None:
         self.procs[node.id] = (node, fork_node(node, self.runs), time.time())
@@ -151,7 +152,12 @@ class LocalBackend:
                 rc = reap(pid)
                 if rc is not None:
                     del self.procs[nid]
-                    out.append((nid, finish_node(node, self.runs, rc), time.time() - t0))
+                    try:
+                        state = finish_node(node, self.runs, rc)
+                    except RunsFolderError as e:   # not done either way; the scheduler stops on it
+                        self.folder_errors.append(e)
+                        state = "failed"
+                    out.append((nid, state, time.time() - t0))
             if out or time.time() >= deadline:
                 return out
             time.sleep(0.1)
@@ -206,8 +212,8 @@ class RayBackend:
                 res = self.ray.get(ref)
                 out.append((nid, res["state"], res["wall_s"]))
             except Exception as e:  # the Ray task itself died (worker crash, node lost)
-                from .runs import node_dir, write_failed
-                write_failed(node_dir(self.runs, nid), f"Ray task failed: {type(e).__name__}: {e}", repr(e))
+                with contextlib.suppress(OSError):   # a full disk: the node is failed all the same
+                    write_failed(node_dir(self.runs, nid), f"Ray task failed: {type(e).__name__}: {e}", repr(e))
                 out.append((nid, "failed", time.time() - t0))
         return out
 
@@ -220,19 +226,19 @@ class RayBackend:
 
 # ------------------------------------------------------------------ the scheduler
 def _stop(summary: RunSummary, why: str, nid: str | None, runs: Path, states: dict[str, str],
-          reporter: ProgressReporter, was_running: bool) -> None:
-    """The runs folder cannot be written: mark ``nid`` failed (FAILED.json if it still fits) and
-    start nothing more."""
+          reporter: ProgressReporter) -> None:
+    """Node ``nid`` could not even start (the runs folder cannot be written): mark it failed
+    (FAILED.json if it still fits) and start nothing more."""
     if summary.stopped is None:
         summary.stopped = why
     if nid is None:
         return
     states[nid] = "failed"
     summary.failed.append(nid)
-    if not (node_dir(runs, nid) / FAILED_FILE).is_file():
+    if node_dir(runs, nid).is_dir() and not (node_dir(runs, nid) / FAILED_FILE).is_file():
         with contextlib.suppress(OSError):
             write_failed(node_dir(runs, nid), why, "(the runs folder could not be written)")
-    reporter.finished(nid, "failed", was_running=was_running)
+    reporter.finished(nid, "failed", was_running=False)
 
 
 def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", workers: int = 1,
@@ -316,7 +322,7 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
                 try:
                     backend.submit(by_id[nid])
                 except RunsFolderError as e:
-                    _stop(summary, str(e), nid, runs, states, reporter, was_running=False)
+                    _stop(summary, str(e), nid, runs, states, reporter)
                     break
                 running.add(nid)
                 reporter.started(nid)
@@ -324,12 +330,11 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
                 if waiting and summary.stopped is None:  # cannot happen with a closed DAG; guard against a silent hang
                     raise RuntimeError(f"no node can start: {sorted(waiting)} wait on unfinished dependencies")
                 break
-            try:
-                finished = backend.wait(timeout=1.0)
-            except RunsFolderError as e:   # a runner ended and its FAILED.json could not be written
-                running.discard(e.node_id)
-                _stop(summary, str(e), e.node_id, runs, states, reporter, was_running=True)
-                continue
+            finished = backend.wait(timeout=1.0)
+            for e in getattr(backend, "folder_errors", []):   # a runner ended and its FAILED.json did not fit
+                summary.stopped = summary.stopped or str(e)
+            if getattr(backend, "folder_errors", None):
+                backend.folder_errors.clear()
             for nid, state, wall in finished:
                 running.discard(nid)
                 states[nid] = state
@@ -349,5 +354,7 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
     finally:
         backend.close()
         reporter.close()
+    if summary.stopped and waiting:
+        summary.stopped += f" ({len(waiting)} nodes not started)"
     summary.wall_s = time.time() - t_start
     return summary

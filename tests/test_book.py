@@ -157,7 +157,9 @@ def test_run_notebook_appendix(built):
 
 @pytest.mark.slow  # a full book build (~35 s on 2 cores)
 def test_empty_results_say_so(tmp_path):
-    """No results: every analysis page says so plainly (and the build stays warning-free)."""
+    """No results: every analysis page says so plainly (and the build stays warning-free).
+    (A results folder that does not exist at all is an error: see the tests at the end.)"""
+    (tmp_path / "no-results").mkdir()
     html = book.build_book(results_dir=tmp_path / "no-results", out_dir=tmp_path / "out")
     for page in ("results", "conclusion", "reproducibility"):
         assert book.NO_RESULTS in (html / "book" / f"{page}.html").read_text(), page

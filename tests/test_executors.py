@@ -76,7 +76,7 @@ def test_failed_node_skips_dependents_and_the_rest_continue(tmp_path, monkeypatc
     assert "failed nodes:" in text and "fixture failure requested for task udpos" in text
     all_row = next(line for line in text.splitlines() if "│ all" in line or line.startswith("all"))
     assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [
-        len(summary.done), len(bad), len(skipped), 0, 0, len(nodes)]
+        len(summary.done), 0, len(bad), len(skipped), 0, 0, len(nodes)]   # done bad failed skipped running pending
 
 
 def test_progress_eta_is_mean_time_times_remaining_over_workers():

@@ -192,3 +192,13 @@ def test_record_hashes_upgrades_legacy_done_json_without_touching_anything_else(
     # a node that does not verify is never blessed
     with pytest.raises(store.ResultsError, match="p2-a: metrics.json: sha256 differs"):
         store.record_hashes(res)
+
+
+def test_the_committed_store_verifies_byte_for_byte():
+    """Every committed node's DONE.json records its files (xlt results --record-hashes) and they match."""
+    from xlt_helpers.book import REPO_ROOT
+    from xlt_helpers.runs import RECORDS_KEY
+    results = REPO_ROOT / "results"
+    good, bad = store.verify_store(results)
+    assert bad == [] and len(good) >= 92
+    assert all(RECORDS_KEY in json.loads((results / "nodes" / rid / DONE_FILE).read_text()) for rid in good)

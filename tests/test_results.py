@@ -170,6 +170,12 @@ def test_export_replaces_a_committed_copy_that_does_not_verify(tmp_path):
     (res / "nodes" / "p2-a" / "metrics.json").write_text("garbage")
     assert store.export(runs, res) == ["p2-a"]
     assert (res / "nodes" / "p2-a" / "metrics.json").read_bytes() == (runs / "p2-a" / "metrics.json").read_bytes()
+    # a folder moved aside by verification, or a damaged one, is never exported
+    import shutil
+    shutil.copytree(runs / "p2-a", runs / "p2-a.bad-20261130T000000Z")
+    shutil.copytree(runs / "p2-a", runs / "p2-b")
+    (runs / "p2-b" / "metrics.json").write_text("{}")
+    assert store.export(runs, res) == [] and sorted(p.name for p in (res / "nodes").iterdir()) == ["p2-a"]
 
 
 def test_record_hashes_upgrades_legacy_done_json_without_touching_anything_else(tmp_path):

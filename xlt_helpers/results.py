@@ -94,7 +94,9 @@ def export(runs: Path, results: Path, ids: Iterable[str] | None = None) -> list[
     candidates = ids if ids is not None else (p.name for p in sorted(runs.iterdir()) if p.is_dir()) if runs.is_dir() else []
     for rid in candidates:
         src, dst = runs / rid, results / "nodes" / rid
-        if not (src / DONE_FILE).is_file() or ((dst / DONE_FILE).is_file() and verify_node(dst, hashes=True) is None):
+        if not (src / DONE_FILE).is_file() or verify_node(src) is not None:   # unfinished, damaged, moved aside
+            continue
+        if (dst / DONE_FILE).is_file() and verify_node(dst, hashes=True) is None:
             continue
         try:
             (dst / DONE_FILE).unlink(missing_ok=True)   # a committed copy that does not verify is replaced

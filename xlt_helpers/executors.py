@@ -331,10 +331,10 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
                     raise RuntimeError(f"no node can start: {sorted(waiting)} wait on unfinished dependencies")
                 break
             finished = backend.wait(timeout=1.0)
-            for e in getattr(backend, "folder_errors", []):   # a runner ended and its FAILED.json did not fit
-                summary.stopped = summary.stopped or str(e)
-            if getattr(backend, "folder_errors", None):
-                backend.folder_errors.clear()
+            errors = getattr(backend, "folder_errors", [])   # a runner ended and its FAILED.json did not fit
+            if errors:
+                summary.stopped = summary.stopped or str(errors[0])
+                errors.clear()
             for nid, state, wall in finished:
                 running.discard(nid)
                 states[nid] = state

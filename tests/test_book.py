@@ -173,7 +173,9 @@ def test_run_notebook_appendix(built):
 
 @pytest.mark.slow  # a full book build (~35 s on 2 cores)
 def test_empty_results_say_so(tmp_path):
-    """No results: every analysis page says so plainly (and the build stays warning-free)."""
+    """No results: every analysis page says so plainly (and the build stays warning-free).
+    (A results folder that does not exist at all is an error: see the tests at the end.)"""
+    (tmp_path / "no-results").mkdir()
     html = book.build_book(results_dir=tmp_path / "no-results", out_dir=tmp_path / "out")
     for page in ("results", "conclusion", "reproducibility"):
         assert book.NO_RESULTS in (html / "book" / f"{page}.html").read_text(), page
@@ -248,3 +250,32 @@ def test_progress_note_says_how_much_of_the_grid_is_committed():
     assert "3 of the 13 nodes" in progress_html(res({"profile": "smoke", "nodes": 3}))
     assert progress_html(res({"profile": "smoke", "nodes": 13})) == "", "a finished grid needs no notice"
     assert progress_html(res({"profile": "no-such-profile", "nodes": 3})) == ""
+
+
+# ------------------------------------------------------------------ xlt book on a missing or corrupt results folder
+def test_book_on_a_missing_results_folder_is_an_error(tmp_path, capsys):
+    from xlt_helpers.cli import main as xlt
+    assert xlt(["book", "--results", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"xlt book: results folder {tmp_path / 'nope'} does not exist. Fix: pass the folder that holds "
+                   f"scores.csv (default: <repo>/results), or omit --results\n")
+
+
+@pytest.mark.parametrize("name, content, cause", [
+    ("scores.csv", b"\x1f\x8b\x08 not a table", "cannot read it as a table (UnicodeDecodeError"),
+    ("meta.json", b'{"profile": "cpu",', "cannot read it as JSON (JSONDecodeError"),
+    ("per_example.csv.gz", b"\x1f\x8b\x08\x00 cut", "cannot read it as a table ("),
+])
+def test_book_on_corrupt_results_is_one_line_naming_the_file(tmp_path, capsys, name, content, cause):
+    import shutil
+
+    from xlt_helpers.cli import main as xlt
+    res = tmp_path / "results"
+    res.mkdir()
+    for f in ("scores.csv", "per_example.csv.gz", "intermediate.csv", "meta.json"):
+        shutil.copy2(book.REPO_ROOT / "results" / f, res / f)
+    (res / name).write_bytes(content)
+    assert xlt(["book", "--results", str(res)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xlt book: {res / name}: {cause}") and err.count("\n") == 1, err
+    assert not (tmp_path / "_build").exists()

@@ -216,3 +216,35 @@ def test_target_per_model_overrides_move_only_that_models_runs(tmp_path):
     assert "eval_langs" in msg
     msg = error_of(tmp_path, edited(target__xnli__per_model={"tiny-mt5": {"learning_rate": -1}}))
     assert "target.xnli.per_model.tiny-mt5.learning_rate" in msg
+
+
+# ------------------------------------------------------------------ max_length vs the model's positions
+def test_max_positions_come_from_the_models_configs():
+    """e5-small is a BERT with 512 positions; XLM-R's 514-row table starts position ids at padding_idx + 1 = 2."""
+    from xlt_helpers.backbones import tiny_xlmr_config
+    cfg = tiny_xlmr_config()
+    assert MODELS["tiny-xlmr"].max_positions == cfg.max_position_embeddings - (cfg.pad_token_id + 1) == 514 - 2
+    assert MODELS["tiny-mt5"].max_positions is None and MODELS["mt5-base"].max_positions is None  # relative buckets
+    assert MODELS["xlmr-base"].max_positions == 512
+    try:
+        from xlt_helpers.e5_offline import e5_bin_file, read_e5_bin
+        header = read_e5_bin(e5_bin_file()).header
+    except (FileNotFoundError, ImportError, ModuleNotFoundError) as e:
+        pytest.skip(f"offline e5 weights not installed ({e})")
+    assert all(MODELS[m].max_positions == header.max_positions == 512
+               for m in MODELS if MODELS[m].source == "e5")
+
+
+def test_max_length_beyond_the_models_positions_is_a_profile_error(tmp_path):
+    msg = error_of(tmp_path, edited(intermediate__max_length=600))
+    assert "field intermediate.max_length: 600 is more than the 512 token positions of model 'tiny-xlmr'" in msg
+    assert "use at most 512" in msg
+    msg = error_of(tmp_path, edited(target__mlqa__per_model={"tiny-xlmr": {"max_length": 513}}))
+    assert "field target.mlqa.per_model.tiny-xlmr.max_length: 513 is more than the 512" in msg
+    msg = error_of(tmp_path, edited(intermediate__per_task={"udpos": {"max_length": 1024}}))
+    assert "field intermediate.per_task.udpos.max_length: 1024" in msg
+    # exactly the table fits; a model with relative positions (mT5) has no limit
+    assert validate_profile(edited(intermediate__max_length=512, target__xnli__max_length=512))
+    only_mt5 = edited(models=["tiny-mt5"], intermediate__max_length=2048, target__xnli__max_length=1024,
+                      target__mlqa__max_length=1024)
+    assert validate_profile(only_mt5).intermediate.max_length == 2048

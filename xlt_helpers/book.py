@@ -19,7 +19,6 @@ for the build) via :func:`results_dir` / :func:`load_results`.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import repo_root
+from .results import ResultsError, read_csv, read_json
 from .results import results_dir  # noqa: F401  (the pages call book.results_dir)
 
 REPO_ROOT = repo_root()
@@ -177,12 +177,12 @@ def load_results(directory: str | os.PathLike | None = None) -> Results | None:
     scores_path = d / "scores.csv"
     if not scores_path.is_file():
         return None
-    scores = pd.read_csv(scores_path)
+    scores = read_csv(scores_path)
     _require(scores, SCORES_COLUMNS, scores_path)
     per_example = None
     pe_path = d / "per_example.csv.gz"
     if pe_path.is_file():
-        per_example = pd.read_csv(pe_path)
+        per_example = read_csv(pe_path)
         _require(per_example, PER_EXAMPLE_COLUMNS, pe_path)
         keys = scores[["run_id", *RUN_KEYS]].drop_duplicates("run_id")
         unknown = sorted(set(per_example["run_id"]) - set(keys["run_id"]))
@@ -191,9 +191,11 @@ def load_results(directory: str | os.PathLike | None = None) -> Results | None:
                              f"the two files come from different collections — regenerate both.")
         per_example = per_example.merge(keys, on="run_id", how="left")
     inter_path = d / "intermediate.csv"
-    intermediate = pd.read_csv(inter_path) if inter_path.is_file() else None
+    intermediate = read_csv(inter_path) if inter_path.is_file() else None
     meta_path = d / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    meta = read_json(meta_path) if meta_path.is_file() else None
+    if meta is not None and not isinstance(meta, dict):
+        raise ResultsError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
     runs = tuple(sorted((d / "runs").glob("*.ipynb")))
     return Results(d, scores, per_example, intermediate, meta, runs)
 
@@ -213,7 +215,11 @@ def _titled_run_notebook(src: Path, dst: Path) -> None:
     """Copy a per-run notebook, adding an H1 with its run id when it has none (a toc entry needs a title)."""
     import nbformat
 
-    nb = nbformat.read(src, as_version=4)
+    try:
+        nb = nbformat.read(src, as_version=4)
+    except Exception as e:  # noqa: BLE001 - nbformat raises several types (NotJSONError, ValidationError, ...)
+        raise ResultsError(f"{src}: cannot read it as a notebook ({type(e).__name__}: {str(e)[:200]}). Fix: restore "
+                           f"the file (e.g. git checkout -- {src}) or delete it to leave that run out") from None
     first_md = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first_md is None or not first_md.source.lstrip().startswith("# "):
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Run `{src.stem}`\n\nExecuted notebook of this run, "
@@ -282,6 +288,10 @@ def build_book(results_dir: Path | None = None, out_dir: Path | None = None, str
     a failure raises :class:`BookBuildError` naming the first warning and the full log's path.
     """
     results = _resolve_results_dir(results_dir)
+    if results_dir is not None and not results.is_dir():
+        raise ResultsError(f"results folder {results} does not exist. Fix: pass the folder that holds scores.csv "
+                           f"(default: <repo>/results), or omit --results")
+    load_results(results)   # a corrupt table fails here, naming its file, instead of deep in a page's build log
     out = Path(out_dir).resolve() if out_dir is not None else REPO_ROOT
     build = out / "_build"
     for stale in ("html", ".doctrees", "jupyter_execute"):

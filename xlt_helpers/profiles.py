@@ -375,7 +375,7 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
         num_cpus=_number(0, strict_min=True)(res_raw.get("num_cpus", 1), at("resources.num_cpus")),
         num_gpus=_number(0)(res_raw.get("num_gpus", 0), at("resources.num_gpus")),
     )
-    return Profile(
+    profile = Profile(
         name=_str(raw["name"], at("name")),
         description=_str(raw.get("description", ""), at("description")),
         models=models, intermediate_tasks=inter, seq2seq_intermediate_tasks=s2s,
@@ -385,6 +385,31 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
         export_results=_bool(raw.get("export_results", False), at("export_results")),
         resources=resources, source=source,
     )
+    _check_positions(profile, sec, tsec, at)
+    return profile
+
+
+def check_max_length(model: str, max_length: int, where: str) -> None:
+    """``max_length`` must fit ``model``'s position table (models.py ``max_positions``)."""
+    limit = MODELS[model].max_positions
+    if limit is not None and max_length > limit:
+        raise _err(where, f"{max_length} is more than the {limit} token positions of model {model!r} "
+                          f"(models.py max_positions); use at most {limit}")
+
+
+def _check_positions(profile: Profile, inter_raw: Mapping[str, Any], target_raw: Mapping[str, Any],
+                     at: Callable[[str], str]) -> None:
+    """Every max_length a model trains with fits its positions; the message names the field that set it."""
+    for model in profile.models:
+        for task in profile.intermediate_tasks_for(model):
+            if task != NONE_TASK:
+                own = "max_length" in (inter_raw.get("per_task") or {}).get(task, {})
+                check_max_length(model, profile.intermediate.for_task(task)["max_length"],
+                                 at(f"intermediate.{'per_task.' + task + '.' if own else ''}max_length"))
+        for t in profile.targets_for(model):
+            own = "max_length" in ((target_raw[t].get("per_model") or {}).get(model) or {})
+            check_max_length(model, profile.target[t].for_model(model)["max_length"],
+                             at(f"target.{t}.{'per_model.' + model + '.' if own else ''}max_length"))
 
 
 # ------------------------------------------------------------------ overrides

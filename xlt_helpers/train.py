@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments, set_seed
 
@@ -178,7 +179,13 @@ def load_body(body, ckpt_dir: str | Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"no phase-1 body at {path}: run the intermediate node first (xlt run) "
                                 f"or pass init_from='' to start from the pretrained model")
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except SafetensorError as e:   # bare, it names no file
+        raise ValueError(f"{path}: not a readable safetensors checkpoint ({e}); the phase-1 node that wrote it "
+                         f"did not finish writing it or it was damaged since. Re-run that node: `xlt run` "
+                         f"(`--verify` checks every file's sha256) moves a damaged node aside and runs it "
+                         f"again") from None
     kept = state.pop("__kept_ids__", None)
     own = body.state_dict()
     for k, v in state.items():

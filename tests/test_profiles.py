@@ -248,3 +248,26 @@ def test_max_length_beyond_the_models_positions_is_a_profile_error(tmp_path):
     only_mt5 = edited(models=["tiny-mt5"], intermediate__max_length=2048, target__xnli__max_length=1024,
                       target__mlqa__max_length=1024)
     assert validate_profile(only_mt5).intermediate.max_length == 2048
+
+
+def test_every_trainconfig_field_is_a_profile_setting_with_its_default(tmp_path):
+    """The phase settings are TrainConfig's fields (hparams.PHASE_HPARAMS): a field the file does not
+    name takes TrainConfig's default, one it names is checked by the same checker the notebooks use."""
+    from xlt_helpers.hparams import TrainConfig
+
+    p = load_profile(write(tmp_path, BASE))
+    assert (p.intermediate.weight_decay, p.intermediate.freeze_word_embeddings, p.intermediate.eval_batch_size,
+            p.target["mlqa"].max_answer_length) == (0.0, True, 32, 30) == (
+        TrainConfig.weight_decay, TrainConfig.freeze_word_embeddings, TrainConfig.eval_batch_size,
+        TrainConfig.max_answer_length)
+    p = load_profile(write(tmp_path, edited(intermediate__weight_decay=0.01, target__mlqa__max_answer_length=20,
+                                            target__xnli__per_model={"tiny-xlmr": {"freeze_word_embeddings": False}})))
+    assert p.intermediate.for_task("sst2")["weight_decay"] == 0.01
+    assert p.target["mlqa"].for_model("tiny-xlmr")["max_answer_length"] == 20
+    assert p.target["xnli"].for_model("tiny-xlmr")["freeze_word_embeddings"] is False
+    msg = error_of(tmp_path, edited(intermediate__weight_decay=-1))
+    assert "field intermediate.weight_decay" in msg and "expected a number >= 0, got -1" in msg
+    msg = error_of(tmp_path, edited(target__xnli__eval_batch_size=0))
+    assert "field target.xnli.eval_batch_size" in msg and "integer >= 1" in msg
+    msg = error_of(tmp_path, edited(target__xnli__max_answer_length=20))     # extractive QA only
+    assert "field target.xnli.max_answer_length" in msg and "unknown key" in msg

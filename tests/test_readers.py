@@ -170,3 +170,19 @@ def test_udpos_errors(tmp_path):
 def test_unknown_format_lists_known_ones(tmp_path):
     with pytest.raises(readers.DataError, match="known formats: .*squad_json"):
         readers.read("csv_thing", tmp_path / "x", labels=(), id_prefix="x")
+
+
+@pytest.mark.parametrize("fmt, name, good", [
+    ("xnli_tsv", "dev-de.tsv", "a\tb\tentailment\n"),
+    ("sst2_jsonl", "dev.jsonl", '{"idx": 0, "sentence": "fine", "label": 1}\n'),
+    ("udpos_tsv", "dev-en.tsv", "Hi\tINTJ\n\n"),
+])
+def test_invalid_utf8_names_file_and_line(tmp_path, fmt, name, good):
+    path = tmp_path / name
+    path.write_bytes(good.encode() * 2 + b"caf\xe9\t" + good.encode())     # latin-1 on line 3 (udpos: line 5)
+    labels = {"xnli_tsv": NLI, "sst2_jsonl": TASKS["sst2"].labels, "udpos_tsv": UPOS_TAGS}[fmt]
+    with pytest.raises(MalformedRecord) as e:
+        readers.read(fmt, path, labels=labels, id_prefix="t")
+    line = 2 * good.count("\n") + 1
+    assert str(e.value).startswith(f"{path}:{line}: not valid UTF-8 (byte 0xe9 at column 4"), str(e.value)
+    assert "iconv" in str(e.value)

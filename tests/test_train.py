@@ -115,3 +115,17 @@ def test_intermediate_node_writes_checkpoint_and_dev_score(tmp_path, shared_data
 def test_target_with_intermediate_requires_checkpoint(tmp_path, shared_data):
     with pytest.raises(ValueError, match="init_from"):
         run_target(model="tiny-xlmr", target="xnli", intermediate="sst2", seed=0, out_dir=str(tmp_path))
+
+
+def test_label_words_are_part_of_the_task_spec():
+    """An encoder-decoder says a label's word from the TaskSpec (lm-evaluation-harness's doc_to_choice):
+    PAWS-X's labels "0"/"1" become "no"/"yes"; tasks whose label names are words keep them."""
+    from xlt_helpers import featurize
+    from xlt_helpers.tasks import TASKS
+
+    pawsx, xnli = TASKS["pawsx"], TASKS["xnli"]
+    assert pawsx.label_targets() == ("no", "yes") and TASKS["qqp"].label_targets() == ("no", "yes")
+    assert xnli.label_targets() == xnli.labels == ("entailment", "neutral", "contradiction")
+    ex = {"text_a": "A cat.", "text_b": "A dog.", "label": 1}
+    assert featurize.to_text(pawsx, ex) == ("pawsx premise: A cat. hypothesis: A dog.", "yes")
+    assert featurize.candidates(pawsx, ex) == ["no", "yes"]

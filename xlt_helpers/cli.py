@@ -116,7 +116,8 @@ def check_transfer_args(args: argparse.Namespace) -> None:
 
     The names and number rules are the profiles' own (one place): a transfer run is a one-node profile."""
     from .models import MODELS
-    from .profiles import _SETTING_CHECKERS, _intermediate_tasks, _int, _target_tasks, check_max_length
+    from .hparams import ParameterError, check_hparam, check_int
+    from .profiles import _COUNT, _intermediate_tasks, _target_tasks, check_max_length
 
     for flag, value, valid in (("--model", args.model, sorted(MODELS)),
                                ("--intermediate", args.intermediate, _intermediate_tasks()),
@@ -129,10 +130,13 @@ def check_transfer_args(args: argparse.Namespace) -> None:
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None or key != "learning_rate":
             try:
-                _SETTING_CHECKERS[key](value, flag)
-            except ProfileError as e:   # "(or null for ...)" is a profile's way out, not a flag's
+                _COUNT(value, flag) if key.endswith("_n") else check_hparam(key, value, flag)
+            except ParameterError as e:   # "(or null for ...)" is a profile's way out, not a flag's
                 raise ProfileError(str(e).split(" (or null")[0]) from None
-    _int(0)(args.seed, "--seed")
+    try:
+        check_int(0)(args.seed, "--seed")
+    except ParameterError as e:
+        raise ProfileError(str(e)) from None
     check_max_length(args.model, args.max_length, "--max-length")
 
 

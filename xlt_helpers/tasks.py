@@ -41,6 +41,25 @@ class Source:
     fmt: str | None = None
     hub: tuple[str, str | None, str] | None = None
 
+    def local_files(self, lang: str) -> tuple[str, ...]:
+        """The local path(s) of ``lang``, relative to the data folder (none when hub-only)."""
+        return tuple(fill_lang(t, lang) for t in (self.local or ()))
+
+
+def fill_lang(template: str, lang: str) -> str:
+    """Substitute ``{lang}``; for a pair ``"ar.de"`` the 1st occurrence gets ``ar``, the 2nd ``de``.
+
+    So ``dev-context-{lang}-question-{lang}.json`` and ``mlqa.{lang}.{lang}`` both
+    name the pair's file / hub config, and a single code fills every occurrence.
+    """
+    parts = lang.split(".")
+    if len(parts) == 1:
+        return template.replace("{lang}", lang)
+    out = template
+    for part in parts:
+        out = out.replace("{lang}", part, 1)
+    return out
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -61,9 +80,16 @@ class TaskSpec:
     # CosmosQA reuse a context across several items, hence "context" for both.
     holdout: float = 0.0
     holdout_key: str = "id"
+    # What an encoder-decoder says for each label (lm-evaluation-harness's ``doc_to_choice``), where
+    # the label names are not words a decoder can say (PAWS-X's "0"/"1"); empty = the label names.
+    label_words: tuple[str, ...] = ()
 
     def langs_for(self, split: str) -> tuple[str, ...]:
         return self.split_languages.get(split, self.languages)
+
+    def label_targets(self) -> tuple[str, ...]:
+        """The text-to-text target of each label: ``label_words`` if set, else the label names."""
+        return self.label_words or self.labels
 
 
 TASKS: dict[str, TaskSpec] = {}
@@ -118,7 +144,7 @@ _register(TaskSpec(
 _register(TaskSpec(
     name="pawsx", holdout=0.2, holdout_key="id", kind="classification", role="both", metric="accuracy", chance=0.5,
     description="PAWS-X (Yang et al. 2019): paraphrase adversaries, 2 labels (1 = paraphrase).",
-    labels=("0", "1"), languages=PAWSX_LANGS,
+    labels=("0", "1"), label_words=("no", "yes"), languages=PAWSX_LANGS,
     # local train and dev-en are the same file (PAWS-X train is not offline): a seeded hold-out serves as dev-en
     splits={
         "train": Source(local=("pawsx/dev-en.tsv",), fmt="pawsx_tsv",
@@ -221,7 +247,7 @@ _register(TaskSpec(
 _register(TaskSpec(
     name="qqp", kind="classification", metric="accuracy", chance=0.5,
     description="Quora Question Pairs (GLUE). Hub only.",
-    labels=("not_duplicate", "duplicate"), languages=("en",),
+    labels=("not_duplicate", "duplicate"), label_words=("no", "yes"), languages=("en",),
     splits={"train": Source(hub=("nyu-mll/glue", "qqp", "train")),
             "dev": Source(hub=("nyu-mll/glue", "qqp", "validation"))},
 ))

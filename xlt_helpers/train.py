@@ -29,33 +29,9 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, Trai
 
 from . import featurize
 from .heads import EncoderWithHead
+from .hparams import TrainConfig, resolve_learning_rate  # noqa: F401  (TrainConfig: re-exported)
 from .models import ModelSpec, get_model
 from .tasks import TaskSpec, get_task
-
-
-@dataclass
-class TrainConfig:
-    """Hyperparameters of one phase. Full-scale defaults follow jiant's XTREME scripts
-    (lr 1e-5, 10% warmup, max length 256, 384 with stride 128 for QA, 2 epochs)."""
-
-    epochs: float = 2.0
-    max_steps: int = -1
-    batch_size: int = 32
-    learning_rate: float | None = None      # None = the model's default (models.py)
-    max_length: int = 256
-    doc_stride: int = 128
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    freeze_word_embeddings: bool = True
-    trim_vocab: bool = True
-    eval_batch_size: int = 64
-    max_answer_length: int = 30
-    seed: int = 0
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in params.items() if k in known and v is not None})
 
 
 @dataclass
@@ -229,7 +205,7 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
     keep = None
     if cfg.trim_vocab and vocab_texts is not None:
         from .vocab import covering_ids
-        extra = [*featurize.label_words(task), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
+        extra = [*task.label_targets(), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
         keep = covering_ids(full_tok, [*vocab_texts, *extra])  # targets (label words, letters, tags) stay sayable
     set_seed(cfg.seed)
     model, tok, vocab_map, sizes = build_model(spec, task, init_from=init_from, keep_ids=keep, tokenizer=full_tok)
@@ -240,7 +216,8 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
                              else (TrainingArguments, Trainer))
     args = args_cls(
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate or spec.learning_rate,
+        num_train_epochs=cfg.epochs, max_steps=-1 if cfg.max_steps is None else cfg.max_steps,
+        learning_rate=resolve_learning_rate(cfg.learning_rate, spec.name),
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear", weight_decay=cfg.weight_decay,
         train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
         save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.batch_size / 20)),

@@ -109,6 +109,20 @@ def test_cosmosqa_and_siqa(tmp_path):
                     "choices": [["x", "y", "z"]], "label": [1]}
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"answer3": None}, r"valid.jsonl:2: missing key 'answer3'"),
+    ({"label": 4}, r"valid.jsonl:2: label 4 is not an integer in 0..3"),
+    ({"label": "1"}, r"valid.jsonl:2: label '1' is not an integer"),
+])
+def test_cosmosqa_bad_record_names_file_line_and_field(tmp_path, change, message):
+    good = {"id": "c1", "context": "ctx", "question": "q?", "answer0": "a0", "answer1": "a1",
+            "answer2": "a2", "answer3": "a3", "label": 0}
+    bad = {k: v for k, v in {**good, "id": "c2", **change}.items() if v is not None}
+    path = write(tmp_path / "valid.jsonl", json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(MalformedRecord, match=message):
+        readers.read("cosmosqa_jsonl", path, labels=("0", "1", "2", "3"), id_prefix="c")
+
+
 def squad_doc(qas_per_para: list[list[dict]], title: str | None = "T") -> dict:
     article = {"paragraphs": [{"context": f"context {i}", "qas": qas} for i, qas in enumerate(qas_per_para)]}
     if title is not None:

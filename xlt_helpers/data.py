@@ -17,6 +17,8 @@ Two guards against measuring training items:
   ids, or titles for SQuAD so that questions sharing a paragraph never straddle
   the split. The choice is a hash of each group key with a fixed salt: it does
   not depend on the ``seed`` argument, the row order or the Python version.
+  A hub split marked ``hub_holdout`` (CosmosQA validation) is cut the same way,
+  so hub and local dev hold the same items.
 * :func:`assert_disjoint` raises :class:`LeakageError` when a training set
   shares ids or texts with an evaluation set (e.g. MLQA's local training data
   contains SQuAD v1.1 dev, of which XQuAD is a translation).
@@ -233,6 +235,11 @@ def _load_hub(spec: TaskSpec, split: str, lang: str, src: Source) -> Dataset:
     hub_id, config, hub_split = src.hub
     config = fill_lang(config, lang) if config else None
     cols = hub.load(hub_id, config, hub_split, task=spec.name, lang=lang, labels=spec.labels)
+    if src.hub_holdout:
+        if split not in ("train", "dev") or spec.holdout <= 0:
+            raise DataError(f"task {spec.name!r} split {split!r}: hub_holdout needs split 'train' or 'dev' and "
+                            f"a hold-out fraction (holdout={spec.holdout!r}); fix the spec in xlt_helpers/tasks.py")
+        cols = holdout_split(cols, fraction=spec.holdout, key=spec.holdout_key, part=split)  # type: ignore[arg-type]
     return _to_dataset(spec, cols, lang, hub.describe(hub_id, config, hub_split))
 
 

@@ -35,11 +35,16 @@ class Source:
     several paths are concatenated in order. ``fmt`` names the local reader.
     ``hub``: (dataset id, config or None, hub split); ``{lang}`` substituted.
     Either may be None when that source does not have this split.
+    ``hub_holdout``: the hub split is cut by the task's hold-out rule (``holdout``,
+    ``holdout_key``; :func:`xlt_helpers.data.holdout_split`) and this split keeps its
+    side, so that a task whose local dev is a hold-out of the hub's validation file
+    is evaluated on the same items with or without the hub (CosmosQA).
     """
 
     local: tuple[str, ...] | None = None
     fmt: str | None = None
     hub: tuple[str, str | None, str] | None = None
+    hub_holdout: bool = False
 
     def local_files(self, lang: str) -> tuple[str, ...]:
         """The local path(s) of ``lang``, relative to the data folder (none when hub-only)."""
@@ -193,14 +198,22 @@ _register(TaskSpec(
             "dev": Source(local=("english/hellaswag/val.jsonl",), fmt="hellaswag_jsonl",
                           hub=("Rowan/hellaswag", None, "validation"))},
 ))
+# CosmosQA: the split is ours. Only the official validation set (2,985 labelled items) is offline and the
+# public test labels are hidden, so dev = the passages (contexts) whose sha256(HOLDOUT_SALT:context) ranks
+# in the first 20% (489 of 2,445 passages, 599 items) and train = the rest (2,386 items). By passage, not
+# by item: 904 items share their passage with another item, 764 of them even the question (asked again
+# with other answer options). The hub's validation split is the same file (wilburOne/cosmosqa
+# data/valid.csv), so hub dev is cut the same way (hub_holdout) and holds the same items; hub train is
+# the official train split (25,262 items).
 _register(TaskSpec(
     name="cosmosqa", holdout=0.2, holdout_key="context", kind="multiple-choice", metric="accuracy", n_choices=4, chance=0.25,
-    description="CosmosQA (Huang et al. 2019): reading comprehension needing commonsense, 4-way.",
+    description="CosmosQA (Huang et al. 2019): reading comprehension needing commonsense, 4-way. Train/dev "
+                "are our seeded-hash split of the official validation set by passage (the test labels are hidden).",
     labels=("0", "1", "2", "3"), languages=("en",),
     splits={"train": Source(local=("english/cosmosqa/valid.jsonl",), fmt="cosmosqa_jsonl",
                             hub=("allenai/cosmos_qa", None, "train")),
             "dev": Source(local=("english/cosmosqa/valid.jsonl",), fmt="cosmosqa_jsonl",
-                          hub=("allenai/cosmos_qa", None, "validation"))},
+                          hub=("allenai/cosmos_qa", None, "validation"), hub_holdout=True)},
 ))
 _register(TaskSpec(
     name="siqa", kind="multiple-choice", metric="accuracy", n_choices=3, chance=1 / 3,

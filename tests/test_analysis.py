@@ -18,6 +18,16 @@ def test_sections_and_statements(tmp_path):
     families = analysis.family_statements(a)             # 2 targets x (L3, L6) depth pairs
     assert len(families) == 4 and all("(encoder-decoder)" in s and s.count("95% level") == 2 for s in families)
     assert analysis.depth_pairs(["e5-L3", "e5-L6", "e5ed-L3", "tiny-xlmr", "not-a-model"]) == [("e5-L3", "e5ed-L3")]
+    # decisiveness: one headline per target, then one line per model with the examples a ±target would need
+    dec = analysis.decisiveness_statements(a)
+    heads = [line for line in dec if line.startswith("- **")]
+    assert [h.split(" (")[0] for h in heads] == ["- **XNLI", "- **MLQA"] and all("median half-width ±" in h for h in heads)
+    d = analysis.decisiveness(a)
+    assert len(dec) == len(heads) + len(d) and (d["median_half_width"] > 0).all()
+    # the synthetic grid has 2 tasks per model: the change of the difficulty slope with size has no interval
+    slopes = analysis.slope_change_statements(a)
+    assert len(slopes) == len(analysis.slope_changes(a)) > 0
+    assert all("no interval (undefined" in line and "has 2 task(s)" in line for line in slopes)
 
     low = res.scores.copy()
     pick = (low["model"] == "e5-L3") & (low["intermediate"] == "none") & (low["target"] == "xnli") & (low["lang"] == "en")

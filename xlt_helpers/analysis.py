@@ -289,51 +289,60 @@ DECISIVE_HALF_WIDTH: dict[str, float] = {"xnli": 1.5, "mlqa": 3.0}   # issue 16'
 
 
 def decisiveness(a: Analysis, targets: dict[str, float] | None = None) -> pd.DataFrame:
-    """Per target (primary metric): how many gains have an interval, their median half-width and median
-    MDE (80% power), the target half-width, and the evaluation examples per language that would meet it at
-    the study's seeds and at 3 seeds -- from the variance components measured in the study
-    (robustness.examples_for_half_width; inf when the seed term alone is wider than the target)."""
+    """Per target (primary metric) and model: the gains with an interval, their median half-width and
+    median MDE (80% power), the target half-width, the half-width predicted from the model's measured
+    variance components, and the evaluation examples per language that would meet the target at the
+    study's seeds and at 3 seeds (robustness.examples_for_half_width; inf when the seed term alone is wider
+    than the target, so that more seeds, not more examples, are needed)."""
     targets = DECISIVE_HALF_WIDTH if targets is None else targets
     if a.components is None or not a.targets:
         return pd.DataFrame()
-    pooled = robustness.pooled_components(a.components)
     rows = []
     for target in a.targets:
         metric, s = _primary(a, target)
-        g = s[(s["intermediate"] != "none")].dropna(subset=["gain_avg_hw"])
-        comp = pooled[(pooled["target"] == target) & (pooled["metric"] == metric)]
-        if g.empty or comp.empty:
-            continue
-        c = comp.iloc[0].to_dict()
-        seeds = int(g["n_seeds"].median())
-        goal = targets.get(target, float("nan"))
-        row = {"target": target, "metric": metric, "gains": len(g), "seeds": seeds, "langs": int(c["n_langs"]),
-               "examples_per_lang": int(c["n_examples"]), "median_half_width": float(g["gain_avg_hw"].median()),
-               "median_mde": float(g["gain_avg_mde"].median()), "target_half_width": goal,
-               "predicted_half_width": robustness.half_width_for_examples(c["n_examples"], c, int(c["n_langs"]), seeds)}
-        for k in (seeds, 3):
-            row[f"examples_needed_{k}_seeds"] = robustness.examples_for_half_width(goal, c, int(c["n_langs"]), k)
-        rows.append(row)
+        for model, g in s[(s["intermediate"] != "none")].dropna(subset=["gain_avg_hw"]).groupby("model", sort=False):
+            comp = a.components[(a.components["model"] == model) & (a.components["target"] == target)
+                                & (a.components["metric"] == metric)]
+            if comp.empty or comp.iloc[0]["df_seed"] == 0:
+                continue
+            c = comp.iloc[0].to_dict()
+            c["var_run_example"] = 0.0 if pd.isna(c["var_run_example"]) else c["var_run_example"]
+            seeds, langs, goal = int(g["n_seeds"].median()), int(c["n_langs"]), targets.get(target, float("nan"))
+            rows.append({"target": target, "metric": metric, "model": model, "gains": len(g), "seeds": seeds,
+                         "langs": langs, "examples_per_lang": int(c["n_examples"]),
+                         "median_half_width": float(g["gain_avg_hw"].median()),
+                         "median_mde": float(g["gain_avg_mde"].median()), "target_half_width": goal,
+                         "predicted_half_width": robustness.half_width_for_examples(c["n_examples"], c, langs, seeds),
+                         "examples_needed": robustness.examples_for_half_width(goal, c, langs, seeds),
+                         "examples_needed_3_seeds": robustness.examples_for_half_width(goal, c, langs, 3)})
     return pd.DataFrame(rows)
 
 
+def _examples(v: float) -> str:
+    return "unreachable by examples alone (the seed term is wider)" if v == float("inf") else f"{v:,.0f}"
+
+
 def decisiveness_statements(a: Analysis) -> list[str]:
-    """Markdown bullets: the median half-width and MDE of each target's gains against issue 16's target, and
-    the evaluation size that would meet it (computed from the measured variance components)."""
+    """Markdown bullets per target: the median half-width and MDE of all its gains against issue 16's
+    target, then per model the evaluation size that would meet it (from its measured variance components)."""
     d = decisiveness(a)
     if d.empty:
-        return ["- No per-example scores: no intervals, so no half-widths."]
+        return ["- No per-example scores with replicated seeds: no intervals to size."]
     out = []
-    for r in d.itertuples():
-        met = "meets" if r.median_half_width <= r.target_half_width else "misses"
-        need = {k: getattr(r, f"examples_needed_{k}_seeds") for k in sorted({r.seeds, 3})}
-        how = "; ".join(f"{k} seed(s): " + ("unreachable by examples alone (the seed term is wider)" if v == float("inf")
-                                           else f"{v:,.0f} per language") for k, v in need.items())
-        out.append(f"- {r.target.upper()} ({r.metric}), {r.gains} gains: median half-width ±{r.median_half_width:.2f} "
-                   f"points (predicted from the variance components ±{r.predicted_half_width:.2f}), median MDE at 80% "
-                   f"power {r.median_mde:.2f}, with {r.examples_per_lang} examples × {r.langs} languages and "
-                   f"{r.seeds} seed(s); it {met} the target ±{r.target_half_width:g}. Examples per language that would "
-                   f"meet it — {how}.")
+    for target, g in d.groupby("target", sort=False):
+        metric, s = _primary(a, target)
+        hw = s[s["intermediate"] != "none"]["gain_avg_hw"].dropna()
+        mde = s[s["intermediate"] != "none"]["gain_avg_mde"].dropna()
+        goal = g["target_half_width"].iloc[0]
+        out.append(f"- **{target.upper()} ({metric})**, {len(hw)} gains: median half-width ±{hw.median():.2f} points, "
+                   f"median MDE at 80% power {mde.median():.2f}; the target is ±{goal:g}, which the median "
+                   f"{'meets' if hw.median() <= goal else 'misses'}. Per model, with {g['examples_per_lang'].iloc[0]} "
+                   f"examples × {g['langs'].iloc[0]} languages now:")
+        for r in g.itertuples():
+            out.append(f"  - `{r.model}` ({r.gains} gains, {r.seeds} seeds): median ±{r.median_half_width:.2f} "
+                       f"(predicted from its components ±{r.predicted_half_width:.2f}); examples per language for "
+                       f"±{goal:g}: {_examples(r.examples_needed)} at {r.seeds} seeds, "
+                       f"{_examples(r.examples_needed_3_seeds)} at 3 seeds.")
     return out
 
 

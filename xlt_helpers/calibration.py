@@ -221,6 +221,48 @@ def coverage_table(components: pd.DataFrame, reps: int = 400, seeds: Sequence[in
     return pd.concat(parts, ignore_index=True)[cols]
 
 
+def stale_components(table: pd.DataFrame, measured: pd.DataFrame, rel: float = 1e-3) -> list[str]:
+    """The (target, metric) whose planted components in a coverage ``table`` differ from the ``measured``
+    pooled components (``robustness.pooled_components``) by more than ``rel``: the table is then out of
+    date with the results and must be rewritten."""
+    out = []
+    for (target, metric), g in table.groupby(["target", "metric"], sort=True):
+        m = measured[(measured["target"] == target) & (measured["metric"] == metric)]
+        if m.empty:
+            out.append(f"{target}/{metric} (not in the results)")
+            continue
+        planted = g.iloc[0]
+        if not all(np.isclose(planted[c], m.iloc[0][c], rtol=rel, atol=1e-3) for c in R.VC_COLUMNS):
+            out.append(f"{target}/{metric}")
+    return out
+
+
+def coverage_summary(path: str | Path = COVERAGE_PATH, measured: pd.DataFrame | None = None) -> str:
+    """HTML for the methods page: per (target, seeds, statistic), each method's coverage (%) with its mean
+    half-width, from the committed coverage table; a notice instead when it is missing, and a warning
+    when its planted components are not the ones ``measured`` in the current results."""
+    path = Path(path)
+    if not path.is_file():
+        return (f"<p><b>No coverage table at <code>{path.name}</code>.</b> Write it with "
+                "<code>python -m xlt_helpers.calibration</code>.</p>")
+    table = pd.read_csv(path)
+    cell = table.assign(text=[f"{c:.1f} (±{w:.2f})" for c, w in zip(table["coverage"], table["mean_half_width"])])
+    wide = cell.pivot_table(index=["target", "metric", "n_seeds", "statistic"], columns="method", values="text",
+                            aggfunc="first").reset_index()
+    wide = wide[["target", "metric", "n_seeds", "statistic", *[m for m in METHODS if m in wide.columns]]]
+    wide.columns.name = None
+    se = table.groupby(["n_seeds", "statistic"])["mc_se"].max().max()
+    note = (f"<p>Coverage of nominal 95% intervals in %, mean half-width in points; {int(table['reps'].iloc[0])} "
+            f"simulated studies per row (Monte-Carlo SE at most {se:.1f} points).</p>")
+    if measured is not None:
+        stale = stale_components(table, measured)
+        if stale:
+            note += (f"<p><b>Out of date:</b> the components planted for {', '.join(stale)} are not the ones "
+                     "measured in the current results; rewrite the table with "
+                     "<code>python -m xlt_helpers.calibration</code>.</p>")
+    return wide.to_html(index=False, classes="dataframe") + note
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Write the coverage table of the interval procedures (methods page).")
     p.add_argument("--results", default=None, help="results folder with per_example.csv.gz (default: <repo>/results)")

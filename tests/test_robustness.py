@@ -428,10 +428,11 @@ def test_examples_needed_for_a_half_width_round_trip():
 
 
 def test_calibrated_interval_covers_95_percent_in_a_simulated_study():
-    """The study's design with the variance components measured in results/ (XNLI accuracy); 150 simulated
-    studies x 6 gains + 2 contrasts at one and at three seeds. The binomial MC SE of 95% coverage over 900
-    gain intervals is 0.7 points, but the 6 gains of one study share a baseline and a seed estimate, so the
-    effective count is nearer the 150 studies (SE 1.8): the test accepts 95 +- 5 (about 3 of those SEs)."""
+    """The study's design with the variance components measured in results/ (XNLI accuracy); 120 simulated
+    studies x (6 gains + 2 contrasts) at one and at three seeds. With 120 independent intervals the MC SE of
+    95% coverage is 2.0 points; the 720 gain intervals share baselines and seed estimates within a study, so
+    their SE lies between 0.8 and 2.0. Accepted: gains 90-99 (at least 2.5 of the larger SEs), each
+    contrast >= 88 (3.5 SEs). The procedures the book does not use fail this by far (examples only: ~57%)."""
     from xlt_helpers import book
     from xlt_helpers.calibration import Design, coverage
 
@@ -441,11 +442,12 @@ def test_calibrated_interval_covers_95_percent_in_a_simulated_study():
     comp = R.pooled_components(R.variance_components(pe)).iloc[0].to_dict()
     for seeds in (1, 3):
         d = Design(n_langs=int(comp["n_langs"]), n_examples=int(comp["n_examples"]), n_seeds=seeds)
-        cov = coverage(d, comp, reps=150, seed=seeds, methods=("calibrated",))
-        gain = cov[cov["statistic"] == "gain"].iloc[0]
-        assert 90 <= gain["coverage"] <= 100, cov
-        both = cov[cov["statistic"] != "gain"]["coverage"]
-        assert (both >= 88).all(), cov                      # 150 intervals each: MC SE 1.8
+        cov = coverage(d, comp, reps=120, seed=seeds, methods=("calibrated", "examples only"))
+        cal = cov[cov["method"] == "calibrated"].set_index("statistic")["coverage"]
+        assert 90 <= cal["gain"] <= 99, cov
+        assert cal["gap change"] >= 88 and cal["gain change"] >= 88, cov
+        # without the seed term the same intervals miss the run-level seed shifts
+        assert cov[(cov["method"] == "examples only") & (cov["statistic"] == "gain")]["coverage"].iloc[0] < 85, cov
 
 
 def test_slope_change_recovers_a_planted_difference_and_says_when_it_cannot():
@@ -464,3 +466,36 @@ def test_slope_change_recovers_a_planted_difference_and_says_when_it_cannot():
     assert exact["status"].startswith("wide: 3 tasks")
     two = R.slope_change([0, 1], [0, 1], [0, 0.5, 1], [0, 1, 3])
     assert math.isnan(two["lo"]) and two["status"].startswith("undefined: small model has 2 task(s)")
+
+
+def test_coverage_summary_pivots_and_flags_stale_components(tmp_path):
+    from xlt_helpers.calibration import coverage_summary, stale_components
+
+    comp = {c: 1.0 for c in R.VC_COLUMNS}
+    rows = [{"target": "xnli", "metric": "accuracy", "n_seeds": s, "statistic": "gain", "method": m,
+             "coverage": cov, "mc_se": 0.7, "mean_half_width": 1.25, "reps": 10, **comp}
+            for s in (1, 3) for m, cov in (("calibrated", 95.0), ("crossed bootstrap (old)", 60.0))]
+    path = tmp_path / "coverage.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    measured = pd.DataFrame([{"target": "xnli", "metric": "accuracy", **comp}])
+    html = coverage_summary(path, measured)
+    assert "95.0 (±1.25)" in html and "60.0 (±1.25)" in html and "Out of date" not in html
+    assert html.index("calibrated") < html.index("crossed bootstrap (old)")
+    changed = measured.assign(var_seed=2.0)
+    assert stale_components(pd.DataFrame(rows), changed) == ["xnli/accuracy"]
+    assert "Out of date" in coverage_summary(path, changed)
+    assert "No coverage table" in coverage_summary(tmp_path / "missing.csv")
+
+
+def test_committed_coverage_table_matches_the_results_and_the_calibrated_interval_is_on_target():
+    """book/_static/coverage.csv is written by `python -m xlt_helpers.calibration` from results/: its planted
+    components must be the ones measured now, and its calibrated rows must lie in 93-97% (issue 16)."""
+    from xlt_helpers import book
+    from xlt_helpers.calibration import COVERAGE_PATH, stale_components
+
+    table = pd.read_csv(COVERAGE_PATH)
+    res = book.load_results()
+    assert stale_components(table, R.pooled_components(R.variance_components(res.per_example))) == []
+    cal = table[table["method"] == "calibrated"]
+    assert set(cal["n_seeds"]) == {1, 3} and set(cal["target"]) == {"xnli", "mlqa"}
+    assert cal["coverage"].between(93, 97).all(), cal

@@ -499,3 +499,12 @@ def test_committed_coverage_table_matches_the_results_and_the_calibrated_interva
     cal = table[table["method"] == "calibrated"]
     assert set(cal["n_seeds"]) == {1, 3} and set(cal["target"]) == {"xnli", "mlqa"}
     assert cal["coverage"].between(93, 97).all(), cal
+
+
+def test_seed_pairing_sees_runs_that_share_a_seed():
+    # the intermediate run repeats its baseline seed for seed: same-seed correlation 1, different seeds ~0
+    rng = np.random.default_rng(8)
+    base = {"en": (rng.random((2, 300)) < 0.5) * 100.0, "de": (rng.random((2, 300)) < 0.5) * 100.0}
+    out = R.seed_pairing(_per_example(base, base)).iloc[0]
+    assert out["tasks"] == 1 and out["same_seed_corr"] == pytest.approx(1.0)
+    assert abs(out["cross_seed_corr"]) < 0.15          # independent 0/1 columns of 300: SE of r ~ 0.06

@@ -691,6 +691,34 @@ def pooled_components(components: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def seed_pairing(per_example: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+    """Are seed *s* of an intermediate-task run and seed *s* of its baseline paired? Per (family, model,
+    target, metric): the mean Pearson correlation, over intermediate tasks and languages, of the
+    per-example scores of the same seed number in the two runs, and of different seed numbers. A higher
+    same-seed correlation means the two runs share randomness (the target phase's seed)."""
+    arms = per_example_arrays(per_example)
+    rows = []
+    for run, arm in sorted(arms.items()):
+        base = arms.get((*run[:4], baseline))
+        if run[4] == baseline or base is None:
+            continue
+        same, cross = [], []
+        for lang, (_ids, t) in arm.items():
+            b = base[lang][1]
+            for i in range(min(len(t), len(b))):
+                for j in range(min(len(t), len(b))):
+                    if t[i].std() > 0 and b[j].std() > 0:
+                        (same if i == j else cross).append(np.corrcoef(t[i], b[j])[0, 1])
+        rows.append({**dict(zip(RUN_KEYS, run)), "same_seed_corr": np.mean(same) if same else np.nan,
+                     "cross_seed_corr": np.mean(cross) if cross else np.nan})
+    if not rows:
+        return pd.DataFrame(columns=[*RUN_KEYS[:4], "tasks", "same_seed_corr", "cross_seed_corr"])
+    df = pd.DataFrame(rows)
+    return (df.groupby(list(RUN_KEYS[:4]), sort=True)
+              .agg(tasks=("intermediate", "nunique"), same_seed_corr=("same_seed_corr", "mean"),
+                   cross_seed_corr=("cross_seed_corr", "mean")).reset_index())
+
+
 def seed_variance(c: Mapping[str, float], source: str) -> SeedVariance:
     """The :class:`SeedVariance` of one model's components (a :func:`components_of_runs` result)."""
     return SeedVariance(float(c["var_seed"]), float(c["var_seed_lang"]), float(c["df_seed"]), source,

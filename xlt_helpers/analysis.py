@@ -381,6 +381,11 @@ def summary_tables(a: Analysis) -> list[Item]:
         out.append(HTML(f"<p><b>{target.upper()}, {metric}</b></p>"))
         table = book.format_summary(part).drop(columns=["target", "metric"])
         out.append(HTML(table.to_html(index=False, classes="dataframe")))
+    src = a.summary.dropna(subset=["seed_var_source"]) if a.targets else a.summary
+    odd = src[~src["seed_var_source"].str.contains("seed df", regex=False)].drop_duplicates("model")
+    if not odd.empty:   # one seed per run: the interval's seed part is borrowed, or missing
+        out.append(HTML("<p>Seed variance of the intervals: " + "; ".join(
+            f"<code>{r.model}</code> {r.seed_var_source}" for r in odd.itertuples()) + ".</p>"))
     return out
 
 

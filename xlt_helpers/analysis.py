@@ -147,8 +147,11 @@ def slope_change_statements(a: Analysis) -> list[str]:
                 "gain-vs-difficulty slope with size is not estimable."]
     out = []
     for r in slopes.itertuples():
+        def num(v: float) -> str:
+            return "–" if pd.isna(v) else f"{v:+.1f}"
+
         head = (f"- {r.target.upper()}, {r.family}, `{r.small}` ({r.k_small} tasks) → `{r.large}` ({r.k_large} tasks): "
-                f"slope of gain on difficulty {r.slope_small:+.1f} → {r.slope_large:+.1f}, change {r.slope_change:+.1f}")
+                f"slope of gain on difficulty {num(r.slope_small)} → {num(r.slope_large)}, change {num(r.slope_change)}")
         if pd.isna(r.lo):
             out.append(f"{head}; no interval ({r.status}).")
         else:

@@ -1165,7 +1165,7 @@ def slope_change(difficulty_small: Sequence[float], gain_small: Sequence[float],
     half = t_quantile(0.5 + level / 2, df) * se
     k_min = min(s["k"], l["k"])
     status = ("ok" if k_min >= MIN_POINTS_FOR_CI else
-              f"wide: {k_min} tasks at one size (df {df:.1f}); {MIN_POINTS_FOR_CI} or more per size make it informative")
+              f"wide: {k_min} tasks at one size; {MIN_POINTS_FOR_CI} or more per size make it informative")
     out.update(se=se, df=float(df), lo=out["slope_change"] - half, hi=out["slope_change"] + half, status=status)
     return out
 

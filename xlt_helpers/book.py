@@ -91,7 +91,8 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """The reader-facing columns of ``robustness.summary_table``, rounded, gains with their 95% CI.
 
     ``gain [95% CI]`` reads "+1.2 [+0.3, +2.0]*" (``*``: CI excludes 0); without per-example
-    scores the interval is absent and the gain stands alone.
+    scores the interval is absent and the gain stands alone. ``±`` is the interval's half-width and
+    ``MDE`` the gain detected with 80% power (both NaN without an interval).
     """
     def gain(row) -> str:
         if pd.isna(row["gain_avg"]):
@@ -108,6 +109,8 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "target": summary["target"], "metric": summary["metric"],
         "en": summary["en"].round(1), "mean": summary["avg"].round(1),
         "gap": summary["gap"].round(1), "gain [95% CI]": summary.apply(gain, axis=1),
+        "±": summary.get("gain_avg_hw", pd.Series(float("nan"), index=summary.index)).round(1),
+        "MDE": summary.get("gain_avg_mde", pd.Series(float("nan"), index=summary.index)).round(1),
         "hurt": summary["neg_transfer_share"].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.0f}%"),
         "worst": summary["worst_lang"].fillna("–"),
         "seeds": summary["n_seeds"]})

@@ -1,14 +1,17 @@
-"""The grid-analysis sections on the synthetic results folder of test_book (not study results)."""
+"""The grid-analysis sections on the synthetic results folder of conftest.py (not study results)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
-from xlt_helpers import analysis, book, robustness
-from test_book import write_synthetic_results
+from xlt_helpers import analysis, robustness
+from xlt_helpers.results import Results, load_results
+from xlt_helpers.tasks import primary_metric
 
 
-def test_sections_and_statements(tmp_path):
-    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+def test_sections_and_statements(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
     a = analysis.analyse(res, n_boot=50)
     assert a.targets == ["xnli", "mlqa"]
     assert len(analysis.gain_heatmaps(a)) == 2 and len(analysis.summary_tables(a)) == 2 * 3  # mlqa: f1 and em
@@ -32,7 +35,7 @@ def test_sections_and_statements(tmp_path):
     low = res.scores.copy()
     pick = (low["model"] == "e5-L3") & (low["intermediate"] == "none") & (low["target"] == "xnli") & (low["lang"] == "en")
     low.loc[pick, "score"] = 35.0
-    a_low = analysis.analyse(book.Results(res.dir, low, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
+    a_low = analysis.analyse(Results(res.dir, low, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
     (line,) = analysis.near_chance_statements(a_low)
     assert "`e5-L3` on XNLI" in line and "35.0" in line and "33.3" in line
 
@@ -42,7 +45,7 @@ def test_sections_and_statements(tmp_path):
     assert seed0.sum() == 1 and one.loc[pick & ~seed0, "score"].min() > 45
     one.loc[seed0, "score"] = 34.0
     one.loc[pick & ~seed0, "score"] = 80.0       # mean 57: not near chance as a model
-    a_one = analysis.analyse(book.Results(res.dir, one, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
+    a_one = analysis.analyse(Results(res.dir, one, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
     (line,) = analysis.near_chance_statements(a_one)
     assert "`e5-L3` on XNLI" in line and "seed 0 34.0" in line and "80.0" in line and "failed to learn" in line
 
@@ -73,35 +76,35 @@ def test_size_steps_are_adjacent_then_end_to_end():
     assert analysis.size_steps(["s", "m", "l"]) == [("s", "m"), ("m", "l"), ("s", "l")]
 
 
-def test_v_information_statements_need_recorded_bits(tmp_path):
-    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+def test_v_information_statements_need_recorded_bits(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
     a = analysis.analyse(res, n_boot=20)
     assert analysis.v_information_statements(a) == [
         "- No phase-1 run recorded V-usable information, so this measure is not available."]
     inter = res.intermediate.copy()
     # stand-in bits = 1 - difficulty (chance-normalised score): V-information measures *ease*
     inter["v_info_bits"] = (inter["score"] - inter["chance"]) / (100.0 - inter["chance"])
-    with_v = book.Results(res.dir, res.scores, res.per_example, inter, res.meta, ())
+    with_v = Results(res.dir, res.scores, res.per_example, inter, res.meta, ())
     a_v = analysis.analyse(with_v, n_boot=20)
     assert a_v.difficulty["v_info_bits"].notna().all()
     lines = analysis.v_information_statements(a_v)
     corr = analysis.v_information_correlations(a_v)
-    primary = corr[corr["metric"] == corr["target"].map(book.primary_metric)]
+    primary = corr[corr["metric"] == corr["target"].map(primary_metric)]
     assert len(lines) == len(primary) > 0 and all(line.startswith("- `") for line in lines)
     # the synthetic grid has two intermediate tasks per model: too few for a correlation, and it says so
     assert (primary["n"] == 2).all() and all("needs at least 3" in line for line in lines)
 
 
-def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_path):
+def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_path, synthetic_results):
     # enough examples that the planted gains (sst2 +4, udpos -3 points) clear their intervals
-    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=400, with_runs=False))
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=400, with_runs=False))
     a = analysis.analyse(res, n_boot=200)
     brief = analysis.brief_statements(a)
     assert [line.split(":**")[0] for line in brief] == [
         "- **Intermediate tasks", "- **Model size", "- **Model family (encoder → encoder-decoder)",
         "- **Gain vs score-based difficulty"]        # no V-information recorded in the synthetic results
 
-    primary = a.summary[(a.summary["metric"] == a.summary["target"].map(book.primary_metric))
+    primary = a.summary[(a.summary["metric"] == a.summary["target"].map(primary_metric))
                         & (a.summary["intermediate"] != "none")]
     sig = primary[(primary["gain_avg_lo"] > 0) | (primary["gain_avg_hi"] < 0)]
     pos, neg = sig[sig["gain_avg"] > 0], sig[sig["gain_avg"] < 0]
@@ -124,9 +127,9 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
                                                 f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; 0 exclude 0.")
 
 
-def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp_path):
-    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
-    bare = book.Results(res.dir, res.scores, None, None, res.meta, ())
+def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    bare = Results(res.dir, res.scores, None, None, res.meta, ())
     a = analysis.analyse(bare, n_boot=20)
     assert analysis.size_contrasts(a) == [] and analysis.family_contrasts(a) == []
     assert analysis.brief_statements(a) == ["- No results with per-example scores yet: nothing to summarise."]
@@ -159,3 +162,10 @@ def test_published_size_statements_stay_within_one_paper():
     lines = analysis.published_size_statements(to_scores_table(load_published()))
     assert not any("xlmr-large-xtreme" in s for s in lines)       # XTREME's run is no ladder of its own
     assert any("`mt5-small` → `mt5-xxl`: transfer gap 13.0 → 7.1" in s for s in lines)
+
+
+def test_progress_note_says_how_much_of_the_grid_is_committed():
+    res = lambda meta: Results(Path("."), pd.DataFrame(), None, None, meta, ())  # noqa: E731
+    assert "3 of the 13 nodes" in analysis.progress_html(res({"profile": "smoke", "nodes": 3}))
+    assert analysis.progress_html(res({"profile": "smoke", "nodes": 13})) == "", "a finished grid needs no notice"
+    assert analysis.progress_html(res({"profile": "no-such-profile", "nodes": 3})) == ""

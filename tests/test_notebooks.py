@@ -42,11 +42,10 @@ def test_report_notebook_defaults_train_a_tiny_demo_and_find_its_baseline(tmp_pa
     assert plotly_outputs(nb) == 3          # loss curve, per-language bars, change over the baseline
 
 
-def test_analysis_notebook_on_a_results_folder(tmp_path):
+def test_analysis_notebook_on_a_results_folder(tmp_path, synthetic_results):
     import papermill as pm
-    from test_book import write_synthetic_results
 
-    results = write_synthetic_results(tmp_path / "results", n_examples=10, with_runs=False)
+    results = synthetic_results(tmp_path / "results", n_examples=10, with_runs=False)
     out = tmp_path / "analysis.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "04_analysis.ipynb"), str(out),
                         parameters={"results_dir": str(results), "n_boot": 50}, progress_bar=False, kernel_name="python3")

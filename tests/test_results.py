@@ -80,11 +80,11 @@ def test_committed_study_is_complete_under_the_installed_versions():
     run ids this environment computes (they hash parameters, code version and torch/transformers
     major.minor), is a finished node in the committed results/. Fails when constraints.txt drifts from
     the versions results/ was made with, or when a profile change leaves nodes unrun."""
-    from xlt_helpers.book import REPO_ROOT
+    from xlt_helpers.paths import repo_root
     from xlt_helpers.grid import build_grid, framework_versions
     from xlt_helpers.profiles import load_profile
 
-    results = REPO_ROOT / "results"
+    results = repo_root() / "results"
     assert store.version_mismatch(results, "cpu", framework_versions()) == {}
     missing = [n.id for n in build_grid(load_profile("cpu")) if not (results / "nodes" / n.id / DONE_FILE).is_file()]
     assert missing == [], f"{len(missing)} cpu-profile nodes have no committed result, e.g. {missing[:3]}"
@@ -143,7 +143,7 @@ def test_every_read_of_the_store_names_its_file(tmp_path):
     with pytest.raises(store.ResultsError, match=rf"{m}: cannot read it as JSON \(UnicodeDecodeError"):
         store.tidy_tables(res)
     (res / "scores.csv").write_bytes(b"\x1f\x8b garbage")
-    from xlt_helpers.book import load_results
+    from xlt_helpers.results import load_results
     with pytest.raises(store.ResultsError, match=rf"{res / 'scores.csv'}: cannot read it as a table"):
         load_results(res)
 
@@ -202,9 +202,29 @@ def test_record_hashes_upgrades_legacy_done_json_without_touching_anything_else(
 
 def test_the_committed_store_verifies_byte_for_byte():
     """Every committed node's DONE.json records its files (xlt results --record-hashes) and they match."""
-    from xlt_helpers.book import REPO_ROOT
+    from xlt_helpers.paths import repo_root
     from xlt_helpers.runs import RECORDS_KEY
-    results = REPO_ROOT / "results"
+    results = repo_root() / "results"
     good, bad = store.verify_store(results)
     assert bad == [] and len(good) >= 92
     assert all(RECORDS_KEY in json.loads((results / "nodes" / rid / DONE_FILE).read_text()) for rid in good)
+
+
+# ------------------------------------------------------------------ reading the tidy tables back
+def test_load_results_joins_run_keys_and_rejects_foreign_runs(tmp_path, synthetic_results):
+    results = synthetic_results(tmp_path / "r", n_examples=3, seeds=(0,), with_runs=False)
+    res = store.load_results(results)
+    assert {"family", "model", "intermediate", "target", "seed"} <= set(res.per_example.columns)
+    assert res.per_example["model"].notna().all() and res.runs == ()
+    pe = pd.read_csv(results / "per_example.csv.gz")
+    pe.loc[0, "run_id"] = "p2-ghost-run"
+    pe.to_csv(results / "per_example.csv.gz", index=False)
+    with pytest.raises(ValueError, match="p2-ghost-run"):
+        store.load_results(results)
+
+
+def test_load_results_missing_and_malformed(tmp_path):
+    assert store.load_results(tmp_path) is None
+    pd.DataFrame({"run_id": ["x"], "score": [1.0]}).to_csv(tmp_path / "scores.csv", index=False)
+    with pytest.raises(ValueError, match=r"lacks column\(s\).*family"):
+        store.load_results(tmp_path)

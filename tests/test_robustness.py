@@ -433,10 +433,10 @@ def test_calibrated_interval_covers_95_percent_in_a_simulated_study():
     95% coverage is 2.0 points; the 720 gain intervals share baselines and seed estimates within a study, so
     their SE lies between 0.8 and 2.0. Accepted: gains 90-99 (at least 2.5 of the larger SEs), each
     contrast >= 88 (3.5 SEs). The procedures the book does not use fail this by far (examples only: ~57%)."""
-    from xlt_helpers import book
+    from xlt_helpers.results import load_results
     from xlt_helpers.calibration import Design, coverage
 
-    res = book.load_results()
+    res = load_results()
     assert res is not None and res.per_example is not None, "the committed study (results/) is missing"
     pe = res.per_example[(res.per_example["target"] == "xnli") & (res.per_example["metric"] == "accuracy")]
     comp = R.pooled_components(R.variance_components(pe)).iloc[0].to_dict()
@@ -490,11 +490,11 @@ def test_coverage_summary_pivots_and_flags_stale_components(tmp_path):
 def test_committed_coverage_table_matches_the_results_and_the_calibrated_interval_is_on_target():
     """book/_static/coverage.csv is written by `python -m xlt_helpers.calibration` from results/: its planted
     components must be the ones measured now, and its calibrated rows must lie in 93-97% (issue 16)."""
-    from xlt_helpers import book
+    from xlt_helpers.results import load_results
     from xlt_helpers.calibration import COVERAGE_PATH, stale_components
 
     table = pd.read_csv(COVERAGE_PATH)
-    res = book.load_results()
+    res = load_results()
     assert stale_components(table, R.pooled_components(R.variance_components(res.per_example))) == []
     cal = table[table["method"] == "calibrated"]
     assert set(cal["n_seeds"]) == {1, 3} and set(cal["target"]) == {"xnli", "mlqa"}

@@ -16,18 +16,86 @@ import pandas as pd
 import plotly.graph_objects as go
 from IPython.display import HTML
 
-from . import book, figures, robustness
+from . import figures, robustness
 from .published import FullScale, average_gains, average_size_change, compare_with_reference, reference_agreement
-from .results import export, write_tables
+from .results import Results, export, load_results, write_tables
+from .tasks import primary_metric, targets_in
 
 Item = Union[go.Figure, HTML]
+NO_RESULTS = "No reference-study results are committed yet."
+
+
+# ------------------------------------------------------------------ what every results page shows around its sections
+def stands_for_table(models) -> pd.DataFrame:
+    """model, family, what it stands for — printed next to results, straight from the model registry."""
+    from .models import get_model
+
+    rows = [{"model": m, "family": get_model(m).family, "stands in for": get_model(m).stands_for}
+            for m in models]
+    return pd.DataFrame(rows, columns=["model", "family", "stands in for"])
+
+
+def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The reader-facing columns of ``robustness.summary_table``, rounded, gains with their 95% CI.
+
+    ``gain [95% CI]`` reads "+1.2 [+0.3, +2.0]*" (``*``: CI excludes 0); without per-example
+    scores the interval is absent and the gain stands alone. ``±`` is the interval's half-width and
+    ``MDE`` the gain detected with 80% power (both NaN without an interval).
+    """
+    def gain(row) -> str:
+        if pd.isna(row["gain_avg"]):
+            return "–"
+        text = f"{row['gain_avg']:+.1f}"
+        if pd.notna(row.get("gain_avg_lo")):
+            text += f" [{row['gain_avg_lo']:+.1f}, {row['gain_avg_hi']:+.1f}]"
+            sig = row.get("sig_avg")
+            text += "*" if pd.notna(sig) and bool(sig) else ""
+        return text
+
+    out = pd.DataFrame({
+        "model": summary["model"], "intermediate": summary["intermediate"],
+        "target": summary["target"], "metric": summary["metric"],
+        "en": summary["en"].round(1), "mean": summary["avg"].round(1),
+        "gap": summary["gap"].round(1), "gain [95% CI]": summary.apply(gain, axis=1),
+        "±": summary.get("gain_avg_hw", pd.Series(float("nan"), index=summary.index)).round(1),
+        "MDE": summary.get("gain_avg_mde", pd.Series(float("nan"), index=summary.index)).round(1),
+        "hurt": summary["neg_transfer_share"].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.0f}%"),
+        "worst": summary["worst_lang"].fillna("–"),
+        "seeds": summary["n_seeds"]})
+    return out
+
+
+RESULTS_HINT = ("Run the study (<code>make study</code>, or <code>xlt run --profile cpu</code>) and rebuild the "
+                "book (<code>xlt book</code>); this page is drawn from <code>results/</code> once it holds results.")
+
+
+def no_results_html(what: str = NO_RESULTS, hint: str = RESULTS_HINT) -> str:
+    """The plain notice a page shows instead of figures when its input is absent (no fake numbers)."""
+    return f'<div class="no-results"><p><b>{what}</b></p><p>{hint}</p></div>'
+
+
+def progress_html(res: Results) -> str:
+    """How much of the profile's grid the committed results cover, so a partial study says so."""
+    meta = res.meta or {}
+    name, done = meta.get("profile"), meta.get("nodes")
+    try:
+        from .grid import build_grid
+        from .profiles import load_profile
+        total = len(build_grid(load_profile(name))) if name else None
+    except Exception:  # noqa: BLE001 - a renamed/removed profile must not break the book
+        total = None
+    if not done or not total or done >= total:
+        return ""
+    return (f'<div class="no-results"><p><b>Study in progress:</b> {done} of the {total} nodes of profile '
+            f'<code>{name}</code> are finished and committed; every number below comes from those alone and will '
+            f'change as the rest arrive (<code>make study</code> resumes it).</p></div>')
 
 
 @dataclass(frozen=True)
 class Analysis:
     """Results plus what every section derives from them once."""
 
-    res: book.Results
+    res: Results
     targets: list[str]
     summary: pd.DataFrame             # robustness.summary_table (all targets and metrics)
     difficulty: pd.DataFrame | None   # robustness.difficulty_table, None without intermediate.csv
@@ -35,28 +103,28 @@ class Analysis:
     n_boot: int = 1000                # resamples of the bootstrap over tasks (difficulty correlations)
 
 
-def analyse(res: book.Results, n_boot: int = 1000) -> Analysis:
+def analyse(res: Results, n_boot: int = 1000) -> Analysis:
     """Summary (with calibrated 95% intervals when per-example scores exist: robustness.linear_contrast,
     seed components measured once here and shared by every gain and contrast) and task difficulty.
     ``n_boot`` is the number of resamples of the one bootstrap left, over tasks (gain vs difficulty)."""
     components = robustness.variance_components(res.per_example) if res.per_example is not None else None
     summary = robustness.summary_table(res.scores, res.per_example, components=components)
     difficulty = robustness.difficulty_table(res.intermediate) if res.intermediate is not None else None
-    return Analysis(res, book.targets_in(res.scores), summary, difficulty, components, n_boot)
+    return Analysis(res, targets_in(res.scores), summary, difficulty, components, n_boot)
 
 
 def from_runs(runs_dir: str | Path, ids: list[str] | None = None, profile: str | None = None,
-              into: str | Path | None = None) -> book.Results | None:
+              into: str | Path | None = None) -> Results | None:
     """Tidy result tables of the finished nodes in ``runs_dir`` (only ``ids`` when given), written
     into ``into`` (default: a new temporary folder) and loaded; None when no node has finished."""
     out = Path(into) if into is not None else Path(tempfile.mkdtemp(prefix="xlt-analysis-"))
     export(Path(runs_dir), out, ids)
     write_tables(out, profile, ids)
-    return book.load_results(out)
+    return load_results(out)
 
 
 def _primary(a: Analysis, target: str) -> tuple[str, pd.DataFrame]:
-    metric = book.primary_metric(target)
+    metric = primary_metric(target)
     return metric, a.summary[(a.summary["target"] == target) & (a.summary["metric"] == metric)]
 
 
@@ -168,7 +236,7 @@ def _gain_correlations(a: Analysis, difficulty: pd.DataFrame) -> pd.DataFrame:
     """robustness.gain_vs_difficulty of every model's gains on ``difficulty`` (model, intermediate,
     difficulty), kept to each target's primary metric: the one place both measures are correlated."""
     corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], difficulty, n_boot=a.n_boot)
-    return corr[corr["metric"] == corr["target"].map(book.primary_metric)] if not corr.empty else corr
+    return corr[corr["metric"] == corr["target"].map(primary_metric)] if not corr.empty else corr
 
 
 def v_information_correlations(a: Analysis) -> pd.DataFrame:
@@ -364,7 +432,7 @@ def language_bars(a: Analysis) -> list[Item]:
     family by intermediate task (error bars: one standard deviation over seeds)."""
     out: list[Item] = []
     for target in a.targets:
-        metric = book.primary_metric(target)
+        metric = primary_metric(target)
         s = a.res.scores[(a.res.scores["target"] == target) & (a.res.scores["metric"] == metric)]
         base = s[s["intermediate"] == "none"]
         if not base.empty:
@@ -378,11 +446,11 @@ def language_bars(a: Analysis) -> list[Item]:
 
 
 def summary_tables(a: Analysis) -> list[Item]:
-    """One formatted summary table per target and metric (see book.format_summary for the columns)."""
+    """One formatted summary table per target and metric (see format_summary for the columns)."""
     out: list[Item] = []
     for (target, metric), part in (a.summary.groupby(["target", "metric"]) if a.targets else []):
         out.append(HTML(f"<p><b>{target.upper()}, {metric}</b></p>"))
-        table = book.format_summary(part).drop(columns=["target", "metric"])
+        table = format_summary(part).drop(columns=["target", "metric"])
         out.append(HTML(table.to_html(index=False, classes="dataframe")))
     src = a.summary.dropna(subset=["seed_var_source"]) if a.targets else a.summary
     odd = src[~src["seed_var_source"].str.contains("seed df", regex=False)].drop_duplicates("model")
@@ -569,8 +637,8 @@ def published_size_statements(scores: pd.DataFrame) -> list[str]:
     interval from resampling languages (no per-example scores exist)."""
     out: list[str] = []
     plain = scores[scores["intermediate"] == "none"]
-    for target in book.targets_in(plain):
-        metric = book.primary_metric(target)
+    for target in targets_in(plain):
+        metric = primary_metric(target)
         s = plain[(plain["target"] == target) & (plain["metric"] == metric)]
         papers = pub_papers(s)
         for (family, _), f in s.groupby([s["family"], s["model"].map(papers)]):
@@ -593,7 +661,7 @@ def published_average_statements(table: pd.DataFrame) -> list[str]:
     with what an average cannot show (the transfer gap) and whether the runs share a paper."""
     out: list[str] = []
     for _, r in average_size_change(table).iterrows():
-        if r["metric"] != book.primary_metric(r["task"]):
+        if r["metric"] != primary_metric(r["task"]):
             continue
         trend = (", rising at every step" if r["monotone"] else ", not rising at every step") if r["n_models"] > 2 else ""
         caveat = (" Its per-language rows give its transfer gap as well." if r["per_language"] else
@@ -604,7 +672,7 @@ def published_average_statements(table: pd.DataFrame) -> list[str]:
                    f"({r['change']:+.1f} points over {r['n_models']} sizes{trend}; one published run, no interval)."
                    + caveat)
     for _, r in average_gains(table).iterrows():
-        if r["metric"] != book.primary_metric(r["task"]):
+        if r["metric"] != primary_metric(r["task"]):
             continue
         caveat = ("the same paper's runs" if r["same_paper"] else
                   f"runs from two papers ({r['paper']} vs {r['base_paper']}), so the difference also holds "

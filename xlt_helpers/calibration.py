@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n-boot", type=int, default=400, help="bootstrap resamples of the bootstrap methods")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    from .book import load_results
+    from .results import load_results
 
     res = load_results(args.results)
     if res is None or res.per_example is None:

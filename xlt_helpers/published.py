@@ -565,7 +565,7 @@ def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: s
     robustness.gains rows; ``gain_avg_lo/hi`` carried when present). Returns one row per (model,
     target, metric, task): ``xstilts_gain, reference_gain, same_sign``, plus ``xstilts_rank`` and
     ``reference_rank`` among the tasks shared by that model and target (1 = largest gain).
-    ``primary_only`` keeps each target's headline metric (book.primary_metric: XNLI accuracy, MLQA F1).
+    ``primary_only`` keeps each target's headline metric (tasks.primary_metric: XNLI accuracy, MLQA F1).
     No shared task gives an empty table with these columns."""
     x = xgains[(xgains["mlm"] == mlm) & xgains["task"].notna()][["task", "target", "metric", "gain"]]
     x = x.rename(columns={"gain": "xstilts_gain"})
@@ -576,7 +576,7 @@ def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: s
                  "gain_avg_hi": "reference_hi"})
     out = r.merge(x, on=["task", "target", "metric"], how="inner")
     if primary_only:
-        from .book import primary_metric
+        from .tasks import primary_metric
 
         out = out[np.array([m == primary_metric(t) for t, m in zip(out["target"], out["metric"])], dtype=bool)]
     out = out.copy()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .book import primary_metric
+from .tasks import primary_metric
 
 BASELINE = "none"
 

@@ -6,8 +6,8 @@
     results/nodes/<run-id>/{node.json, DONE.json, metrics.json, predictions.jsonl.gz}
     results/runs/<run-id>.ipynb                     the executed notebook (per-run appendix)
 
-and the tidy tables made from them (the formats of :mod:`xlt_helpers.book` and
-:mod:`xlt_helpers.robustness`):
+and the tidy tables made from them (:func:`write_tables` writes them, :func:`load_results`
+reads them back for the book's pages; :mod:`xlt_helpers.robustness` takes them from there):
 
     results/scores.csv            one row per (target run, language, metric)
     results/per_example.csv.gz    one row per (target run, language, example, metric)
@@ -29,6 +29,7 @@ import gzip
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
@@ -40,6 +41,12 @@ from .paths import repo_root
 from .runs import DONE_FILE, METRICS_FILE, NODE_FILE, RECORDS_KEY, file_records, verify_node, write_bytes_atomic
 
 PREDICTIONS = "predictions.jsonl.gz"
+# the columns of the tidy files as written (robustness.SCORE_COLUMNS / PER_EXAMPLE_COLUMNS: as analysed)
+SCORES_FILE_COLUMNS: tuple[str, ...] = ("run_id", "family", "model", "size", "intermediate", "target", "seed",
+                                        "lang", "metric", "score", "n")
+PER_EXAMPLE_FILE_COLUMNS: tuple[str, ...] = ("run_id", "lang", "example_id", "metric", "value")
+# the scores columns that describe a run; load_results joins them onto every per-example row
+RUN_COLUMNS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "seed")
 KEPT = (NODE_FILE, DONE_FILE, METRICS_FILE, PREDICTIONS)
 # per-example values on the scale robustness.PER_EXAMPLE_SCALE expects: accuracy 0/1, f1 and em 0..100
 _TO_SCALE = {"accuracy": 0.01, "f1": 100.0, "em": 100.0}
@@ -287,3 +294,57 @@ def record_hashes(results: Path) -> list[str]:
         _write(d / DONE_FILE, (json.dumps(done, indent=2, sort_keys=True) + "\n").encode())
         updated.append(d.name)
     return updated
+
+
+# ------------------------------------------------------------------ reading the tidy tables back
+@dataclass(frozen=True)
+class Results:
+    """The tidy result tables of one results directory (``None`` where a file is absent)."""
+
+    dir: Path
+    scores: pd.DataFrame
+    per_example: pd.DataFrame | None      # RUN_COLUMNS joined on from scores, as robustness expects
+    intermediate: pd.DataFrame | None
+    meta: dict | None
+    runs: tuple[Path, ...]
+
+
+def _require(df: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing} (has {list(df.columns)}); the results format is "
+                         f"{list(columns)} — regenerate it with the study's collect step.")
+
+
+def load_results(directory: str | os.PathLike | None = None) -> Results | None:
+    """Read ``scores.csv`` (+ ``per_example.csv.gz``, ``intermediate.csv``, ``meta.json``, ``runs/``).
+
+    Returns None when ``scores.csv`` is absent: the pages then say
+    :data:`xlt_helpers.analysis.NO_RESULTS` rather than inventing numbers. A present but
+    malformed file is an error.
+    """
+    d = results_dir(directory)
+    scores_path = d / "scores.csv"
+    if not scores_path.is_file():
+        return None
+    scores = read_csv(scores_path)
+    _require(scores, SCORES_FILE_COLUMNS, scores_path)
+    per_example = None
+    pe_path = d / "per_example.csv.gz"
+    if pe_path.is_file():
+        per_example = read_csv(pe_path)
+        _require(per_example, PER_EXAMPLE_FILE_COLUMNS, pe_path)
+        keys = scores[["run_id", *RUN_COLUMNS]].drop_duplicates("run_id")
+        unknown = sorted(set(per_example["run_id"]) - set(keys["run_id"]))
+        if unknown:
+            raise ValueError(f"{pe_path}: run_id(s) {unknown[:5]} have no row in {scores_path}; "
+                             f"the two files come from different collections — regenerate both.")
+        per_example = per_example.merge(keys, on="run_id", how="left")
+    inter_path = d / "intermediate.csv"
+    intermediate = read_csv(inter_path) if inter_path.is_file() else None
+    meta_path = d / "meta.json"
+    meta = read_json(meta_path) if meta_path.is_file() else None
+    if meta is not None and not isinstance(meta, dict):
+        raise ResultsError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
+    runs = tuple(sorted((d / "runs").glob("*.ipynb")))
+    return Results(d, scores, per_example, intermediate, meta, runs)

@@ -14,7 +14,10 @@ is ``xnli/test-en.tsv`` (gold labels attached) because MNLI is not offline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Kind = Literal["classification", "multiple-choice", "extractive-QA", "token-tagging"]
 KINDS: tuple[str, ...] = ("classification", "multiple-choice", "extractive-QA", "token-tagging")
@@ -272,3 +275,27 @@ def get_task(name: str) -> TaskSpec:
         return TASKS[name]
     except KeyError:
         raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}") from None
+
+
+# scores.csv `metric` rows that each registry metric (TaskSpec.metric) produces; the first is the headline
+METRIC_ROWS: dict[str, tuple[str, ...]] = {"accuracy": ("accuracy",), "token_accuracy": ("accuracy",),
+                                           "mlqa_f1_em": ("f1", "em"), "squad_f1_em": ("f1", "em")}
+
+
+def primary_metric(target: str) -> str:
+    """The headline metric of a target task (XNLI: accuracy, MLQA: f1), from the task registry."""
+    spec = get_task(target)
+    try:
+        return METRIC_ROWS[spec.metric][0]
+    except KeyError:
+        raise KeyError(f"task {target!r} has registry metric {spec.metric!r}, which tasks.METRIC_ROWS does not "
+                       f"map to a scores.csv metric; add it there (known: {sorted(METRIC_ROWS)})") from None
+
+
+def targets_in(scores: pd.DataFrame) -> list[str]:
+    """The target tasks present in a scores table, in the task registry's order (XNLI before MLQA)."""
+    present = set(scores["target"])
+    unknown = sorted(present - set(TASKS))
+    if unknown:
+        raise ValueError(f"scores name unknown target task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
+    return [t for t in TASKS if t in present]

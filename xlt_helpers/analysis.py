@@ -19,7 +19,7 @@ from IPython.display import HTML
 from . import figures, robustness
 from .published import FullScale, average_gains, average_size_change, compare_with_reference, reference_agreement
 from .results import Results, export, load_results, write_tables
-from .tasks import primary_metric, targets_in
+from .tasks import NONE_TASK, primary_metric, targets_in
 
 Item = Union[go.Figure, HTML]
 NO_RESULTS = "No reference-study results are committed yet."
@@ -165,11 +165,11 @@ def gain_vs_difficulty(a: Analysis) -> list[Item]:
     out: list[Item] = []
     for target in a.targets:
         _, sub = _primary(a, target)
-        table = sub[sub["intermediate"] != "none"].merge(a.difficulty[["model", "intermediate", "difficulty"]],
+        table = sub[sub["intermediate"] != NONE_TASK].merge(a.difficulty[["model", "intermediate", "difficulty"]],
                                                          on=["model", "intermediate"])
         if not table.empty:
             out.append(figures.gain_vs_difficulty(table, title=f"{target.upper()}: gain vs intermediate-task difficulty"))
-    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], a.difficulty,
+    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != NONE_TASK], a.difficulty,
                                          n_boot=a.n_boot)
     if corr.empty:
         out.append(HTML("<p>No model has gains over its baseline yet: the correlation of gain with "
@@ -235,7 +235,7 @@ DIFFICULTY_COLUMNS = ["model", "intermediate", "dev_score", "chance", "n_seeds",
 def _gain_correlations(a: Analysis, difficulty: pd.DataFrame) -> pd.DataFrame:
     """robustness.gain_vs_difficulty of every model's gains on ``difficulty`` (model, intermediate,
     difficulty), kept to each target's primary metric: the one place both measures are correlated."""
-    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], difficulty, n_boot=a.n_boot)
+    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != NONE_TASK], difficulty, n_boot=a.n_boot)
     return corr[corr["metric"] == corr["target"].map(primary_metric)] if not corr.empty else corr
 
 
@@ -294,7 +294,7 @@ def best_task_statements(a: Analysis) -> list[str]:
     lines: list[str] = []
     for target in a.targets:
         metric, s = _primary(a, target)
-        inter = s[s["intermediate"] != "none"].dropna(subset=["gain_avg"])
+        inter = s[s["intermediate"] != NONE_TASK].dropna(subset=["gain_avg"])
         lines.append(f"\n**{target.upper()} ({metric}, cross-language mean)**\n")
         for model, g in inter.groupby("model", sort=False):
             best = g.loc[g["gain_avg"].idxmax()]
@@ -319,7 +319,7 @@ def brief_statements(a: Analysis) -> list[str]:
     is signal. Built from the same contrasts and correlations as the detailed statements."""
     out: list[str] = []
     gains = pd.concat([_primary(a, t)[1] for t in a.targets]) if a.targets else pd.DataFrame()
-    gains = gains[gains["intermediate"] != "none"].dropna(subset=["gain_avg_lo"]) if not gains.empty else gains
+    gains = gains[gains["intermediate"] != NONE_TASK].dropna(subset=["gain_avg_lo"]) if not gains.empty else gains
     if not gains.empty:
         sig = gains[[_significant(lo, hi) for lo, hi in zip(gains["gain_avg_lo"], gains["gain_avg_hi"])]]
         named = "; ".join(f"`{r.model}` + {r.intermediate} on {r.target.upper()} {r.gain_avg:+.1f} "
@@ -371,7 +371,7 @@ def decisiveness(a: Analysis, targets: dict[str, float] | None = None) -> pd.Dat
     rows = []
     for target in a.targets:
         metric, s = _primary(a, target)
-        for model, g in s[(s["intermediate"] != "none")].dropna(subset=["gain_avg_hw"]).groupby("model", sort=False):
+        for model, g in s[(s["intermediate"] != NONE_TASK)].dropna(subset=["gain_avg_hw"]).groupby("model", sort=False):
             comp = a.components[(a.components["model"] == model) & (a.components["target"] == target)
                                 & (a.components["metric"] == metric)]
             if comp.empty or comp.iloc[0]["df_seed"] == 0:
@@ -402,8 +402,8 @@ def decisiveness_statements(a: Analysis) -> list[str]:
     out = []
     for target, g in d.groupby("target", sort=False):
         metric, s = _primary(a, target)
-        hw = s[s["intermediate"] != "none"]["gain_avg_hw"].dropna()
-        mde = s[s["intermediate"] != "none"]["gain_avg_mde"].dropna()
+        hw = s[s["intermediate"] != NONE_TASK]["gain_avg_hw"].dropna()
+        mde = s[s["intermediate"] != NONE_TASK]["gain_avg_mde"].dropna()
         goal = g["target_half_width"].iloc[0]
         out.append(f"- **{target.upper()} ({metric})**, {len(hw)} gains: median half-width ±{hw.median():.2f} points, "
                    f"median MDE at 80% power {mde.median():.2f}; the target is ±{goal:g}, which the median "
@@ -434,7 +434,7 @@ def language_bars(a: Analysis) -> list[Item]:
     for target in a.targets:
         metric = primary_metric(target)
         s = a.res.scores[(a.res.scores["target"] == target) & (a.res.scores["metric"] == metric)]
-        base = s[s["intermediate"] == "none"]
+        base = s[s["intermediate"] == NONE_TASK]
         if not base.empty:
             out.append(figures.language_bars(base, by="model",
                                              title=f"{target.upper()}: {metric} per language, no intermediate task"))
@@ -500,14 +500,14 @@ def _compare(pe: pd.DataFrame, s: pd.DataFrame, kind: str, target: str, metric: 
              second: tuple[str, str], components: pd.DataFrame | None) -> Contrast:
     """The :class:`Contrast` of two runs of ``s`` (one target's primary-metric summary)."""
     (_, a), (_, b) = first, second
-    missing = tuple(m for m in (a, b) if not ((s["model"] == m) & (s["intermediate"] == "none")).any())
-    tasks = {m: set(s.loc[(s["model"] == m) & (s["intermediate"] != "none"), "intermediate"]) for m in (a, b)}
+    missing = tuple(m for m in (a, b) if not ((s["model"] == m) & (s["intermediate"] == NONE_TASK)).any())
+    tasks = {m: set(s.loc[(s["model"] == m) & (s["intermediate"] != NONE_TASK), "intermediate"]) for m in (a, b)}
     shared = tuple(sorted(tasks[a] & tasks[b]))
     if missing:
         return Contrast(kind, target, metric, first, second, shared, missing, None)
     # model_contrast needs an intermediate task; with none shared the baseline stands in and its
     # (zero) gain is not reported
-    c = robustness.model_contrast(pe, target, metric, first, second, list(shared) or ["none"], components=components)
+    c = robustness.model_contrast(pe, target, metric, first, second, list(shared) or [NONE_TASK], components=components)
     return Contrast(kind, target, metric, first, second, shared, (), c)
 
 
@@ -636,7 +636,7 @@ def published_size_statements(scores: pd.DataFrame) -> list[str]:
     and paper (a size change compares runs made under one protocol; no intermediate task), with an
     interval from resampling languages (no per-example scores exist)."""
     out: list[str] = []
-    plain = scores[scores["intermediate"] == "none"]
+    plain = scores[scores["intermediate"] == NONE_TASK]
     for target in targets_in(plain):
         metric = primary_metric(target)
         s = plain[(plain["target"] == target) & (plain["metric"] == metric)]
@@ -696,12 +696,12 @@ def near_chance_statements(a: Analysis, margin: float = CHANCE_MARGIN) -> list[s
     for target in a.targets:
         chance = 100.0 * (get_task(target).chance or 0.0)
         metric, s = _primary(a, target)
-        base = s[s["intermediate"] == "none"]
+        base = s[s["intermediate"] == NONE_TASK]
         for _, r in base[base["en"] < chance + margin].iterrows():
             out.append(f"- `{r['model']}` on {target.upper()}: English {metric} {r['en']:.1f} without an intermediate "
                        f"task, within {margin:g} points of chance ({chance:.1f}); its rows measure noise, not transfer.")
         sc = a.res.scores
-        en = sc[(sc["target"] == target) & (sc["metric"] == metric) & (sc["intermediate"] == "none")
+        en = sc[(sc["target"] == target) & (sc["metric"] == metric) & (sc["intermediate"] == NONE_TASK)
                 & (sc["lang"] == "en") & ~sc["model"].isin(base.loc[base["en"] < chance + margin, "model"])]
         for model, g in en.groupby("model", sort=False):
             low = g[g["score"] < chance + margin].sort_values("seed")

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import robustness as R
+from .tasks import NONE_TASK
 
 METHODS: tuple[str, ...] = ("calibrated", "examples only", "language bootstrap", "crossed bootstrap (old)")
 STATISTICS: tuple[str, ...] = ("gain", "gap change", "gain change")
@@ -67,13 +68,13 @@ def simulate_study(rng: np.random.Generator, design: Design, comp: Mapping[str, 
     langs = [R.ENGLISH] + [f"l{i:02d}" for i in range(1, d.n_langs)]
     level = 50 + sd["var_lang"] * rng.standard_normal(d.n_langs)
     example = sd["var_example"] * rng.standard_normal((d.n_langs, d.n_examples))
-    tasks = ["none"] + [f"t{k}" for k in range(d.n_tasks)]
+    tasks = [NONE_TASK] + [f"t{k}" for k in range(d.n_tasks)]
     cells: dict[Run, dict[str, np.ndarray]] = {}
     mu: dict[Run, dict[str, float]] = {}
     for m in range(d.n_models):
         model_level = level + 5.0 * m + (2.0 if m else 0.0) * (np.arange(d.n_langs) == 0)   # a gap that changes
         for t in tasks:
-            gain = 0.0 if t == "none" else 1.0 + 0.5 * m + d.gain_lang_sd * rng.standard_normal(d.n_langs)
+            gain = 0.0 if t == NONE_TASK else 1.0 + 0.5 * m + d.gain_lang_sd * rng.standard_normal(d.n_langs)
             true = model_level + gain
             shape = (d.n_seeds, d.n_langs, d.n_examples)
             y = (true[None, :, None] + example[None]
@@ -93,15 +94,15 @@ def _statistics(design: Design, langs: Sequence[str]) -> list[tuple[str, dict[Ru
     out: list[tuple[str, dict[Run, dict[str, float]]]] = []
     for m in range(design.n_models):
         for t in tasks:
-            out.append(("gain", R.gain_coefficients((m, t), (m, "none"), langs)))
+            out.append(("gain", R.gain_coefficients((m, t), (m, NONE_TASK), langs)))
     others = [lang for lang in langs if lang != R.ENGLISH]
     gap = {lang: (1.0 if lang == R.ENGLISH else -1.0 / len(others)) for lang in langs}
-    out.append(("gap change", {(last, "none"): dict(gap), (0, "none"): {k: -v for k, v in gap.items()}}))
+    out.append(("gap change", {(last, NONE_TASK): dict(gap), (0, NONE_TASK): {k: -v for k, v in gap.items()}}))
     change: dict[Run, dict[str, float]] = {}
     for m, sign in ((last, 1.0), (0, -1.0)):
         for t in tasks:
             change[m, t] = {lang: sign / (len(tasks) * len(langs)) for lang in langs}
-        change[m, "none"] = {lang: -sign / len(langs) for lang in langs}
+        change[m, NONE_TASK] = {lang: -sign / len(langs) for lang in langs}
     out.append(("gain change", change))
     return out
 

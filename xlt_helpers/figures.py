@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from .tasks import NONE_TASK
 from plotly.subplots import make_subplots
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies and in greyscale print.
@@ -87,7 +89,7 @@ def _fmt_ci(v: float, lo: float | None, hi: float | None) -> str:
 
 def gain_heatmap(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | None = "gain_avg_lo",
                  hi: str | None = "gain_avg_hi", significant: str | None = "sig_avg",
-                 intermediate: str = "intermediate", model: str = "model", baseline: str = "none",
+                 intermediate: str = "intermediate", model: str = "model", baseline: str = NONE_TASK,
                  title: str = "Gain over the no-intermediate baseline") -> go.Figure:
     """Intermediate task (rows) × model (columns); a cell is the gain over the baseline.
 
@@ -159,7 +161,7 @@ def _by_family_panels(families: Sequence[str], title: str, y_title: str, height:
 
 def gain_vs_size(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | None = "gain_avg_lo",
                  hi: str | None = "gain_avg_hi", size: str = "size", family: str = "family",
-                 intermediate: str = "intermediate", model: str = "model", baseline: str = "none",
+                 intermediate: str = "intermediate", model: str = "model", baseline: str = NONE_TASK,
                  title: str = "Gain from intermediate training vs model size") -> go.Figure:
     """One panel per model family: gain (y) vs parameters (log x), one line per intermediate task.
 
@@ -202,7 +204,7 @@ def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = N
 
     Input: one row per (model, intermediate) for ONE target and metric — columns ``family``,
     ``model``, ``size``, ``intermediate``, ``value`` (the gap, points), optionally ``lo``/``hi``.
-    One line per family through the baseline (``intermediate == "none"``) rows, or through
+    One line per family through the baseline (``intermediate == NONE_TASK``) rows, or through
     the per-model mean over intermediate tasks when there is no baseline; with
     ``show_intermediates`` the intermediate-task rows are drawn as small grey points behind it.
     ``y_title`` / ``value_label`` rename the quantity when the same picture shows another per-model
@@ -215,14 +217,14 @@ def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = N
     fig.update_yaxes(title_text=y_title)
     for k, fam in enumerate(sorted(summary[family].unique())):
         fam_df = summary[summary[family] == fam].sort_values(size)
-        base = fam_df[fam_df[intermediate] == "none"]
+        base = fam_df[fam_df[intermediate] == NONE_TASK]
         label = f"{fam} (no intermediate task)"
         if base.empty:
             base = fam_df.groupby([model, size], as_index=False)[value].mean().sort_values(size)
             label = f"{fam} (mean over intermediate tasks)"
         color = PALETTE[k % len(PALETTE)]
         if show_intermediates:
-            rest = fam_df[fam_df[intermediate] != "none"]
+            rest = fam_df[fam_df[intermediate] != NONE_TASK]
             if not rest.empty:
                 fig.add_trace(go.Scatter(
                     x=rest[size], y=rest[value], mode="markers", name=f"{fam}: with an intermediate task",
@@ -292,7 +294,7 @@ def language_bars(scores: pd.DataFrame, *, by: str = "model", score: str = "scor
     if by == "model" and "model" in scores.columns:
         groups = model_order(scores)
     else:
-        groups = sorted(agg[by].unique(), key=lambda g: (g != "none", str(g)))
+        groups = sorted(agg[by].unique(), key=lambda g: (g != NONE_TASK, str(g)))
     fig = _style(go.Figure(), title or f"Zero-shot score per language, by {by}")
     for k, g in enumerate(groups):
         sub = agg[agg[by] == g].set_index(lang).reindex(langs)

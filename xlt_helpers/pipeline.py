@@ -29,7 +29,7 @@ from .evaluate import evaluate
 from .manifest import verify_node_inputs
 from .models import get_model
 from .robustness import null_log_prior
-from .tasks import TaskSpec, get_task
+from .tasks import NONE_TASK, TaskSpec, get_task
 from .runs import write_json_atomic as write_json
 from .train import TrainConfig, peak_rss_mb, save_body, train_phase
 
@@ -125,7 +125,7 @@ def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir
     evaluate zero-shot in every language of ``eval_langs``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if intermediate != "none" and not init_from:
+    if intermediate != NONE_TASK and not init_from:
         raise ValueError(f"intermediate={intermediate!r} needs init_from (the phase-1 checkpoint dir); "
                          f"use intermediate='none' for the no-intermediate baseline")
     cfg = TrainConfig.from_params({**hparams, "seed": seed})

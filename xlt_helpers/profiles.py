@@ -27,9 +27,8 @@ import yaml
 from . import hparams
 from .models import MODELS
 from .paths import repo_root
-from .tasks import TASKS
+from .tasks import NONE_TASK, TASKS
 
-NONE_TASK = "none"          # the no-intermediate baseline
 ALL_LANGS = "all"           # eval_langs: every language of the target's dev split
 
 

@@ -40,7 +40,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from .tasks import get_task
+from .tasks import NONE_TASK, get_task
 
 COLUMNS: tuple[str, ...] = ("model", "family", "size_params", "intermediate", "task", "metric",
                             "lang", "score", "avg_reported", "source")
@@ -198,7 +198,7 @@ def validate_xstilts(df: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"{file} line {i + 2} ({r['intermediate']!r}, mlm {r['mlm']!r}, {r['target']!r}, "
                          f"{r['metric']!r}): {msg}")
 
-    known = {"none", "best-per-target", *XSTILTS_TASKS}
+    known = {NONE_TASK, "best-per-target", *XSTILTS_TASKS}
     for i, r in df.iterrows():
         if r["intermediate"] not in known:
             fail(i, f"intermediate {r['intermediate']!r} not in {sorted(known)}")
@@ -295,7 +295,7 @@ def average_size_change(table: pd.DataFrame) -> pd.DataFrame:
     ``large``, ``n_models``, ``avg_small``, ``avg_large``, ``change`` (points), ``monotone``
     (whether every step up in size raised the average), ``per_language``."""
     rows = []
-    plain = table[table["intermediate"] == "none"]
+    plain = table[table["intermediate"] == NONE_TASK]
     for (family, paper, task, metric), g in plain.groupby(["family", "paper", "task", "metric"], sort=True):
         g = g.sort_values("size_params")
         if g["model"].nunique() < 2:
@@ -317,9 +317,9 @@ def average_gains(table: pd.DataFrame) -> pd.DataFrame:
     XTREME's XLM-R Large): such a difference mixes the intermediate task with two fine-tuning
     protocols, and the book says so rather than calling it a gain."""
     rows = []
-    inter = table[table["intermediate"] != "none"]
+    inter = table[table["intermediate"] != NONE_TASK]
     for _, r in inter.iterrows():
-        base = table[(table["model"] == r["model"]) & (table["intermediate"] == "none")
+        base = table[(table["model"] == r["model"]) & (table["intermediate"] == NONE_TASK)
                      & (table["task"] == r["task"]) & (table["metric"] == r["metric"])]
         if base.empty:
             continue
@@ -377,7 +377,7 @@ def transfer_gaps(pub: pd.DataFrame, sizes: pd.DataFrame | None = None, english:
     :func:`model_sizes` when ``sizes`` is given."""
     from .robustness import language_stats
 
-    plain = pub[pub["intermediate"] == "none"]
+    plain = pub[pub["intermediate"] == NONE_TASK]
     stats = language_stats(to_scores_table(plain), english)
     paper = plain.drop_duplicates("model").set_index("model")["source"].map(paper_of)
     out = stats.rename(columns={"target": "task"}).assign(paper=lambda d: d["model"].map(paper))
@@ -394,7 +394,7 @@ def ladders(pub: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
     """(family, paper) -> its plain models, when a paper has two or more sizes of one family: a size
     trend only compares runs made under one protocol (Conneau et al.'s XLM-R Base/Large; Xue et al.'s
     mT5 Small..XXL). XTREME's single XLM-R Large run forms no ladder."""
-    plain = pub[pub["intermediate"] == "none"].drop_duplicates("model")
+    plain = pub[pub["intermediate"] == NONE_TASK].drop_duplicates("model")
     out = {}
     for (family, paper), g in plain.groupby([plain["family"], plain["source"].map(paper_of)], sort=True):
         if len(g) >= 2:
@@ -571,7 +571,7 @@ def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: s
     x = x.rename(columns={"gain": "xstilts_gain"})
     keep = [c for c in ("model", "intermediate", "target", "metric", "gain_avg", "gain_avg_lo", "gain_avg_hi")
             if c in reference.columns]
-    r = reference[reference["intermediate"] != "none"][keep].rename(
+    r = reference[reference["intermediate"] != NONE_TASK][keep].rename(
         columns={"intermediate": "task", "gain_avg": "reference_gain", "gain_avg_lo": "reference_lo",
                  "gain_avg_hi": "reference_hi"})
     out = r.merge(x, on=["task", "target", "metric"], how="inner")
@@ -635,7 +635,7 @@ def full_scale(pub: pd.DataFrame, translate_train: pd.DataFrame, mc4: pd.DataFra
     """Every full-scale table from the four resources (pure; :func:`load_full_scale` reads them)."""
     from .robustness import correlate
 
-    sizes = model_sizes(sorted(pub.loc[pub["intermediate"] == "none", "model"].unique()))
+    sizes = model_sizes(sorted(pub.loc[pub["intermediate"] == NONE_TASK, "model"].unique()))
     x = sizes.set_index("model")["log10_non_embedding"].to_dict()
     lad = ladders(pub)
     by_family = {fam: ms for (fam, _), ms in lad.items()}
@@ -643,7 +643,7 @@ def full_scale(pub: pd.DataFrame, translate_train: pd.DataFrame, mc4: pd.DataFra
     share = mc4[mc4["code"] != "-"].set_index("code")["mt5_sampling_pct"].to_dict()
     fits, equal, cu, cu_corr, tt = {}, {}, {}, {}, {}
     for task, metric in PRIMARY:
-        long = pub[(pub["task"] == task) & (pub["metric"] == metric) & (pub["intermediate"] == "none")]
+        long = pub[(pub["task"] == task) & (pub["metric"] == metric) & (pub["intermediate"] == NONE_TASK)]
         fits[(task, metric)] = gap_size_fit(long, by_family, x, n_boot=n_boot)
         if EQUAL_SIZE_MODEL in set(long["model"]) and mt5:
             equal[(task, metric)] = equal_size_comparison(long, sizes, EQUAL_SIZE_MODEL, mt5, n_boot=n_boot)

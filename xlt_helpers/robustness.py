@@ -54,7 +54,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from .tasks import TASKS
+from .tasks import NONE_TASK, TASKS
 
 SCORE_COLUMNS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "seed",
                                   "lang", "metric", "score", "n")
@@ -66,7 +66,6 @@ GROUP_KEYS: tuple[str, ...] = ("family", "model", "size", "intermediate", "targe
 # per-example values -> the scores' 0..100 scale (accuracy is stored 0/1, f1 0..100, em 0/100)
 PER_EXAMPLE_SCALE: dict[str, float] = {"accuracy": 100.0, "f1": 1.0, "em": 1.0}
 ENGLISH = "en"
-BASELINE = "none"
 
 
 # ------------------------------------------------------------------ validation
@@ -149,7 +148,7 @@ def language_stats(scores: pd.DataFrame, english: str = ENGLISH) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def negative_transfer(scores: pd.DataFrame, baseline: str = BASELINE,
+def negative_transfer(scores: pd.DataFrame, baseline: str = NONE_TASK,
                       english: str = ENGLISH) -> pd.DataFrame:
     """Share of non-English languages an intermediate task hurt (seed-mean below baseline's).
 
@@ -174,7 +173,7 @@ def negative_transfer(scores: pd.DataFrame, baseline: str = BASELINE,
     return pd.DataFrame(rows)
 
 
-def gains(scores: pd.DataFrame, baseline: str = BASELINE, english: str = ENGLISH) -> pd.DataFrame:
+def gains(scores: pd.DataFrame, baseline: str = NONE_TASK, english: str = ENGLISH) -> pd.DataFrame:
     """Point gains over the no-intermediate run: ``gain_avg`` (cross-language mean) and ``gain_en``."""
     stats = language_stats(scores, english)
     keys = ["family", "model", "target", "metric"]
@@ -384,7 +383,7 @@ def _pair(arms: Mapping[tuple, Arm], run: tuple, baseline: str) -> tuple[dict, d
 
 
 def paired_bootstrap(per_example: pd.DataFrame, family: str, model: str, target: str, metric: str,
-                     intermediate: str, baseline: str = BASELINE, n_boot: int = 1000, seed: int = 0,
+                     intermediate: str, baseline: str = NONE_TASK, n_boot: int = 1000, seed: int = 0,
                      english: str = ENGLISH) -> dict[str, object]:
     """:func:`bootstrap_gain` of one intermediate task over the baseline, from the per-example table.
 
@@ -413,7 +412,7 @@ def _run_draws(arm: Mapping[str, np.ndarray], n_boot: int, seed: int, key: Seque
 
 
 def size_contrast(per_example: pd.DataFrame, family: str, target: str, metric: str, small: str, large: str,
-                  intermediates: Sequence[str], baseline: str = BASELINE, english: str = ENGLISH,
+                  intermediates: Sequence[str], baseline: str = NONE_TASK, english: str = ENGLISH,
                   components: pd.DataFrame | None = None) -> dict[str, object]:
     """How the transfer gap and the intermediate-task gain change from model ``small`` to ``large``.
 
@@ -433,7 +432,7 @@ CHANGE_FIELDS: dict[str, str] = {"lo": "lo", "hi": "hi", "hw": "half_width", "se
 
 
 def model_contrast(per_example: pd.DataFrame, target: str, metric: str, first: tuple[str, str],
-                   second: tuple[str, str], intermediates: Sequence[str], baseline: str = BASELINE,
+                   second: tuple[str, str], intermediates: Sequence[str], baseline: str = NONE_TASK,
                    english: str = ENGLISH, components: pd.DataFrame | None = None) -> dict[str, object]:
     """:func:`size_contrast` between any two (family, model) pairs scored on the same examples, e.g.
     an encoder and an encoder-decoder of one depth. ``first`` fills the ``*_small`` keys and
@@ -691,7 +690,7 @@ def pooled_components(components: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def seed_pairing(per_example: pd.DataFrame, baseline: str = BASELINE) -> pd.DataFrame:
+def seed_pairing(per_example: pd.DataFrame, baseline: str = NONE_TASK) -> pd.DataFrame:
     """Are seed *s* of an intermediate-task run and seed *s* of its baseline paired? Per (family, model,
     target, metric): the mean Pearson correlation, over intermediate tasks and languages, of the
     per-example scores of the same seed number in the two runs, and of different seed numbers. A higher
@@ -1182,7 +1181,7 @@ def difficulty_slope_changes(gain_table: pd.DataFrame, difficulty: pd.DataFrame,
         def steps(models):
             pairs = list(zip(models, models[1:]))
             return pairs + ([(models[0], models[-1])] if len(models) > 2 else [])
-    merged = gain_table[gain_table["intermediate"] != BASELINE].merge(
+    merged = gain_table[gain_table["intermediate"] != NONE_TASK].merge(
         difficulty[["model", "intermediate", "difficulty"]], on=["model", "intermediate"], how="inner"
     ).dropna(subset=[gain_col])
     rows = []
@@ -1198,7 +1197,7 @@ def difficulty_slope_changes(gain_table: pd.DataFrame, difficulty: pd.DataFrame,
 # ------------------------------------------------------------------------ summary
 
 def summary_table(scores: pd.DataFrame, per_example: pd.DataFrame | None = None,
-                  baseline: str = BASELINE, english: str = ENGLISH,
+                  baseline: str = NONE_TASK, english: str = ENGLISH,
                   components: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every robustness statistic, one row per (family, model, size, intermediate, target, metric).
 

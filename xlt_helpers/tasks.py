@@ -26,6 +26,9 @@ XNLI_LANGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", 
 MLQA_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")
 XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 PAWSX_LANGS = ("de", "en", "es", "fr", "ja", "ko", "zh")
+# The intermediate "task" of the no-intermediate baseline (a phase-2 run straight from the pretrained model):
+# the one name of the marker, in profiles, run parameters, the tidy tables and the published tables alike.
+NONE_TASK = "none"
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART",
              "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
 

@@ -378,7 +378,7 @@ def test_read_only_or_full_runs_folder_is_one_line_naming_it(tmp_path, monkeypat
 def test_run_on_a_full_disk_says_it_stopped_and_why(tmp_path, monkeypatch, capsys):
     import errno
 
-    from xlt_helpers import runs as R
+    from xlt_helpers import files as R
     real = R.write_bytes_atomic
 
     def write(path, data):

@@ -138,7 +138,7 @@ def _disk_full_for(monkeypatch, *names: str) -> None:
     process and in the runners it forks, which inherit the patch)."""
     import errno
 
-    from xlt_helpers import runs as R
+    from xlt_helpers import files as R
     real = R.write_bytes_atomic
 
     def write(path, data):

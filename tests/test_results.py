@@ -12,7 +12,8 @@ import pytest
 from xlt_helpers import results as store
 from xlt_helpers.pipeline import run_intermediate, run_target
 from xlt_helpers.robustness import summary_table
-from xlt_helpers.runs import DONE_FILE, NODE_FILE, write_json_atomic
+from xlt_helpers.files import write_json_atomic
+from xlt_helpers.runs import DONE_FILE, NODE_FILE
 
 CFG = dict(max_steps=2, batch_size=4, max_length=64, doc_stride=32, eval_batch_size=8)
 

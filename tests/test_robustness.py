@@ -226,23 +226,6 @@ def test_difficulty_table_fills_chance_from_registry():
         R.difficulty_table(dev.assign(intermediate="made-up-task"))
 
 
-def test_v_information():
-    # p_model(y|x) = 0.5, p_null(y) = 0.25 -> log2 0.5 - log2 0.25 = -1 + 2 = 1 bit
-    pvi = R.pointwise_v_information(np.log([0.5, 0.25]), np.log([0.25, 0.25]))
-    np.testing.assert_allclose(pvi, [1.0, 0.0])
-    assert R.v_information([-1.0, -2.0], [-2.0, -2.0], log_base=2) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="must be <= 0"):
-        R.pointwise_v_information([0.5], [0.25])
-
-
-def test_null_log_prior_is_the_smoothed_training_label_frequency():
-    # labels 0,0,0,1 over 3 classes, add-one: counts 4,2,1 of 7
-    np.testing.assert_allclose(np.exp(R.null_log_prior([0, 0, 0, 1], 3)), [4 / 7, 2 / 7, 1 / 7])
-    np.testing.assert_allclose(np.exp(R.null_log_prior([1, 1], 2, smoothing=0.0)), [0.0, 1.0])
-    with pytest.raises(ValueError, match="0..1"):
-        R.null_log_prior([0, 2], 2)
-
-
 def test_difficulty_table_averages_v_information_over_the_seeds_that_have_it():
     dev = pd.DataFrame({"model": "m", "intermediate": "sst2", "seed": [0, 1, 2], "metric": "accuracy",
                         "score": [60.0, 70.0, 80.0], "chance": 50.0, "v_info_bits": [0.2, 0.4, np.nan]})

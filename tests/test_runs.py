@@ -15,30 +15,6 @@ from xlt_helpers.grid import Node
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 
 
-def test_write_json_atomic_replaces_whole_file_and_leaves_no_temp(tmp_path):
-    path = tmp_path / "sub" / "metrics.json"
-    R.write_json_atomic(path, {"a": 1})
-    R.write_json_atomic(path, {"b": [1, 2]})
-    assert json.loads(path.read_text()) == {"b": [1, 2]}
-    R.write_bytes_atomic(tmp_path / "w.bin", b"\x00\x01")
-    assert (tmp_path / "w.bin").read_bytes() == b"\x00\x01"
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["metrics.json", "sub", "w.bin"]
-
-
-def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "DONE.json"
-    R.write_json_atomic(path, {"old": True})
-
-    def boom(src, dst):
-        raise OSError("disk full (simulated)")
-
-    monkeypatch.setattr(R.os, "replace", boom)
-    with pytest.raises(OSError, match="simulated"):
-        R.write_json_atomic(path, {"new": True})
-    assert json.loads(path.read_text()) == {"old": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["DONE.json"]     # the temp file was removed
-
-
 def test_runs_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv(R.RUNS_ENV, raising=False)
     assert R.runs_dir() == R.repo_root() / "runs"

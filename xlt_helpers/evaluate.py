@@ -14,7 +14,7 @@ import torch
 from datasets import Dataset
 
 from . import featurize, metrics
-from .robustness import pointwise_v_information
+from .metrics import pointwise_v_information
 from .train import Collator, PhaseResult, TrainConfig
 
 
@@ -52,7 +52,7 @@ def evaluate(result: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig,
     """(per-example rows, {metric: score on 0..100}) of ``result`` on ``ds``.
 
     With ``null_logp`` (the null model's log-probability per label, see
-    ``robustness.null_log_prior``), rows of the tasks where V-usable information is cheap — one
+    ``metrics.null_log_prior``), rows of the tasks where V-usable information is cheap — one
     distribution over labels or choices per example, or per word for tagging — also carry
     ``logp_gold`` (natural log) and ``pvi`` (bits; a tagged sentence's mean over its words).
     Extractive QA and generated tags have no such distribution and carry neither."""

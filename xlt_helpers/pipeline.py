@@ -26,11 +26,10 @@ from datasets import Dataset
 from . import featurize
 from .data import assert_disjoint, load_task, text_keys
 from .evaluate import evaluate
+from .files import write_json_atomic as write_json
 from .manifest import verify_node_inputs
-from .models import get_model
-from .robustness import null_log_prior
+from .metrics import null_log_prior
 from .tasks import NONE_TASK, TaskSpec, get_task
-from .runs import write_json_atomic as write_json
 from .train import TrainConfig, peak_rss_mb, save_body, train_phase
 
 DATA_SEED = 0
@@ -100,7 +99,7 @@ def run_intermediate(*, model: str, task: str, seed: int, out_dir: str, train_n:
                "data_files": data_files,       # local files verified against the data manifest
                # V-usable information of the dev set (Ethayarajh et al. 2022), bits; None where not cheap
                "v_information_bits": float(np.mean(pvi)) if pvi else None,
-               "v_information_null": "training-label prior, add-one (robustness.null_log_prior)" if pvi else None}
+               "v_information_null": "training-label prior, add-one (metrics.null_log_prior)" if pvi else None}
     write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -144,8 +143,7 @@ def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir
         scores[lang] = {**s, "n": len(ds)}
     eval_wall = time.perf_counter() - t0
     _write_rows(out / "predictions.jsonl.gz", rows)
-    mspec = get_model(model)
-    metrics = {"phase": "target", "model": model, "family": mspec.family, "stands_for": mspec.stands_for,
+    metrics = {"phase": "target", "model": model, "family": res.spec.family, "stands_for": res.spec.stands_for,
                "target": target, "intermediate": intermediate, "seed": seed, "scores": scores,
                "train": res.stats, "eval_wall_s": eval_wall, "eval_examples": sum(len(d) for d in evals.values()),
                "peak_rss_mb": peak_rss_mb(), "device": device_description(), "config": vars(cfg),

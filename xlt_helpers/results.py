@@ -38,7 +38,8 @@ from .grid import major_minor
 if TYPE_CHECKING:
     import pandas as pd   # imported where used: `xlt run` on a finished grid must not pay for it
 from .paths import repo_root
-from .runs import DONE_FILE, METRICS_FILE, NODE_FILE, RECORDS_KEY, file_records, verify_node, write_bytes_atomic
+from .files import write_bytes_atomic
+from .runs import DONE_FILE, METRICS_FILE, NODE_FILE, RECORDS_KEY, file_records, verify_node
 
 PREDICTIONS = "predictions.jsonl.gz"
 # the columns of the tidy files as written (robustness.SCORE_COLUMNS / PER_EXAMPLE_COLUMNS: as analysed)

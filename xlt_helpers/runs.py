@@ -5,7 +5,7 @@ Layout of a node directory (``runs/<id>/``)::
     node.json          the node (written first)
     <notebook>.ipynb   the executed notebook (papermill)
     log.txt            stdout/stderr of the runner and the kernel
-    metrics.json ...   written by the notebook (use write_json_atomic)
+    metrics.json ...   written by the notebook (use files.write_json_atomic)
     checkpoint/        phase 1: the model phase 2 starts from
     DONE.json          success: written atomically, last, only after metrics.json exists;
                        records the size and sha256 of every file the node wrote ("files")
@@ -42,7 +42,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -50,6 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from .files import write_json_atomic
 from .grid import Node
 from .paths import repo_root
 
@@ -71,42 +71,6 @@ LOG_TAIL_LINES = 40
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 State = Literal["done", "failed", "pending"]
-
-
-# ------------------------------------------------------------------ atomic writes
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
-
-    The temp file lives in the same directory (``os.replace`` is atomic only
-    within one filesystem) and is fsynced before the rename.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """``obj`` as indented JSON, written atomically (see :func:`write_bytes_atomic`)."""
-    return write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
-
-
-def _jsonable(o: Any) -> Any:
-    """numpy scalars as numbers (not strings), anything else by its str()."""
-    item = getattr(o, "item", None)
-    if callable(item) and getattr(o, "shape", None) == ():
-        return item()
-    return str(o)
 
 
 # ------------------------------------------------------------------ locations and states

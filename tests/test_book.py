@@ -46,12 +46,15 @@ def test_build_is_clean_and_returns_html_dir(built):
 
 @pytest.mark.slow  # a full book build (~35 s on 2 cores)
 def test_every_figure_page_loads_the_local_plotly_and_draws_divs(built):
-    html, _ = built
+    html, results = built
     assert (html / "_static" / "plotly.min.js").stat().st_size > 1_000_000
     results_page = (html / "book" / "results.html").read_text()
-    n_divs = results_page.count('class="plotly-graph-div"')
-    # 2 targets x (heatmap, gain-vs-size, gap-vs-size, difficulty) + per-language bars (1 + 2 families each)
-    assert n_divs >= 2 * 4 + 2 * 3, n_divs
+    # each figure of each figure section on these results, and nothing else
+    from xlt_helpers import analysis
+    titles = analysis.figure_titles(analysis.analyse(load_results(results), n_boot=50))
+    for title in titles:
+        assert json.dumps(title)[1:-1] in results_page, title
+    assert results_page.count('class="plotly-graph-div"') == len(titles) >= 2 * 4 + 2 * 3
     for page in _pages(html):
         text = page.read_text()
         if "plotly-graph-div" in text:

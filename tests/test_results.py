@@ -229,3 +229,12 @@ def test_load_results_missing_and_malformed(tmp_path):
     pd.DataFrame({"run_id": ["x"], "score": [1.0]}).to_csv(tmp_path / "scores.csv", index=False)
     with pytest.raises(ValueError, match=r"lacks column\(s\).*family"):
         store.load_results(tmp_path)
+
+
+def test_load_results_lists_only_the_notebooks_of_the_runs_its_tables_hold(tmp_path, synthetic_results):
+    """results/runs keeps the notebooks of nodes of an older profile version; the book shows the study's only."""
+    results = synthetic_results(tmp_path / "r", n_examples=3, seeds=(0,), with_runs=True)
+    (shown,) = (results / "runs").glob("*.ipynb")
+    (results / "runs" / "p2-older-version-of-a-node.ipynb").write_text(shown.read_text())
+    (results / "runs" / "p1-e5-L3-sst2-s0.ipynb").write_text(shown.read_text())   # a phase-1 run of intermediate.csv
+    assert [p.name for p in store.load_results(results).runs] == ["p1-e5-L3-sst2-s0.ipynb", shown.name]

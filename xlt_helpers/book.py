@@ -5,8 +5,9 @@ Why a function and not just ``jupyter-book build .``:
 * the book must work without network: plotly.js is copied from the installed
   ``plotly`` package into ``book/_static/`` (pages embed figures with
   ``include_plotlyjs=False``, see :func:`xlt_helpers.figures.show`);
-* the per-run appendix is assembled from whatever ``results/runs/*.ipynb``
-  exist (each gets a title cell so it has a heading in the table of contents);
+* the per-run appendix is assembled from the ``results/runs/*.ipynb`` of the
+  runs the tables hold (each gets a title cell so it has a heading in the
+  table of contents);
 * warnings are errors (``-W -n --keep-going``), and a failure names the first
   warning instead of ending in a wall of Sphinx output;
 * the build runs on a *staged copy* of ``_config.yml``, ``_toc.yml`` and
@@ -79,7 +80,11 @@ def _titled_run_notebook(src: Path, dst: Path) -> None:
 
 
 def stage_sources(stage: Path, results: Path, *, repo: Path = REPO_ROOT) -> list[Path]:
-    """Copy the book's sources into ``stage``, add plotly.js and the per-run notebooks; return the runs copied."""
+    """Copy the book's sources into ``stage``, add plotly.js and the per-run notebooks; return the runs copied.
+
+    The per-run notebooks are those of the runs the tables hold (:attr:`xlt_helpers.results.Results.runs`),
+    not every notebook in ``results/runs``: a node of an older version of the profile is kept in the
+    store but is not part of the study the book shows."""
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
@@ -93,7 +98,8 @@ def stage_sources(stage: Path, results: Path, *, repo: Path = REPO_ROOT) -> list
     runs_dst = stage / "book" / "runs"
     runs_dst.mkdir()
     copied = []
-    for nb in sorted((results / "runs").glob("*.ipynb")):
+    res = load_results(results)
+    for nb in res.runs if res is not None else ():
         _titled_run_notebook(nb, runs_dst / nb.name)
         copied.append(runs_dst / nb.name)
     if copied:

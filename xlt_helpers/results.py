@@ -307,7 +307,7 @@ class Results:
     per_example: pd.DataFrame | None      # RUN_COLUMNS joined on from scores, as robustness expects
     intermediate: pd.DataFrame | None
     meta: dict | None
-    runs: tuple[Path, ...]
+    runs: tuple[Path, ...]                # runs/<run_id>.ipynb of the runs in scores / intermediate
 
 
 def _require(df: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
@@ -347,5 +347,8 @@ def load_results(directory: str | os.PathLike | None = None) -> Results | None:
     meta = read_json(meta_path) if meta_path.is_file() else None
     if meta is not None and not isinstance(meta, dict):
         raise ResultsError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
-    runs = tuple(sorted((d / "runs").glob("*.ipynb")))
+    # the executed notebooks of the runs these tables hold: the store keeps those of older versions of a
+    # profile too (their nodes stay in results/nodes), but the book shows only what its numbers come from
+    shown = set(scores["run_id"]) | (set(intermediate["run_id"]) if intermediate is not None else set())
+    runs = tuple(p for p in sorted((d / "runs").glob("*.ipynb")) if p.stem in shown)
     return Results(d, scores, per_example, intermediate, meta, runs)

@@ -96,7 +96,9 @@ def run_id(phase: Phase, params: dict[str, Any], deps: Sequence[str] = ()) -> st
         raise ValueError(f"unknown phase {phase!r}; expected 'intermediate' or 'target'")
     payload = {"phase": phase, "params": params, "deps": sorted(deps), "code_version": CODE_VERSION,
                "versions": framework_versions()}
-    recipe = MODELS[params["model"]].weight_recipe() if params.get("model") in MODELS else {}
+    task = TASKS.get(params.get("target") or params.get("task"))       # the task this node trains
+    recipe = (MODELS[params["model"]].weight_recipe(generated_targets=task is not None and task.generated_targets)
+              if params.get("model") in MODELS else {})
     if recipe:
         payload["weight_recipe"] = recipe
     digest = hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:HASH_CHARS]

@@ -87,7 +87,7 @@ E5 = {
     ("e5-L3", "extractive-QA"): dict(learning_rate=1e-3, epochs=10, doc_stride=64),
     # ranked label words with the gain-10 cross-attention: lr 1e-3 gave 25% (loss 2.0 after 20 steps)
     ("e5ed-L3", "classification"): dict(learning_rate=3e-4, epochs=15),
-    ("e5ed-L3", "multiple-choice"): dict(learning_rate=3e-4, epochs=15),
+    ("e5ed-L3", "multiple-choice"): dict(learning_rate=5e-4, epochs=30),
     ("e5ed-L3", "extractive-QA"): dict(learning_rate=1e-3, epochs=20),
 }
 

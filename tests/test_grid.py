@@ -217,3 +217,26 @@ def test_data_manifest_entries_enter_the_id_only_when_changed(smoke_like, tmp_pa
     moved = set(same) - {n.id for n in build_grid(smoke_like)}
     assert moved and moved == {i for i, n in same.items()
                                if n.params.get("target") == "xnli" and "de" in n.params["eval_langs"]}
+
+
+
+def test_weight_recipe_follows_whether_the_node_generates_its_targets():
+    """Warm-started encoder-decoders keep their cross-attention recipe for ranked targets (XNLI, SST-2:
+    the committed nodes' ids are unchanged) and start generated ones (MLQA, UD-POS) without it."""
+    spec = MODELS["e5ed-L3"]
+    assert spec.weight_recipe(generated_targets=False) == {"cross_attention_gain": 10.0}
+    assert spec.weight_recipe(generated_targets=True) == {}
+    mlqa = {"model": "e5ed-L3", "intermediate": "none", "target": "mlqa", "seed": 0}
+    xnli = {**mlqa, "target": "xnli"}
+    assert MODELS["mt5-small"].weight_recipe(generated_targets=False) == {}
+    import hashlib  # the payload run_id hashes, rebuilt by hand
+
+    from xlt_helpers.grid import CODE_VERSION, HASH_CHARS, canonical_json, framework_versions
+
+    def digest(params, recipe):
+        payload = {"phase": "target", "params": params, "deps": [], "code_version": CODE_VERSION,
+                   "versions": framework_versions(), **({"weight_recipe": recipe} if recipe else {})}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:HASH_CHARS]
+
+    assert run_id("target", xnli).endswith(digest(xnli, {"cross_attention_gain": 10.0}))
+    assert run_id("target", mlqa).endswith(digest(mlqa, {}))

@@ -163,15 +163,17 @@ def load_encoder(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) ->
     return _maybe_trim(model, vocab_keep)
 
 
-def load_seq2seq(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) -> PreTrainedModel:
+def load_seq2seq(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None,
+                 generated_targets: bool = False) -> PreTrainedModel:
     """The text-to-text model of ``spec``, ready for ``forward(labels=...)`` and ``generate()``.
 
     ``e5ed-L{k}`` is BERT2BERT (Rothe et al. 2020): encoder = e5's first k
     layers; decoder = a ``BertLMHeadModel`` from the same k layers with a
     randomly initialised LM-head transform, output embeddings tied to the
     decoder's input embeddings, and cross-attention set by the spec's
-    ``cross_attention_gain`` (:func:`_init_cross_attention`). Generation
-    starts from ``<s>`` and stops at ``</s>``.
+    ``cross_attention_gain_for(generated_targets)`` (:func:`_init_cross_attention`):
+    pass ``generated_targets=True`` for tasks whose targets are generated
+    (QA answers, tag sequences). Generation starts from ``<s>`` and stops at ``</s>``.
     """
     if spec.family != "encoder-decoder":
         raise ValueError(f"model {spec.name!r} is a {spec.family} model; load it with load_encoder")
@@ -182,13 +184,13 @@ def load_seq2seq(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) ->
             with _seeded(TINY_SEED):
                 model = MT5ForConditionalGeneration(tiny_mt5_config())
         elif spec.source == "e5":
-            model = _warm_started_bert2bert(spec)
+            model = _warm_started_bert2bert(spec, spec.cross_attention_gain_for(generated_targets))
         else:
             raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
     return _maybe_trim(model, vocab_keep)
 
 
-def _warm_started_bert2bert(spec: ModelSpec) -> EncoderDecoderModel:
+def _warm_started_bert2bert(spec: ModelSpec, cross_attention_gain: float | None) -> EncoderDecoderModel:
     src = _e5_source(spec)
     enc_layers = spec.encoder_layers
     dec_layers = spec.decoder_layers if spec.decoder_layers is not None else spec.encoder_layers
@@ -205,8 +207,8 @@ def _warm_started_bert2bert(spec: ModelSpec) -> EncoderDecoderModel:
     out = model.decoder.get_output_embeddings()
     if out.weight is not model.decoder.get_input_embeddings().weight:
         out.weight = model.decoder.get_input_embeddings().weight
-    if spec.cross_attention_gain is not None:
-        _init_cross_attention(model, spec.cross_attention_gain)
+    if cross_attention_gain is not None:
+        _init_cross_attention(model, cross_attention_gain)
     return model
 
 

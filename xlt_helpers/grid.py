@@ -116,7 +116,9 @@ def run_id(phase: Phase, params: dict[str, Any], deps: Sequence[str] = ()) -> st
     hashed = {k: v for k, v in params.items() if not _at_historical_default(k, v)}
     payload = {"phase": phase, "params": hashed, "deps": sorted(deps), "code_version": CODE_VERSION,
                "versions": framework_versions()}
-    recipe = MODELS[params["model"]].weight_recipe() if params.get("model") in MODELS else {}
+    task = TASKS.get(params.get("target") or params.get("task"))       # the task this node trains
+    recipe = (MODELS[params["model"]].weight_recipe(generated_targets=task is not None and task.generated_targets)
+              if params.get("model") in MODELS else {})
     if recipe:
         payload["weight_recipe"] = recipe
     data = manifest.changed_entries(phase, params)

@@ -114,7 +114,10 @@ def build_model(spec: ModelSpec, task: TaskSpec, *, init_from: str | Path | None
     from .vocab import trim_vocab
 
     tok = tokenizer if tokenizer is not None else backbones.load_tokenizer(spec)
-    body = backbones.load_encoder(spec) if spec.family == "encoder" else backbones.load_seq2seq(spec)
+    # Warm-started encoder-decoders start generated-target tasks (QA, tagging) from another
+    # cross-attention than ranked ones (models.ModelSpec.cross_attention_gain_for: why).
+    body = (backbones.load_encoder(spec) if spec.family == "encoder"
+            else backbones.load_seq2seq(spec, generated_targets=task.generated_targets))
     sizes = backbones.param_counts(body)
     if init_from:
         load_body(body, init_from)

@@ -138,3 +138,21 @@ def test_weight_recipe_is_hashed_only_where_a_model_has_one(monkeypatch):
     monkeypatch.setitem(MODELS, "e5ed-L3", dataclasses.replace(MODELS["e5ed-L3"], cross_attention_gain=None))
     assert run_id("intermediate", ed) not in {before_ed, run_id("intermediate", {**ed, "model": "e5ed-L6"})}
     assert run_id("intermediate", enc) == before_enc
+
+
+def test_memory_levers_enter_run_ids_only_when_not_at_their_historical_default(smoke_like):
+    """gradient_accumulation_steps / gradient_checkpointing (grid.HASH_OMIT_DEFAULTS): at 1 / false a
+    node keeps the id it had before the fields existed; any other value is a new node."""
+    params = {"model": "tiny-xlmr", "task": "sst2", "seed": 0, "batch_size": 8}
+    before = run_id("intermediate", params)
+    assert run_id("intermediate", {**params, "gradient_accumulation_steps": 1,
+                                   "gradient_checkpointing": False}) == before
+    assert run_id("intermediate", {**params, "gradient_accumulation_steps": 4}) != before
+    assert run_id("intermediate", {**params, "gradient_checkpointing": True}) != before
+    base = build_grid(smoke_like)
+    assert all(n.params["gradient_accumulation_steps"] == 1 and n.params["gradient_checkpointing"] is False
+               for n in base)                    # papermill injects them, so the notebooks receive them
+    accum = {n.id for n in build_grid(load_profile("smoke", ["seeds=[0, 1]",
+                                                              "target.xnli.gradient_accumulation_steps=2"]))}
+    xnli = {n.id for n in base if n.params.get("target") == "xnli"}
+    assert {n.id for n in base} - accum == xnli

@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xlt", description=(
         "Zero-shot cross-lingual transfer study: run a profile's grid of notebooks (resumable), "
         "show its status, build the book."))
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,book,clean,transfer,bench}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,plan,book,clean,transfer,bench}")
 
     def profile_args(sp: argparse.ArgumentParser, required: bool) -> None:
         sp.add_argument("--profile", required=required,
@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="done / failed / pending nodes of a profile, per phase")
     profile_args(s, required=True)
+
+    pl = sub.add_parser("plan", help="per node setup: parameters, estimated peak GPU memory, steps, whether it "
+                                     "fits (xlt_helpers/plan.py; estimates, no GPU needed)")
+    pl.add_argument("--profile", required=True, help="profile name in configs/ or a path to a YAML file")
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile field")
+    pl.add_argument("--gpu-mem", type=float, default=80.0, help="GiB of memory of one GPU (default 80)")
 
     b = sub.add_parser("book", help="build the Jupyter book from results/")
     b.add_argument("--results", default=None, help="results folder (default: <repo>/results)")
@@ -223,6 +229,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the GPU plan; exit 0 even when setups do not fit (the table says which, and the fix)."""
+    from .plan import print_plan
+    print_plan(args.profile, args.set, args.gpu_mem)
+    return 0
+
+
 # ------------------------------------------------------------------ book
 def cmd_book(args: argparse.Namespace) -> int:
     from .book import build_book  # written separately; imported only here (it pulls in jupyter-book)
@@ -293,7 +306,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "status": cmd_status, "book": cmd_book, "clean": cmd_clean,
+    handler = {"run": cmd_run, "status": cmd_status, "plan": cmd_plan, "book": cmd_book, "clean": cmd_clean,
                "transfer": cmd_transfer, "bench": cmd_bench}[args.command]
     try:
         return handler(args)

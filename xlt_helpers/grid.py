@@ -39,6 +39,14 @@ Phase = Literal["intermediate", "target"]
 PHASE_NOTEBOOKS: dict[str, str] = {"intermediate": "01_intermediate.ipynb", "target": "02_target.ipynb"}
 HASH_CHARS = 10
 
+#: Node parameters added after nodes were committed, with the value every earlier node implicitly had.
+#: :func:`run_id` leaves a parameter out of the hash while it has that value, so adding a parameter
+#: does not re-run a finished study; any other value changes the id (it changes the result).
+HASH_OMIT_DEFAULTS: dict[str, Any] = {
+    "gradient_accumulation_steps": 1,     # one micro-batch per optimizer step
+    "gradient_checkpointing": False,      # activations kept, not recomputed
+}
+
 
 @dataclass
 class Node:
@@ -94,7 +102,8 @@ def run_id(phase: Phase, params: dict[str, Any], deps: Sequence[str] = ()) -> st
         slug = f"p2-{params['model']}-{params['intermediate']}-{params['target']}-s{params['seed']}"
     else:
         raise ValueError(f"unknown phase {phase!r}; expected 'intermediate' or 'target'")
-    payload = {"phase": phase, "params": params, "deps": sorted(deps), "code_version": CODE_VERSION,
+    hashed = {k: v for k, v in params.items() if not (k in HASH_OMIT_DEFAULTS and v == HASH_OMIT_DEFAULTS[k])}
+    payload = {"phase": phase, "params": hashed, "deps": sorted(deps), "code_version": CODE_VERSION,
                "versions": framework_versions()}
     recipe = MODELS[params["model"]].weight_recipe() if params.get("model") in MODELS else {}
     if recipe:
@@ -109,7 +118,7 @@ def _lr(value: float | None, model: str) -> float:
 
 def intermediate_params(profile: Profile, model: str, task: str, seed: int) -> dict[str, Any]:
     """Everything phase 1 needs, resolved (learning rate from models.py when null)."""
-    s = profile.intermediate.for_task(task)
+    s = profile.intermediate.for_task(task, model)
     if TASKS[task].kind != "extractive-QA":
         s.pop("doc_stride")
     s["learning_rate"] = _lr(s["learning_rate"], model)

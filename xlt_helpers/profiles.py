@@ -52,12 +52,22 @@ class IntermediateSettings:
     max_length: int
     warmup_ratio: float
     doc_stride: int = 128          # extractive-QA intermediate tasks only
+    # memory levers (GPU): the optimizer step sees batch_size x gradient_accumulation_steps examples;
+    # checkpointing recomputes each layer's activations in the backward pass (mT5-XL on an 80 GB GPU)
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
     per_task: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # per-model overrides, applied after per_task (e.g. checkpointing for mT5-XL only); a model without
+    # an entry gets exactly the settings above, so its run ids do not move
+    per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def for_task(self, task: str) -> dict[str, Any]:
-        """The settings of ``task``: the shared ones with its ``per_task`` entry applied."""
+    def for_task(self, task: str, model: str | None = None) -> dict[str, Any]:
+        """The settings of ``task`` (for ``model``): the shared ones, its ``per_task`` entry, then the
+        model's ``per_model`` entry."""
         base = {k: getattr(self, k) for k in _INTERMEDIATE_FIELDS}
         base.update(self.per_task.get(task, {}))
+        if model is not None:
+            base.update(self.per_model.get(model, {}))
         return base
 
 
@@ -75,6 +85,8 @@ class TargetSettings:
     max_length: int
     warmup_ratio: float
     doc_stride: int | None = None  # extractive-QA targets only
+    gradient_accumulation_steps: int = 1   # as in IntermediateSettings
+    gradient_checkpointing: bool = False
     # per-model overrides of the hyperparameters above (e.g. a smaller learning rate for a deeper
     # model); a model without an entry gets exactly the shared settings, so its run ids do not move
     per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -234,12 +246,17 @@ _SETTING_CHECKERS: dict[str, Checker] = {
     "max_length": _int(8),
     "warmup_ratio": _number(0, 1),
     "doc_stride": _int(1),
+    "gradient_accumulation_steps": _int(1),
+    "gradient_checkpointing": _bool,
 }
 _INTERMEDIATE_FIELDS = ("train_n", "dev_n", "epochs", "max_steps", "batch_size", "learning_rate",
-                        "max_length", "warmup_ratio", "doc_stride")
+                        "max_length", "warmup_ratio", "doc_stride", "gradient_accumulation_steps",
+                        "gradient_checkpointing")
 _TARGET_FIELDS = ("train_n", "eval_n", "eval_langs", "epochs", "max_steps", "batch_size", "learning_rate",
-                  "max_length", "warmup_ratio", "doc_stride")
-_OPTIONAL_SETTINGS = {"doc_stride"}
+                  "max_length", "warmup_ratio", "doc_stride", "gradient_accumulation_steps", "gradient_checkpointing")
+# may be left out of a profile: doc_stride (QA only) and the GPU memory levers (default 1 / false, which
+# grid.HASH_OMIT_DEFAULTS keeps out of run ids, so profiles written before them keep their nodes)
+_OPTIONAL_SETTINGS = {"doc_stride", "gradient_accumulation_steps", "gradient_checkpointing"}
 
 
 def _mapping(v: Any, source: str, path: str, allowed: Sequence[str], required: Sequence[str]) -> dict[str, Any]:
@@ -317,7 +334,7 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
 
     # phase 1
     ip = "intermediate"
-    sec = _mapping(raw[ip], source, ip, (*_INTERMEDIATE_FIELDS, "per_task"),
+    sec = _mapping(raw[ip], source, ip, (*_INTERMEDIATE_FIELDS, "per_task", "per_model"),
                    [f for f in _INTERMEDIATE_FIELDS if f not in _OPTIONAL_SETTINGS])
     vals = {k: _SETTING_CHECKERS[k](sec[k], at(f"{ip}.{k}")) for k in _INTERMEDIATE_FIELDS if k in sec}
     per_task: dict[str, dict[str, Any]] = {}
@@ -331,7 +348,17 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
                        f"({', '.join(t for t in inter if t != NONE_TASK)})")
         o = _mapping(overrides, source, f"{ip}.per_task.{task}", _INTERMEDIATE_FIELDS, ())
         per_task[task] = {k: _SETTING_CHECKERS[k](v, at(f"{ip}.per_task.{task}.{k}")) for k, v in o.items()}
-    intermediate = IntermediateSettings(**vals, per_task=per_task)
+    pmi = sec.get("per_model") or {}
+    if not isinstance(pmi, dict):
+        raise _err(at(f"{ip}.per_model"), f"expected a mapping model -> settings, got {pmi!r}")
+    per_model_inter: dict[str, dict[str, Any]] = {}
+    for m, overrides in pmi.items():
+        if m not in models:
+            raise _err(at(f"{ip}.per_model.{m}"),
+                       f"unknown model {m!r}; allowed: the profile's models ({', '.join(models)})")
+        o = _mapping(overrides, source, f"{ip}.per_model.{m}", [f for f in _INTERMEDIATE_FIELDS if f != "dev_n"], ())
+        per_model_inter[m] = {k: _SETTING_CHECKERS[k](v, at(f"{ip}.per_model.{m}.{k}")) for k, v in o.items()}
+    intermediate = IntermediateSettings(**vals, per_task=per_task, per_model=per_model_inter)
 
     # phase 2
     tp = "target"

@@ -50,6 +50,17 @@ class TrainConfig:
     eval_batch_size: int = 64
     max_answer_length: int = 30
     seed: int = 0
+    # GPU memory levers: batch_size is the micro-batch one forward/backward pass sees; the optimizer
+    # steps once per gradient_accumulation_steps micro-batches, so the effective batch of a profile can
+    # be kept on a smaller GPU (batch_size 8 x 4 = 32). Checkpointing recomputes each layer's
+    # activations in the backward pass: ~1/3 more compute, activation memory of one layer instead of all.
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Examples (features) per optimizer step on one device."""
+        return self.batch_size * self.gradient_accumulation_steps
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
@@ -76,12 +87,13 @@ def peak_rss_mb() -> float:
 
 
 def word_embedding_modules(model) -> list[torch.nn.Embedding]:
-    """The word-embedding tables of an encoder body, EncoderDecoderModel or MT5 (deduplicated)."""
+    """The word-embedding tables of an encoder body, EncoderDecoderModel or MT5, one per distinct weight
+    (MT5's encoder and decoder hold their own Embedding modules around the one shared table)."""
     mods = []
     for m in (model, getattr(model, "encoder", None), getattr(model, "decoder", None)):
         if m is not None and hasattr(m, "get_input_embeddings"):
             e = m.get_input_embeddings()
-            if isinstance(e, torch.nn.Embedding) and all(e is not x for x in mods):
+            if isinstance(e, torch.nn.Embedding) and all(e.weight is not x.weight for x in mods):
                 mods.append(e)
     return mods
 
@@ -235,8 +247,13 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate or spec.learning_rate,
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear", weight_decay=cfg.weight_decay,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        # transformers 5 names it activation checkpointing (gradient_checkpointing is its deprecated alias);
+        # non-reentrant, so gradients reach the layers although the word embeddings are frozen
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
-        save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.batch_size / 20)),
+        save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.effective_batch_size / 20)),
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         label_names=["start_positions", "end_positions"] if task.kind == "extractive-QA" and spec.family == "encoder" else ["labels"],
     )

@@ -91,3 +91,17 @@ def test_plan_of_a_grid_collapses_seeds_and_reports_steps():
     assert rows[0][0] == "phase: task" and len(rows) == len(plans) + 1
     assert all(r[-1] == "yes" for r in rows[1:])             # tiny models fit anywhere
     assert all(r[-1] == "NO" for r in plan.format_plan(plans, 1e-6)[1:])
+
+
+def test_e5_stand_ins_counted_as_loaded():
+    """The e5 ladders' meta-device counts equal the models backbones actually loads (offline e5 checkpoint)."""
+    from xlt_helpers import backbones
+    from xlt_helpers.models import get_model
+    from xlt_helpers.train import word_embedding_modules
+    for name, load in (("e5-L3", backbones.load_encoder), ("e5ed-L3", backbones.load_seq2seq)):
+        real = load(get_model(name))
+        a = architecture(name)
+        counts = backbones.param_counts(real)
+        assert (a.total_params, a.non_embedding_params) == (counts["total"], counts["non_embedding"]), name
+        assert a.frozen_params == sum(e.weight.numel() for e in word_embedding_modules(real)), name
+    assert (architecture("e5ed-L3").encoder_layers, architecture("e5ed-L3").decoder_layers) == (3, 3)

@@ -154,8 +154,8 @@ def architecture(name: str) -> Architecture:
         model, config = _meta_model(name)
         counts = param_counts(model)
         total, non_embedding = counts["total"], counts["non_embedding"]
-        fields = _shape_fields(model.config if spec.family == "encoder" or spec.source == "tiny" else config)
-        if spec.family == "encoder-decoder" and spec.source == "e5":
+        fields = _shape_fields(config)
+        if spec.source == "e5" and spec.family == "encoder-decoder":   # BERT2BERT: depth from the decoder
             fields["decoder_layers"] = model.config.decoder.num_hidden_layers
     frozen = sum(e.weight.numel() for e in word_embedding_modules(model))
     return Architecture(family=spec.family, total_params=total, non_embedding_params=non_embedding,

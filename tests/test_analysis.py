@@ -13,11 +13,21 @@ def test_sections_and_statements(tmp_path):
     assert a.targets == ["xnli", "mlqa"]
     assert len(analysis.gain_heatmaps(a)) == 2 and len(analysis.summary_tables(a)) == 2 * 3  # mlqa: f1 and em
     assert analysis.near_chance_statements(a) == []                  # synthetic accuracies sit near 55-70
-    sizes = analysis.size_statements(a, n_boot=50)
+    sizes = analysis.size_statements(a)
     assert len(sizes) == 4 and all("[" in s and "95% level" in s for s in sizes)   # 2 targets x 2 families
-    families = analysis.family_statements(a, n_boot=50)             # 2 targets x (L3, L6) depth pairs
+    families = analysis.family_statements(a)             # 2 targets x (L3, L6) depth pairs
     assert len(families) == 4 and all("(encoder-decoder)" in s and s.count("95% level") == 2 for s in families)
     assert analysis.depth_pairs(["e5-L3", "e5-L6", "e5ed-L3", "tiny-xlmr", "not-a-model"]) == [("e5-L3", "e5ed-L3")]
+    # decisiveness: one headline per target, then one line per model with the examples a ±target would need
+    dec = analysis.decisiveness_statements(a)
+    heads = [line for line in dec if line.startswith("- **")]
+    assert [h.split(" (")[0] for h in heads] == ["- **XNLI", "- **MLQA"] and all("median half-width ±" in h for h in heads)
+    d = analysis.decisiveness(a)
+    assert len(dec) == len(heads) + len(d) and (d["median_half_width"] > 0).all()
+    # the synthetic grid has 2 tasks per model: the change of the difficulty slope with size has no interval
+    slopes = analysis.slope_change_statements(a)
+    assert len(slopes) == len(analysis.slope_changes(a)) > 0
+    assert all("no interval (undefined" in line and "has 2 task(s)" in line for line in slopes)
 
     low = res.scores.copy()
     pick = (low["model"] == "e5-L3") & (low["intermediate"] == "none") & (low["target"] == "xnli") & (low["lang"] == "en")
@@ -86,7 +96,7 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
     # enough examples that the planted gains (sst2 +4, udpos -3 points) clear their intervals
     res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=400, with_runs=False))
     a = analysis.analyse(res, n_boot=200)
-    brief = analysis.brief_statements(a, n_boot=200)
+    brief = analysis.brief_statements(a)
     assert [line.split(":**")[0] for line in brief] == [
         "- **Intermediate tasks", "- **Model size", "- **Model family (encoder → encoder-decoder)",
         "- **Gain vs score-based difficulty"]        # no V-information recorded in the synthetic results
@@ -105,10 +115,10 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
     assert tasks.count("`") == 2 * len(sig)          # and nothing else is named
 
     # the size line counts the same contrasts the detailed statements print, and names the significant ones
-    contrasts = analysis.size_contrasts(a, n_boot=200)
+    contrasts = analysis.size_contrasts(a)
     n_gap_sig = sum((c.result["gap_change_lo"] > 0) or (c.result["gap_change_hi"] < 0) for c in contrasts)
     assert f"the transfer gap changes significantly in {n_gap_sig} of {len(contrasts)} comparisons" in brief[1]
-    assert len(analysis.size_statements(a, n_boot=200)) == len(contrasts) == 4      # 2 targets x 2 families
+    assert len(analysis.size_statements(a)) == len(contrasts) == 4      # 2 targets x 2 families
     corr = analysis.difficulty_correlations(a)      # 2 tasks per model: rho needs 3, an interval 5
     assert len(corr) == 8 and brief[3].endswith(f"0 of 8 model × target correlations have the "
                                                 f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; 0 exclude 0.")
@@ -120,3 +130,32 @@ def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp
     a = analysis.analyse(bare, n_boot=20)
     assert analysis.size_contrasts(a) == [] and analysis.family_contrasts(a) == []
     assert analysis.brief_statements(a) == ["- No results with per-example scores yet: nothing to summarise."]
+
+
+def test_full_scale_statements_open_with_slopes_equal_size_and_x_stilts():
+    from xlt_helpers.published import load_full_scale
+
+    fs = load_full_scale(n_boot=200)
+    lines = analysis.full_scale_statements(fs)
+    assert lines[0].startswith("- **Gap vs size at full scale**")
+    assert "XNLI (accuracy) encoder -2.70" in lines[0] and "encoder-decoder -2.31" in lines[0]
+    assert "difference encoder-decoder - encoder" in lines[0]
+    eq = next(s for s in lines if s.startswith("- **Equal size**"))
+    assert "`mt5-base`" in eq and "gap 10.1 vs 10.0" in eq and "gap 13.9 vs 20.2" in eq
+    xs = next(s for s in lines if s.startswith("- **X-STILTs at full scale**"))
+    assert "MLQA (f1) SQuAD +1.9 > CSQA +1.6" in xs and "printed 72.3 while its cells give 74.3" in xs
+    assert not any("reference study" in s for s in lines)          # no reference summary given
+    ref = pd.DataFrame([dict(model="m", intermediate=t, target="xnli", metric="accuracy", gain_avg=g,
+                             gain_avg_lo=g - 1, gain_avg_hi=g + 1)
+                        for t, g in (("squad", -1.0), ("hellaswag", 0.5), ("commonsenseqa", -3.0))])
+    (last,) = [s for s in analysis.full_scale_statements(fs, ref) if "reference study" in s]
+    # X-STILTs XNLI: hellaswag -0.3, squad -1.4, commonsenseqa -2.9 -> signs agree 2 of 3, same order (rho +1)
+    assert "same sign in 2 of 3" in last and "ρ = +1.00 over 3 tasks" in last and "1 of the reference" in last
+
+
+def test_published_size_statements_stay_within_one_paper():
+    from xlt_helpers.published import load_published, to_scores_table
+
+    lines = analysis.published_size_statements(to_scores_table(load_published()))
+    assert not any("xlmr-large-xtreme" in s for s in lines)       # XTREME's run is no ladder of its own
+    assert any("`mt5-small` → `mt5-xxl`: transfer gap 13.0 → 7.1" in s for s in lines)

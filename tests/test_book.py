@@ -112,6 +112,22 @@ def test_every_figure_page_loads_the_local_plotly_and_draws_divs(built):
 
 
 @pytest.mark.slow  # a full book build (~35 s on 2 cores)
+def test_full_scale_page_draws_each_of_its_figures(built):
+    """The published page is the full-scale chapter: each of its figures, per target where it has one."""
+    html, _ = built
+    page = (html / "book" / "published.html").read_text()
+    titles = ["XNLI: transfer gap vs non-embedding parameters", "MLQA: transfer gap vs non-embedding parameters",
+              "XNLI: gap to English per language", "MLQA: gap to English per language",
+              "XNLI: gap closed from mt5-small to mt5-xxl vs pre-training share",
+              "MLQA: gap closed from mt5-small to mt5-xxl vs pre-training share",
+              "X-STILTs gain over the baseline, without MLM", "X-STILTs gain over the baseline, with MLM co-training"]
+    for title in titles:
+        assert title in page, title
+    assert page.count('class="plotly-graph-div"') == len(titles)
+    assert "total in the hover" in page and "Xue et al. 2021" in page and "Phang et al. 2020" in page
+
+
+@pytest.mark.slow  # a full book build (~35 s on 2 cores)
 def test_no_remote_asset_references(built):
     """Nothing the browser loads points at a CDN or font service.
 
@@ -157,7 +173,9 @@ def test_run_notebook_appendix(built):
 
 @pytest.mark.slow  # a full book build (~35 s on 2 cores)
 def test_empty_results_say_so(tmp_path):
-    """No results: every analysis page says so plainly (and the build stays warning-free)."""
+    """No results: every analysis page says so plainly (and the build stays warning-free).
+    (A results folder that does not exist at all is an error: see the tests at the end.)"""
+    (tmp_path / "no-results").mkdir()
     html = book.build_book(results_dir=tmp_path / "no-results", out_dir=tmp_path / "out")
     for page in ("results", "conclusion", "reproducibility"):
         assert book.NO_RESULTS in (html / "book" / f"{page}.html").read_text(), page
@@ -239,3 +257,32 @@ def test_stands_for_table_labels_each_model_with_its_device():
     t = book.stands_for_table(["e5-L3", "e5-L6"], meta)
     assert list(t["trained on"]) == ["GPU: NVIDIA H200", "CPU: x86_64, 2 threads"]   # older meta: its one device
     assert "trained on" not in book.stands_for_table(["e5-L3"]).columns
+
+
+# ------------------------------------------------------------------ xlt book on a missing or corrupt results folder
+def test_book_on_a_missing_results_folder_is_an_error(tmp_path, capsys):
+    from xlt_helpers.cli import main as xlt
+    assert xlt(["book", "--results", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"xlt book: results folder {tmp_path / 'nope'} does not exist. Fix: pass the folder that holds "
+                   f"scores.csv (default: <repo>/results), or omit --results\n")
+
+
+@pytest.mark.parametrize("name, content, cause", [
+    ("scores.csv", b"\x1f\x8b\x08 not a table", "cannot read it as a table (UnicodeDecodeError"),
+    ("meta.json", b'{"profile": "cpu",', "cannot read it as JSON (JSONDecodeError"),
+    ("per_example.csv.gz", b"\x1f\x8b\x08\x00 cut", "cannot read it as a table ("),
+])
+def test_book_on_corrupt_results_is_one_line_naming_the_file(tmp_path, capsys, name, content, cause):
+    import shutil
+
+    from xlt_helpers.cli import main as xlt
+    res = tmp_path / "results"
+    res.mkdir()
+    for f in ("scores.csv", "per_example.csv.gz", "intermediate.csv", "meta.json"):
+        shutil.copy2(book.REPO_ROOT / "results" / f, res / f)
+    (res / name).write_bytes(content)
+    assert xlt(["book", "--results", str(res)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xlt book: {res / name}: {cause}") and err.count("\n") == 1, err
+    assert not (tmp_path / "_build").exists()

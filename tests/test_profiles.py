@@ -277,3 +277,60 @@ def test_intermediate_per_model_overrides_move_only_that_models_phase1_runs(tmp_
     assert "intermediate.per_model.e5-L12" in msg and "tiny-mt5" in msg
     msg = error_of(tmp_path, edited(intermediate__per_model={"tiny-mt5": {"dev_n": 4}}))
     assert "intermediate.per_model.tiny-mt5.dev_n" in msg
+
+
+# ------------------------------------------------------------------ max_length vs the model's positions
+def test_max_positions_come_from_the_models_configs():
+    """e5-small is a BERT with 512 positions; XLM-R's 514-row table starts position ids at padding_idx + 1 = 2."""
+    from xlt_helpers.backbones import tiny_xlmr_config
+    cfg = tiny_xlmr_config()
+    assert MODELS["tiny-xlmr"].max_positions == cfg.max_position_embeddings - (cfg.pad_token_id + 1) == 514 - 2
+    assert MODELS["tiny-mt5"].max_positions is None and MODELS["mt5-base"].max_positions is None  # relative buckets
+    assert MODELS["xlmr-base"].max_positions == 512
+    try:
+        from xlt_helpers.e5_offline import e5_bin_file, read_e5_bin
+        header = read_e5_bin(e5_bin_file()).header
+    except (FileNotFoundError, ImportError, ModuleNotFoundError) as e:
+        pytest.skip(f"offline e5 weights not installed ({e})")
+    assert all(MODELS[m].max_positions == header.max_positions == 512
+               for m in MODELS if MODELS[m].source == "e5")
+
+
+def test_max_length_beyond_the_models_positions_is_a_profile_error(tmp_path):
+    msg = error_of(tmp_path, edited(intermediate__max_length=600))
+    assert "field intermediate.max_length: 600 is more than the 512 token positions of model 'tiny-xlmr'" in msg
+    assert "use at most 512" in msg
+    msg = error_of(tmp_path, edited(target__mlqa__per_model={"tiny-xlmr": {"max_length": 513}}))
+    assert "field target.mlqa.per_model.tiny-xlmr.max_length: 513 is more than the 512" in msg
+    msg = error_of(tmp_path, edited(intermediate__per_task={"udpos": {"max_length": 1024}}))
+    assert "field intermediate.per_task.udpos.max_length: 1024" in msg
+    msg = error_of(tmp_path, edited(intermediate__per_model={"tiny-xlmr": {"max_length": 520}}))
+    assert "field intermediate.per_model.tiny-xlmr.max_length: 520 is more than the 512" in msg
+    # exactly the table fits; a model with relative positions (mT5) has no limit
+    assert validate_profile(edited(intermediate__max_length=512, target__xnli__max_length=512))
+    only_mt5 = edited(models=["tiny-mt5"], intermediate__max_length=2048, target__xnli__max_length=1024,
+                      target__mlqa__max_length=1024)
+    assert validate_profile(only_mt5).intermediate.max_length == 2048
+
+
+def test_every_trainconfig_field_is_a_profile_setting_with_its_default(tmp_path):
+    """The phase settings are TrainConfig's fields (hparams.PHASE_HPARAMS): a field the file does not
+    name takes TrainConfig's default, one it names is checked by the same checker the notebooks use."""
+    from xlt_helpers.hparams import TrainConfig
+
+    p = load_profile(write(tmp_path, BASE))
+    assert (p.intermediate.weight_decay, p.intermediate.freeze_word_embeddings, p.intermediate.eval_batch_size,
+            p.target["mlqa"].max_answer_length) == (0.0, True, 32, 30) == (
+        TrainConfig.weight_decay, TrainConfig.freeze_word_embeddings, TrainConfig.eval_batch_size,
+        TrainConfig.max_answer_length)
+    p = load_profile(write(tmp_path, edited(intermediate__weight_decay=0.01, target__mlqa__max_answer_length=20,
+                                            target__xnli__per_model={"tiny-xlmr": {"freeze_word_embeddings": False}})))
+    assert p.intermediate.for_task("sst2")["weight_decay"] == 0.01
+    assert p.target["mlqa"].for_model("tiny-xlmr")["max_answer_length"] == 20
+    assert p.target["xnli"].for_model("tiny-xlmr")["freeze_word_embeddings"] is False
+    msg = error_of(tmp_path, edited(intermediate__weight_decay=-1))
+    assert "field intermediate.weight_decay" in msg and "expected a number >= 0, got -1" in msg
+    msg = error_of(tmp_path, edited(target__xnli__eval_batch_size=0))
+    assert "field target.xnli.eval_batch_size" in msg and "integer >= 1" in msg
+    msg = error_of(tmp_path, edited(target__xnli__max_answer_length=20))     # extractive QA only
+    assert "field target.xnli.max_answer_length" in msg and "unknown key" in msg

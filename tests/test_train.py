@@ -148,3 +148,17 @@ def test_gradient_accumulation_and_checkpointing_reach_the_trainer(model, tmp_pa
     moved = [k for k, v in trained.items() if "layer" in k and v.shape == fresh_state[k].shape
              and not torch.equal(v, fresh_state[k])]
     assert moved, "checkpointed layers received gradients"
+
+
+def test_label_words_are_part_of_the_task_spec():
+    """An encoder-decoder says a label's word from the TaskSpec (lm-evaluation-harness's doc_to_choice):
+    PAWS-X's labels "0"/"1" become "no"/"yes"; tasks whose label names are words keep them."""
+    from xlt_helpers import featurize
+    from xlt_helpers.tasks import TASKS
+
+    pawsx, xnli = TASKS["pawsx"], TASKS["xnli"]
+    assert pawsx.label_targets() == ("no", "yes") and TASKS["qqp"].label_targets() == ("no", "yes")
+    assert xnli.label_targets() == xnli.labels == ("entailment", "neutral", "contradiction")
+    ex = {"text_a": "A cat.", "text_b": "A dog.", "label": 1}
+    assert featurize.to_text(pawsx, ex) == ("pawsx premise: A cat. hypothesis: A dog.", "yes")
+    assert featurize.candidates(pawsx, ex) == ["no", "yes"]

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from IPython.display import HTML
 
 from . import book, figures, robustness
-from .published import average_gains, average_size_change
+from .published import FullScale, average_gains, average_size_change, compare_with_reference, reference_agreement
 from .results import export, write_tables
 
 Item = Union[go.Figure, HTML]
@@ -31,14 +31,18 @@ class Analysis:
     targets: list[str]
     summary: pd.DataFrame             # robustness.summary_table (all targets and metrics)
     difficulty: pd.DataFrame | None   # robustness.difficulty_table, None without intermediate.csv
+    components: pd.DataFrame | None = None   # robustness.variance_components, None without per-example scores
+    n_boot: int = 1000                # resamples of the bootstrap over tasks (difficulty correlations)
 
 
-def analyse(res: book.Results, n_boot: int | None = None) -> Analysis:
-    """Summary (with paired-bootstrap CIs when per-example scores exist) and task difficulty."""
-    kw = {} if n_boot is None else {"n_boot": n_boot}
-    summary = robustness.summary_table(res.scores, res.per_example, **kw)
+def analyse(res: book.Results, n_boot: int = 1000) -> Analysis:
+    """Summary (with calibrated 95% intervals when per-example scores exist: robustness.linear_contrast,
+    seed components measured once here and shared by every gain and contrast) and task difficulty.
+    ``n_boot`` is the number of resamples of the one bootstrap left, over tasks (gain vs difficulty)."""
+    components = robustness.variance_components(res.per_example) if res.per_example is not None else None
+    summary = robustness.summary_table(res.scores, res.per_example, components=components)
     difficulty = robustness.difficulty_table(res.intermediate) if res.intermediate is not None else None
-    return Analysis(res, book.targets_in(res.scores), summary, difficulty)
+    return Analysis(res, book.targets_in(res.scores), summary, difficulty, components, n_boot)
 
 
 def from_runs(runs_dir: str | Path, ids: list[str] | None = None, profile: str | None = None,
@@ -97,7 +101,8 @@ def gain_vs_difficulty(a: Analysis) -> list[Item]:
                                                          on=["model", "intermediate"])
         if not table.empty:
             out.append(figures.gain_vs_difficulty(table, title=f"{target.upper()}: gain vs intermediate-task difficulty"))
-    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], a.difficulty)
+    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], a.difficulty,
+                                         n_boot=a.n_boot)
     if corr.empty:
         out.append(HTML("<p>No model has gains over its baseline yet: the correlation of gain with "
                         "difficulty is not computed.</p>"))
@@ -108,6 +113,50 @@ def gain_vs_difficulty(a: Analysis) -> list[Item]:
                     "usable from the input, i.e. easier; – where it was not recorded or is not cheap, "
                     "as for extractive QA).</p>"))
     out.append(HTML(a.difficulty[DIFFICULTY_COLUMNS].round(3).to_html(index=False, classes="dataframe", na_rep="–")))
+    out.append(HTML("<p><b>Does the dependence on difficulty change with size?</b> Per family and size step, the "
+                    "slope of gain on difficulty at the larger model minus at the smaller (points of gain per unit "
+                    "of difficulty), with a 95% t interval from the two fits' scatter (robustness.slope_change). "
+                    "<i>status</i> says where the tasks are too few for an interval, or for a narrow one.</p>"))
+    slopes = slope_changes(a)
+    if slopes.empty:
+        out.append(HTML("<p>No family has two sizes with intermediate-task gains yet.</p>"))
+    else:
+        out.append(HTML(slopes[SLOPE_COLUMNS].round(2).to_html(index=False, classes="dataframe", na_rep="–")))
+    return out
+
+
+SLOPE_COLUMNS = ["family", "target", "small", "large", "k_small", "k_large", "slope_small", "slope_large",
+                 "slope_change", "lo", "hi", "df", "status"]
+
+
+def slope_changes(a: Analysis) -> pd.DataFrame:
+    """robustness.difficulty_slope_changes of each target's primary-metric gains (cross-language mean) on
+    score-based difficulty, over the size steps of :func:`size_steps`; empty without difficulty."""
+    if a.difficulty is None or not a.targets:
+        return pd.DataFrame()
+    prim = pd.concat([_primary(a, t)[1] for t in a.targets])
+    return robustness.difficulty_slope_changes(prim, a.difficulty, steps=size_steps)
+
+
+def slope_change_statements(a: Analysis) -> list[str]:
+    """Markdown bullets: the change of the gain-vs-difficulty slope with size, per family and target, with
+    its interval where the tasks allow one and the reason where they do not."""
+    slopes = slope_changes(a)
+    if slopes.empty:
+        return ["- No family has two sizes with intermediate-task gains and difficulties: the change of the "
+                "gain-vs-difficulty slope with size is not estimable."]
+    out = []
+    for r in slopes.itertuples():
+        def num(v: float) -> str:
+            return "–" if pd.isna(v) else f"{v:+.1f}"
+
+        head = (f"- {r.target.upper()}, {r.family}, `{r.small}` ({r.k_small} tasks) → `{r.large}` ({r.k_large} tasks): "
+                f"slope of gain on difficulty {num(r.slope_small)} → {num(r.slope_large)}, change {num(r.slope_change)}")
+        if pd.isna(r.lo):
+            out.append(f"{head}; no interval ({r.status}).")
+        else:
+            out.append(f"{head} [{r.lo:+.1f}, {r.hi:+.1f}] ({_sig(r.lo, r.hi)}; df {r.df:.1f}"
+                       + ("" if r.status == "ok" else f"; {r.status}") + ").")
     return out
 
 
@@ -118,7 +167,7 @@ DIFFICULTY_COLUMNS = ["model", "intermediate", "dev_score", "chance", "n_seeds",
 def _gain_correlations(a: Analysis, difficulty: pd.DataFrame) -> pd.DataFrame:
     """robustness.gain_vs_difficulty of every model's gains on ``difficulty`` (model, intermediate,
     difficulty), kept to each target's primary metric: the one place both measures are correlated."""
-    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], difficulty)
+    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], difficulty, n_boot=a.n_boot)
     return corr[corr["metric"] == corr["target"].map(book.primary_metric)] if not corr.empty else corr
 
 
@@ -196,7 +245,7 @@ def _significant(lo: float, hi: float) -> bool:
     return bool(pd.notna(lo) and pd.notna(hi) and (lo > 0 or hi < 0))
 
 
-def brief_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
+def brief_statements(a: Analysis) -> list[str]:
     """The answer in brief, as Markdown bullets: only what is significant at the 95% level is named
     (with its interval), everything else is counted, so a reader sees at once how much of the page
     is signal. Built from the same contrasts and correlations as the detailed statements."""
@@ -211,7 +260,7 @@ def brief_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
         out.append(f"- **Intermediate tasks:** of {len(gains)} gains over the no-intermediate baseline (model × task "
                    f"× target), {n_pos} are significantly positive and {n_neg} significantly negative"
                    + (f": {named}." if named else "."))
-    for kind, contrasts in (("size", size_contrasts(a, n_boot)), ("family", family_contrasts(a, n_boot))):
+    for kind, contrasts in (("size", size_contrasts(a)), ("family", family_contrasts(a))):
         done = [c for c in contrasts if c.result is not None]
         if not done:
             continue
@@ -239,6 +288,77 @@ def brief_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
     return out or ["- No results with per-example scores yet: nothing to summarise."]
 
 
+DECISIVE_HALF_WIDTH: dict[str, float] = {"xnli": 1.5, "mlqa": 3.0}   # issue 16's target for a gain's half-width
+
+
+def decisiveness(a: Analysis, targets: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per target (primary metric) and model: the gains with an interval, their median half-width and
+    median MDE (80% power), the target half-width, the half-width predicted from the model's measured
+    variance components, and the evaluation examples per language that would meet the target at the
+    study's seeds and at 3 seeds (robustness.examples_for_half_width; inf when the seed term alone is wider
+    than the target, so that more seeds, not more examples, are needed)."""
+    targets = DECISIVE_HALF_WIDTH if targets is None else targets
+    if a.components is None or not a.targets:
+        return pd.DataFrame()
+    rows = []
+    for target in a.targets:
+        metric, s = _primary(a, target)
+        for model, g in s[(s["intermediate"] != "none")].dropna(subset=["gain_avg_hw"]).groupby("model", sort=False):
+            comp = a.components[(a.components["model"] == model) & (a.components["target"] == target)
+                                & (a.components["metric"] == metric)]
+            if comp.empty or comp.iloc[0]["df_seed"] == 0:
+                continue
+            c = comp.iloc[0].to_dict()
+            c["var_run_example"] = 0.0 if pd.isna(c["var_run_example"]) else c["var_run_example"]
+            seeds, langs, goal = int(g["n_seeds"].median()), int(c["n_langs"]), targets.get(target, float("nan"))
+            rows.append({"target": target, "metric": metric, "model": model, "gains": len(g), "seeds": seeds,
+                         "langs": langs, "examples_per_lang": int(c["n_examples"]),
+                         "median_half_width": float(g["gain_avg_hw"].median()),
+                         "median_mde": float(g["gain_avg_mde"].median()), "target_half_width": goal,
+                         "predicted_half_width": robustness.half_width_for_examples(c["n_examples"], c, langs, seeds),
+                         "examples_needed": robustness.examples_for_half_width(goal, c, langs, seeds),
+                         "examples_needed_3_seeds": robustness.examples_for_half_width(goal, c, langs, 3)})
+    return pd.DataFrame(rows)
+
+
+def _examples(v: float) -> str:
+    return "unreachable by examples alone (the seed term is wider)" if v == float("inf") else f"{v:,.0f}"
+
+
+def decisiveness_statements(a: Analysis) -> list[str]:
+    """Markdown bullets per target: the median half-width and MDE of all its gains against issue 16's
+    target, then per model the evaluation size that would meet it (from its measured variance components)."""
+    d = decisiveness(a)
+    if d.empty:
+        return ["- No per-example scores with replicated seeds: no intervals to size."]
+    out = []
+    for target, g in d.groupby("target", sort=False):
+        metric, s = _primary(a, target)
+        hw = s[s["intermediate"] != "none"]["gain_avg_hw"].dropna()
+        mde = s[s["intermediate"] != "none"]["gain_avg_mde"].dropna()
+        goal = g["target_half_width"].iloc[0]
+        out.append(f"- **{target.upper()} ({metric})**, {len(hw)} gains: median half-width ±{hw.median():.2f} points, "
+                   f"median MDE at 80% power {mde.median():.2f}; the target is ±{goal:g}, which the median "
+                   f"{'meets' if hw.median() <= goal else 'misses'}. Per model, with {g['examples_per_lang'].iloc[0]} "
+                   f"examples × {g['langs'].iloc[0]} languages now:")
+        for r in g.itertuples():
+            out.append(f"  - `{r.model}` ({r.gains} gains, {r.seeds} seeds): median ±{r.median_half_width:.2f} "
+                       f"(predicted from its components ±{r.predicted_half_width:.2f}); examples per language for "
+                       f"±{goal:g}: {_examples(r.examples_needed)} at {r.seeds} seeds, "
+                       f"{_examples(r.examples_needed_3_seeds)} at 3 seeds.")
+    return out
+
+
+def components_table(a: Analysis) -> pd.DataFrame:
+    """The variance components measured in the study, per (family, model, target, metric), as squared
+    points on the 0..100 scale (robustness.variance_components)."""
+    if a.components is None:
+        return pd.DataFrame()
+    cols = ["family", "model", "target", "metric", "n_runs", "n_seeds", "n_langs", "n_examples", "df_seed",
+            *robustness.VC_COLUMNS]
+    return a.components[cols]
+
+
 def language_bars(a: Analysis) -> list[Item]:
     """Per-language scores: every model without an intermediate task, then the largest model of each
     family by intermediate task (error bars: one standard deviation over seeds)."""
@@ -264,6 +384,11 @@ def summary_tables(a: Analysis) -> list[Item]:
         out.append(HTML(f"<p><b>{target.upper()}, {metric}</b></p>"))
         table = book.format_summary(part).drop(columns=["target", "metric"])
         out.append(HTML(table.to_html(index=False, classes="dataframe")))
+    src = a.summary.dropna(subset=["seed_var_source"]) if a.targets else a.summary
+    odd = src[~src["seed_var_source"].str.contains("seed df", regex=False)].drop_duplicates("model")
+    if not odd.empty:   # one seed per run: the interval's seed part is borrowed, or missing
+        out.append(HTML("<p>Seed variance of the intervals: " + "; ".join(
+            f"<code>{r.model}</code> {r.seed_var_source}" for r in odd.itertuples()) + ".</p>"))
     return out
 
 
@@ -304,7 +429,7 @@ class Contrast:
 
 
 def _compare(pe: pd.DataFrame, s: pd.DataFrame, kind: str, target: str, metric: str, first: tuple[str, str],
-             second: tuple[str, str], n_boot: int) -> Contrast:
+             second: tuple[str, str], components: pd.DataFrame | None) -> Contrast:
     """The :class:`Contrast` of two runs of ``s`` (one target's primary-metric summary)."""
     (_, a), (_, b) = first, second
     missing = tuple(m for m in (a, b) if not ((s["model"] == m) & (s["intermediate"] == "none")).any())
@@ -314,26 +439,27 @@ def _compare(pe: pd.DataFrame, s: pd.DataFrame, kind: str, target: str, metric: 
         return Contrast(kind, target, metric, first, second, shared, missing, None)
     # model_contrast needs an intermediate task; with none shared the baseline stands in and its
     # (zero) gain is not reported
-    c = robustness.model_contrast(pe, target, metric, first, second, list(shared) or ["none"], n_boot=n_boot)
+    c = robustness.model_contrast(pe, target, metric, first, second, list(shared) or ["none"], components=components)
     return Contrast(kind, target, metric, first, second, shared, (), c)
 
 
 def _contrast_text(c: Contrast, label: str) -> str:
     """One Markdown bullet for a :class:`Contrast`, opened by ``label``; every change is second − first
-    with its 95% paired bootstrap interval."""
+    with its calibrated 95% interval, its half-width (±) and its minimal detectable effect at 80% power."""
     sep, change = ("→", "change") if c.kind == "size" else ("vs", "difference")
     if c.result is None:
         return f"- {label}: a no-intermediate baseline is missing for {list(c.missing)}; no {c.kind} contrast yet."
     r = c.result
     text = (f"- {label}: transfer gap without an intermediate task {r['gap_small']:.1f} {sep} "
             f"{r['gap_large']:.1f} points, {change} {r['gap_change']:+.1f} [{r['gap_change_lo']:+.1f}, "
-            f"{r['gap_change_hi']:+.1f}] ({_sig(r['gap_change_lo'], r['gap_change_hi'])})")
+            f"{r['gap_change_hi']:+.1f}] (±{r['gap_change_hw']:.1f}, MDE {r['gap_change_mde']:.1f}; "
+            f"{_sig(r['gap_change_lo'], r['gap_change_hi'])})")
     if not c.shared:
         return text + f"; they share no intermediate task yet, so no {c.kind} contrast of the gain."
     return text + (f"; mean gain over the {len(c.shared)} shared intermediate task(s) ({', '.join(c.shared)}) "
                    f"{r['gain_small']:+.1f} {sep} {r['gain_large']:+.1f}, {change} {r['gain_change']:+.1f} "
-                   f"[{r['gain_change_lo']:+.1f}, {r['gain_change_hi']:+.1f}] "
-                   f"({_sig(r['gain_change_lo'], r['gain_change_hi'])}).")
+                   f"[{r['gain_change_lo']:+.1f}, {r['gain_change_hi']:+.1f}] (±{r['gain_change_hw']:.1f}, "
+                   f"MDE {r['gain_change_mde']:.1f}; {_sig(r['gain_change_lo'], r['gain_change_hi'])}).")
 
 
 def _size_pairs(a: Analysis):
@@ -349,22 +475,22 @@ def _size_pairs(a: Analysis):
                 yield target, metric, family, f, small, large
 
 
-def size_contrasts(a: Analysis, n_boot: int = 1000) -> list[Contrast]:
+def size_contrasts(a: Analysis) -> list[Contrast]:
     """Every size step of every family (:func:`size_steps`) on each target's primary metric."""
     if a.res.per_example is None:
         return []
-    return [_compare(a.res.per_example, f, "size", target, metric, (family, small), (family, large), n_boot)
+    return [_compare(a.res.per_example, f, "size", target, metric, (family, small), (family, large), a.components)
             for target, metric, family, f, small, large in _size_pairs(a) if large is not None]
 
 
-def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
+def size_statements(a: Analysis) -> list[str]:
     """Markdown bullets per (target, family): how the transfer gap and the mean intermediate-task gain
-    change at each step up in size (and smallest → largest, see :func:`size_steps`), with 95% paired
-    bootstrap intervals (robustness.model_contrast). Families with one model, or without per-example
+    change at each step up in size (and smallest → largest, see :func:`size_steps`), with calibrated 95%
+    intervals (robustness.model_contrast). Families with one model, or without per-example
     scores, say so."""
     if a.res.per_example is None:
         return ["- No per-example scores in the results: no intervals for the size contrasts."]
-    contrasts = iter(size_contrasts(a, n_boot))
+    contrasts = iter(size_contrasts(a))
     out: list[str] = []
     for target, metric, family, _f, small, large in _size_pairs(a):
         if large is None:
@@ -393,7 +519,7 @@ def depth_pairs(models: list[str]) -> list[tuple[str, str]]:
             if d.family == "encoder-decoder" and (d.source, d.encoder_layers) == (e.source, e.encoder_layers)]
 
 
-def family_contrasts(a: Analysis, n_boot: int = 1000) -> list[Contrast]:
+def family_contrasts(a: Analysis) -> list[Contrast]:
     """Every depth-matched (encoder, encoder-decoder) pair (:func:`depth_pairs`) on each target's
     primary metric; the encoder-decoder is ``second``."""
     if a.res.per_example is None:
@@ -403,17 +529,17 @@ def family_contrasts(a: Analysis, n_boot: int = 1000) -> list[Contrast]:
         metric, s = _primary(a, target)
         for enc, dec in depth_pairs(s.drop_duplicates("model")["model"].tolist()):
             out.append(_compare(a.res.per_example, s, "family", target, metric, ("encoder", enc),
-                                ("encoder-decoder", dec), n_boot))
+                                ("encoder-decoder", dec), a.components))
     return out
 
 
-def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
+def family_statements(a: Analysis) -> list[str]:
     """One Markdown bullet per (target, depth-matched encoder / encoder-decoder pair): the transfer gap
-    and mean intermediate-task gain of each, and the encoder-decoder's difference with a 95% paired
-    bootstrap interval (robustness.model_contrast; both models saw the same evaluation examples)."""
+    and mean intermediate-task gain of each, and the encoder-decoder's difference with a calibrated 95%
+    interval (robustness.model_contrast; both models saw the same evaluation examples)."""
     if a.res.per_example is None:
         return ["- No per-example scores in the results: no intervals for the family contrasts."]
-    contrasts = family_contrasts(a, n_boot)
+    contrasts = family_contrasts(a)
     out: list[str] = []
     for target in a.targets:
         metric, s = _primary(a, target)
@@ -427,15 +553,27 @@ def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
     return out
 
 
+def pub_papers(scores: pd.DataFrame) -> dict[str, str]:
+    """model -> the paper whose run it is (published.csv's source), for the published models in ``scores``;
+    a model outside published.csv maps to itself."""
+    from .published import load_published, paper_of
+
+    pub = load_published()
+    known = pub.drop_duplicates("model").set_index("model")["source"].map(paper_of).to_dict()
+    return {m: known.get(m, m) for m in scores["model"].unique()}
+
+
 def published_size_statements(scores: pd.DataFrame) -> list[str]:
     """Markdown bullets: transfer gap from the smallest to the largest published model of each family
-    (no intermediate task), with an interval from resampling languages (no per-example scores exist)."""
+    and paper (a size change compares runs made under one protocol; no intermediate task), with an
+    interval from resampling languages (no per-example scores exist)."""
     out: list[str] = []
     plain = scores[scores["intermediate"] == "none"]
     for target in book.targets_in(plain):
         metric = book.primary_metric(target)
         s = plain[(plain["target"] == target) & (plain["metric"] == metric)]
-        for family, f in s.groupby("family"):
+        papers = pub_papers(s)
+        for (family, _), f in s.groupby([s["family"], s["model"].map(papers)]):
             models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
             if len(models) < 2:
                 continue
@@ -508,4 +646,100 @@ def near_chance_statements(a: Analysis, margin: float = CHANCE_MARGIN) -> list[s
                        f"{margin:g} points of chance ({chance:.1f}) at {seeds}, against {others}: a run that "
                        "failed to learn sits inside this model's seed means, so read its gaps, gains and size "
                        "contrasts as lower bounds on what the model can do, not as its behaviour.")
+    return out
+
+
+# ------------------------------------------------------------------- the full-scale answer in brief
+
+def _ci(v: float, lo: float, hi: float, fmt: str = "+.2f") -> str:
+    return f"{v:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def full_scale_statements(fs: FullScale, reference: pd.DataFrame | None = None) -> list[str]:
+    """The full-scale findings as Markdown bullets, from the papers' tables (:class:`published.FullScale`):
+    the gap-vs-size slope of each family with its language-resampled interval and the difference, the
+    equal-size comparison, how much scaling closes per language against pre-training share, what
+    translate-train closes, and the X-STILTs ordering; with ``reference`` (the reference study's
+    summary table: ``model, intermediate, target, metric, gain_avg[, _lo, _hi]``) also the agreement
+    of X-STILTs' gains with the reference study's on the tasks both have."""
+    out: list[str] = []
+    names = {fam: f"{fam} ({paper}: {', '.join(ms)})" for (fam, paper), ms in fs.ladders.items()}
+    slope_parts = []
+    for (task, metric), (fits, diff) in fs.fits.items():
+        f = fits.set_index("family")
+        fams = "; ".join(f"{fam} {_ci(r.slope, r.slope_lo, r.slope_hi)} ({r.n_models} sizes)"
+                         for fam, r in f.iterrows())
+        d = (f"; difference {diff['families']} {_ci(diff['diff'], diff['diff_lo'], diff['diff_hi'])}"
+             + (" (excludes 0)" if _significant(diff["diff_lo"], diff["diff_hi"]) else " (includes 0)")) if diff else ""
+        slope_parts.append(f"{task.upper()} ({metric}) {fams}{d}, over {int(f['n_langs'].iloc[0])} languages")
+    if slope_parts:
+        out.append("- **Gap vs size at full scale** (published per-language tables; slope of the transfer gap per "
+                   "10× non-embedding parameters, 95% interval from resampling languages, which covers which "
+                   "languages were measured, not test-set noise, seeds or the papers' different fine-tuning): "
+                   + "; ".join(slope_parts) + ". Ladders: " + "; ".join(names.values()) + ".")
+    eq = []
+    for (task, metric), t in fs.equal_size.items():
+        for crit, r in t.set_index("criterion").iterrows():
+            if crit == "non_embedding" and r["nearest"] == t.set_index("criterion").loc["total", "nearest"]:
+                continue
+            eq.append(f"{task.upper()} ({metric}) vs `{r['nearest']}` (nearest in "
+                      f"{'total and non-embedding' if crit == 'total' and t['nearest'].nunique() == 1 else crit} "
+                      f"parameters): gap {r['gap_model']:.1f} vs {r['gap_nearest']:.1f}, difference "
+                      f"{_ci(r['diff'], r['diff_lo'], r['diff_hi'], '+.1f')}")
+    if eq:
+        model = next(iter(fs.equal_size.values()))["model"].iloc[0]
+        out.append(f"- **Equal size** (`{model}`, XLM-R Large as run by XTREME and printed beside mT5): "
+                   + "; ".join(eq) + " (mT5 minus XLM-R; languages resampled).")
+    cu = []
+    for (task, metric), t in fs.catch_up.items():
+        c = fs.catch_up_corr[(task, metric)]
+        med = float(t["closed"].median())
+        named = ", ".join(f"{lang} {100 * v:.0f}%" for lang, v in t.set_index("lang")["closed"].items()
+                          if lang in ("sw", "ur"))
+        rho = (_ci(c["spearman_rho"], c["spearman_rho_lo"], c["spearman_rho_hi"])
+               if pd.notna(c.get("spearman_rho_lo")) else f"{c['spearman_rho']:+.2f} (too few languages for an interval)")
+        cu.append(f"{task.upper()} ({metric}) median {100 * med:.0f}% over {len(t)} languages"
+                  + (f" ({named})" if named else "") + f", Spearman ρ with pre-training share {rho}")
+    if cu:
+        small, large = next(iter(fs.catch_up.values()))[["small", "large"]].iloc[0]
+        out.append(f"- **Catch-up with size** (share of each language's own gap to English closed from `{small}` to "
+                   f"`{large}`): " + "; ".join(cu) + ".")
+    tt = []
+    for (task, metric), t in fs.tt_closure.items():
+        tt.append(f"{task.upper()} ({metric}) " + ", ".join(f"{100 * v:.0f}%" for v in t["closed"])
+                  + f" (`{t['model'].iloc[0]}` → `{t['model'].iloc[-1]}`)")
+    if tt:
+        out.append("- **Translate-train** (mT5 with machine-translated training data, a reference line) closes "
+                   "this share of each size's zero-shot gap: " + "; ".join(tt) + ".")
+    g = fs.xstilts_gains
+    xs = []
+    for task, metric in (("xnli", "accuracy"), ("mlqa", "f1")):
+        t = g[(g["target"] == task) & (g["metric"] == metric) & (g["mlm"] == "no")].sort_values("gain", ascending=False)
+        if t.empty:
+            continue
+        xs.append(f"{task.upper()} ({metric}) " + " > ".join(f"{r.intermediate} {r.gain:+.1f}" for r in t.itertuples()))
+    if xs:
+        bad = fs.xstilts_avg[~fs.xstilts_avg["consistent"]]
+        note = "".join(f" Table 2's average for \"{r.intermediate}, {'with' if r.mlm == 'yes' else 'without'} MLM\" "
+                       f"is printed {r.printed:.1f} while its cells give {r.recomputed:.1f}."
+                       for r in bad.itertuples())
+        out.append("- **X-STILTs at full scale** (XLM-R Large, Phang et al. 2020 Table 2, dev means, gain over the "
+                   "authors' baseline, no MLM co-training; one run each, no interval): " + "; ".join(xs) + "." + note)
+    if reference is not None and not reference.empty:
+        comp = compare_with_reference(fs.xstilts_gains, reference, primary_only=True)
+        if comp.empty:
+            out.append("- **Full scale vs the reference study:** the reference results share no intermediate task "
+                       "with X-STILTs (SQuAD, HellaSwag, CommonsenseQA, ...), so there is nothing to compare.")
+        else:
+            agree = reference_agreement(comp)
+            ranked = agree.dropna(subset=["spearman"])
+            rank_txt = ("; rank: " + ", ".join(f"`{r.model}` on {r.target.upper()} ρ = {r.spearman:+.2f} over "
+                                                f"{r.n_tasks} tasks" for r in ranked.itertuples())
+                        if not ranked.empty else "; no model has three shared tasks, so no rank comparison")
+            out.append(f"- **Full scale vs the reference study** on the tasks both ran "
+                       f"({', '.join(sorted(comp['task'].unique()))}): the gain has the same sign in "
+                       f"{int(comp['same_sign'].sum())} of {len(comp)} model × target × task cells "
+                       f"({int(agree['n_reference_significant'].sum())} of the reference gains have an interval "
+                       f"excluding 0){rank_txt}. With at most {int(agree['n_tasks'].max())} shared tasks per model, "
+                       "this is a check of direction, not evidence of agreement.")
     return out

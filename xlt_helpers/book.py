@@ -19,7 +19,6 @@ for the build) via :func:`results_dir` / :func:`load_results`.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from .paths import repo_root
+from .results import ResultsError, read_csv, read_json
 from .results import results_dir  # noqa: F401  (the pages call book.results_dir)
 
 REPO_ROOT = repo_root()
@@ -96,7 +96,8 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """The reader-facing columns of ``robustness.summary_table``, rounded, gains with their 95% CI.
 
     ``gain [95% CI]`` reads "+1.2 [+0.3, +2.0]*" (``*``: CI excludes 0); without per-example
-    scores the interval is absent and the gain stands alone.
+    scores the interval is absent and the gain stands alone. ``±`` is the interval's half-width and
+    ``MDE`` the gain detected with 80% power (both NaN without an interval).
     """
     def gain(row) -> str:
         if pd.isna(row["gain_avg"]):
@@ -113,6 +114,8 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "target": summary["target"], "metric": summary["metric"],
         "en": summary["en"].round(1), "mean": summary["avg"].round(1),
         "gap": summary["gap"].round(1), "gain [95% CI]": summary.apply(gain, axis=1),
+        "±": summary.get("gain_avg_hw", pd.Series(float("nan"), index=summary.index)).round(1),
+        "MDE": summary.get("gain_avg_mde", pd.Series(float("nan"), index=summary.index)).round(1),
         "hurt": summary["neg_transfer_share"].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.0f}%"),
         "worst": summary["worst_lang"].fillna("–"),
         "seeds": summary["n_seeds"]})
@@ -182,12 +185,12 @@ def load_results(directory: str | os.PathLike | None = None) -> Results | None:
     scores_path = d / "scores.csv"
     if not scores_path.is_file():
         return None
-    scores = pd.read_csv(scores_path)
+    scores = read_csv(scores_path)
     _require(scores, SCORES_COLUMNS, scores_path)
     per_example = None
     pe_path = d / "per_example.csv.gz"
     if pe_path.is_file():
-        per_example = pd.read_csv(pe_path)
+        per_example = read_csv(pe_path)
         _require(per_example, PER_EXAMPLE_COLUMNS, pe_path)
         keys = scores[["run_id", *RUN_KEYS]].drop_duplicates("run_id")
         unknown = sorted(set(per_example["run_id"]) - set(keys["run_id"]))
@@ -196,9 +199,11 @@ def load_results(directory: str | os.PathLike | None = None) -> Results | None:
                              f"the two files come from different collections — regenerate both.")
         per_example = per_example.merge(keys, on="run_id", how="left")
     inter_path = d / "intermediate.csv"
-    intermediate = pd.read_csv(inter_path) if inter_path.is_file() else None
+    intermediate = read_csv(inter_path) if inter_path.is_file() else None
     meta_path = d / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    meta = read_json(meta_path) if meta_path.is_file() else None
+    if meta is not None and not isinstance(meta, dict):
+        raise ResultsError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
     runs = tuple(sorted((d / "runs").glob("*.ipynb")))
     return Results(d, scores, per_example, intermediate, meta, runs)
 
@@ -218,7 +223,11 @@ def _titled_run_notebook(src: Path, dst: Path) -> None:
     """Copy a per-run notebook, adding an H1 with its run id when it has none (a toc entry needs a title)."""
     import nbformat
 
-    nb = nbformat.read(src, as_version=4)
+    try:
+        nb = nbformat.read(src, as_version=4)
+    except Exception as e:  # noqa: BLE001 - nbformat raises several types (NotJSONError, ValidationError, ...)
+        raise ResultsError(f"{src}: cannot read it as a notebook ({type(e).__name__}: {str(e)[:200]}). Fix: restore "
+                           f"the file (e.g. git checkout -- {src}) or delete it to leave that run out") from None
     first_md = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first_md is None or not first_md.source.lstrip().startswith("# "):
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Run `{src.stem}`\n\nExecuted notebook of this run, "
@@ -287,6 +296,10 @@ def build_book(results_dir: Path | None = None, out_dir: Path | None = None, str
     a failure raises :class:`BookBuildError` naming the first warning and the full log's path.
     """
     results = _resolve_results_dir(results_dir)
+    if results_dir is not None and not results.is_dir():
+        raise ResultsError(f"results folder {results} does not exist. Fix: pass the folder that holds scores.csv "
+                           f"(default: <repo>/results), or omit --results")
+    load_results(results)   # a corrupt table fails here, naming its file, instead of deep in a page's build log
     out = Path(out_dir).resolve() if out_dir is not None else REPO_ROOT
     build = out / "_build"
     for stale in ("html", ".doctrees", "jupyter_execute"):

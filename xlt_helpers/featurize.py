@@ -55,12 +55,6 @@ def encode_tagging(ds: Dataset, tokenizer, max_length: int) -> Dataset:
 
 
 # ------------------------------------------------------- encoder-decoder
-# Target words for label sets whose names are not words a decoder can say.
-LABEL_WORDS: dict[str, tuple[str, ...]] = {
-    "pawsx": ("no", "yes"),
-    "qqp": ("no", "yes"),
-}
-
 TEMPLATES: dict[str, str] = {
     "classification": "{task} premise: {text_a} hypothesis: {text_b}",   # single sentences drop the hypothesis part
     "classification-single": "{task} sentence: {text_a}",
@@ -72,16 +66,12 @@ NO_ANSWER = "unanswerable"
 LETTERS = "ABCDEFGH"
 
 
-def label_words(spec: TaskSpec) -> tuple[str, ...]:
-    return LABEL_WORDS.get(spec.name, spec.labels)
-
-
 def to_text(spec: TaskSpec, ex: dict[str, Any]) -> tuple[str, str]:
     """(input text, target text) of one example under the kind's template."""
     k = spec.kind
     if k == "classification":
         tmpl = TEMPLATES["classification"] if ex["text_b"] else TEMPLATES["classification-single"]
-        return tmpl.format(task=spec.name, **ex), label_words(spec)[ex["label"]]
+        return tmpl.format(task=spec.name, **ex), spec.label_targets()[ex["label"]]
     if k == "multiple-choice":
         opts = " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(ex["choices"]))
         src = TEMPLATES["multiple-choice"].format(task=spec.name, question=ex["question"], context=ex["context"], options=opts)
@@ -98,7 +88,7 @@ def to_text(spec: TaskSpec, ex: dict[str, Any]) -> tuple[str, str]:
 def candidates(spec: TaskSpec, ex: dict[str, Any]) -> list[str] | None:
     """Targets to rank by likelihood at evaluation (classification, multiple choice); None = generate."""
     if spec.kind == "classification":
-        return list(label_words(spec))
+        return list(spec.label_targets())
     if spec.kind == "multiple-choice":
         return [LETTERS[i] for i in range(len(ex["choices"]))]
     return None

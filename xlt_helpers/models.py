@@ -45,6 +45,12 @@ class ModelSpec:
     # cross-attention copied from the layer's self-attention with a zero query (uniform attention,
     # i.e. the mean pooling e5 was trained for) and its output projection scaled by g (backbones.py).
     cross_attention_gain: float | None = None
+    # Token positions the encoder can read (the longest usable max_length); None = relative position
+    # buckets (T5), no table to run past. Checked when a profile is validated, because running past
+    # the table fails only inside a node ("index 514 is out of bounds"). From each config, without
+    # loading weights: e5-small (a BERT) has max_position_embeddings 512; XLM-R has 514 of which
+    # position ids start at padding_idx + 1 = 2, so 512 usable (tests/test_profiles.py checks both).
+    max_positions: int | None = 512
 
     def weight_recipe(self) -> dict[str, float]:
         """Settings that change the starting weights beyond the name; hashed into run ids
@@ -65,7 +71,7 @@ for _size in ("base", "large"):
     _register(ModelSpec(f"xlmr-{_size}", "encoder", "hub", f"FacebookAI/xlm-roberta-{_size}", pooling="cls",
                         stands_for=f"XLM-R {_size.title()} itself"))
 for _size in ("small", "base", "large", "xl"):
-    _register(ModelSpec(f"mt5-{_size}", "encoder-decoder", "hub", f"google/mt5-{_size}",
+    _register(ModelSpec(f"mt5-{_size}", "encoder-decoder", "hub", f"google/mt5-{_size}", max_positions=None,
                         stands_for=f"mT5 {_size.upper() if _size == 'xl' else _size.title()} itself",
                         learning_rate=1e-4 if _size in ("small", "base") else 1e-5))
 _register(ModelSpec("e5-small", "encoder", "e5", "intfloat/multilingual-e5-small", pooling="mean",
@@ -90,7 +96,7 @@ for _k in (3, 6):
 # --- tiny random models for tests and the smoke profile ------------------------
 _register(ModelSpec("tiny-xlmr", "encoder", "tiny", None, pooling="cls", learning_rate=1e-3,
                     stands_for="nothing: a 2-layer random XLM-R config for tests"))
-_register(ModelSpec("tiny-mt5", "encoder-decoder", "tiny", None, learning_rate=1e-3,
+_register(ModelSpec("tiny-mt5", "encoder-decoder", "tiny", None, learning_rate=1e-3, max_positions=None,
                     stands_for="nothing: a 2-layer random mT5 config for tests"))
 
 

@@ -26,6 +26,7 @@ from datasets import Dataset
 from . import featurize
 from .data import assert_disjoint, load_task, text_keys
 from .evaluate import evaluate
+from .manifest import verify_node_inputs
 from .models import get_model
 from .robustness import null_log_prior
 from .tasks import TaskSpec, get_task
@@ -90,6 +91,7 @@ def run_intermediate(*, model: str, task: str, seed: int, out_dir: str, train_n:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig.from_params({**hparams, "seed": seed})
+    data_files = verify_node_inputs("intermediate", {"task": task})
     train = load_task(task, "train", "en", n=train_n, seed=DATA_SEED)
     dev = load_task(task, "dev", "en", n=dev_n, seed=DATA_SEED)
     spec = get_task(task)
@@ -108,6 +110,7 @@ def run_intermediate(*, model: str, task: str, seed: int, out_dir: str, train_n:
                "dev": scores, "metric": main_metric, "chance": 100.0 * (spec.chance or 0.0),
                "n_dev": len(dev), "dev_overlap_removed": n_overlap, "train": res.stats, "eval_wall_s": eval_wall, "peak_rss_mb": peak_rss_mb(),
                "device": device_description(), "config": vars(cfg), "log_history": res.log_history,
+               "data_files": data_files,       # local files verified against the data manifest
                # V-usable information of the dev set (Ethayarajh et al. 2022), bits; None where not cheap
                "v_information_bits": float(np.mean(pvi)) if pvi else None,
                "v_information_null": "training-label prior, add-one (robustness.null_log_prior)" if pvi else None}
@@ -140,8 +143,9 @@ def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir
                          f"use intermediate='none' for the no-intermediate baseline")
     cfg = TrainConfig.from_params({**hparams, "seed": seed})
     spec = get_task(target)
-    train = load_task(target, "train", "en", n=train_n, seed=DATA_SEED)
     langs = _eval_langs(target, eval_langs)
+    data_files = verify_node_inputs("target", {"target": target, "eval_langs": langs})
+    train = load_task(target, "train", "en", n=train_n, seed=DATA_SEED)
     evals = {l: load_task(target, "dev", l, n=eval_n, seed=DATA_SEED) for l in langs}
     assert_disjoint(train, list(evals.values()), task=target)
     texts = featurize.texts_of(spec, train) + [t for d in evals.values() for t in featurize.texts_of(spec, d)]
@@ -158,6 +162,6 @@ def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir
                "target": target, "intermediate": intermediate, "seed": seed, "scores": scores,
                "train": res.stats, "eval_wall_s": eval_wall, "eval_examples": sum(len(d) for d in evals.values()),
                "peak_rss_mb": peak_rss_mb(), "device": device_description(), "config": vars(cfg),
-               "log_history": res.log_history}
+               "log_history": res.log_history, "data_files": data_files}
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -23,49 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments, set_seed
 
 from . import featurize
 from .heads import EncoderWithHead
+from .hparams import TrainConfig, resolve_learning_rate  # noqa: F401  (TrainConfig: re-exported)
 from .models import ModelSpec, get_model
 from .tasks import TaskSpec, get_task
-
-
-@dataclass
-class TrainConfig:
-    """Hyperparameters of one phase. Full-scale defaults follow jiant's XTREME scripts
-    (lr 1e-5, 10% warmup, max length 256, 384 with stride 128 for QA, 2 epochs)."""
-
-    epochs: float = 2.0
-    max_steps: int = -1
-    batch_size: int = 32
-    learning_rate: float | None = None      # None = the model's default (models.py)
-    max_length: int = 256
-    doc_stride: int = 128
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    freeze_word_embeddings: bool = True
-    trim_vocab: bool = True
-    eval_batch_size: int = 64
-    max_answer_length: int = 30
-    seed: int = 0
-    # GPU memory levers: batch_size is the micro-batch one forward/backward pass sees; the optimizer
-    # steps once per gradient_accumulation_steps micro-batches, so the effective batch of a profile can
-    # be kept on a smaller GPU (batch_size 8 x 4 = 32). Checkpointing recomputes each layer's
-    # activations in the backward pass: ~1/3 more compute, activation memory of one layer instead of all.
-    gradient_accumulation_steps: int = 1
-    gradient_checkpointing: bool = False
-
-    @property
-    def effective_batch_size(self) -> int:
-        """Examples (features) per optimizer step on one device."""
-        return self.batch_size * self.gradient_accumulation_steps
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in params.items() if k in known and v is not None})
 
 
 @dataclass
@@ -190,7 +156,13 @@ def load_body(body, ckpt_dir: str | Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"no phase-1 body at {path}: run the intermediate node first (xlt run) "
                                 f"or pass init_from='' to start from the pretrained model")
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except SafetensorError as e:   # bare, it names no file
+        raise ValueError(f"{path}: not a readable safetensors checkpoint ({e}); the phase-1 node that wrote it "
+                         f"did not finish writing it or it was damaged since. Re-run that node: `xlt run` "
+                         f"(`--verify` checks every file's sha256) moves a damaged node aside and runs it "
+                         f"again") from None
     kept = state.pop("__kept_ids__", None)
     own = body.state_dict()
     for k, v in state.items():
@@ -234,7 +206,7 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
     keep = None
     if cfg.trim_vocab and vocab_texts is not None:
         from .vocab import covering_ids
-        extra = [*featurize.label_words(task), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
+        extra = [*task.label_targets(), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
         keep = covering_ids(full_tok, [*vocab_texts, *extra])  # targets (label words, letters, tags) stay sayable
     set_seed(cfg.seed)
     model, tok, vocab_map, sizes = build_model(spec, task, init_from=init_from, keep_ids=keep, tokenizer=full_tok)
@@ -245,7 +217,8 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
                              else (TrainingArguments, Trainer))
     args = args_cls(
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate or spec.learning_rate,
+        num_train_epochs=cfg.epochs, max_steps=-1 if cfg.max_steps is None else cfg.max_steps,
+        learning_rate=resolve_learning_rate(cfg.learning_rate, spec.name),
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear", weight_decay=cfg.weight_decay,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         # transformers 5 names it activation checkpointing (gradient_checkpointing is its deprecated alias);

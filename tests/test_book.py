@@ -252,6 +252,13 @@ def test_progress_note_says_how_much_of_the_grid_is_committed():
     assert progress_html(res({"profile": "no-such-profile", "nodes": 3})) == ""
 
 
+def test_stands_for_table_labels_each_model_with_its_device():
+    meta = {"device": "CPU: x86_64, 2 threads", "devices_by_model": {"e5-L3": ["GPU: NVIDIA H200"]}}
+    t = book.stands_for_table(["e5-L3", "e5-L6"], meta)
+    assert list(t["trained on"]) == ["GPU: NVIDIA H200", "CPU: x86_64, 2 threads"]   # older meta: its one device
+    assert "trained on" not in book.stands_for_table(["e5-L3"]).columns
+
+
 # ------------------------------------------------------------------ xlt book on a missing or corrupt results folder
 def test_book_on_a_missing_results_folder_is_an_error(tmp_path, capsys):
     from xlt_helpers.cli import main as xlt

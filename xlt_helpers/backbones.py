@@ -9,6 +9,10 @@ so training code never branches on where weights come from:
   the first ``encoder_layers`` layers; encoder-decoders are warm-started BERT2BERT
   models (Rothe et al. 2020).
 * ``tiny``: random 2-layer models with the XLM-R vocabulary, seeded, for tests.
+* ``random``: a published architecture (:func:`xlt_helpers.models.architecture_config`) at random
+  initialisation, seeded, with the offline XLM-R tokenizer: a CPU test trains the real xlmr-base and
+  mt5-small shapes through the real path without the hub (mT5's own sentencepiece vocabulary is not
+  offline; XLM-R's 250,002 ids fit inside mT5's 250,112-row table, and the special ids follow XLM-R).
 
 Encoders are returned as *bodies* without BERT's pooler: every head in this
 study pools for itself (``spec.pooling``), and e5's file has no pooler weights.
@@ -126,9 +130,9 @@ def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerFast:
     """
     if spec.source == "hub":
         return AutoTokenizer.from_pretrained(spec.hub_id)
-    if spec.source in ("e5", "tiny"):
+    if spec.source in ("e5", "tiny", "random"):
         return build_xlmr_tokenizer()
-    raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+    raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5, tiny or random")
 
 
 # --------------------------------------------------------------------------- models
@@ -158,8 +162,11 @@ def load_encoder(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) ->
         elif spec.source == "tiny":
             with _seeded(TINY_SEED):
                 model = XLMRobertaModel(tiny_xlmr_config(), add_pooling_layer=False)
+        elif spec.source == "random":
+            with _seeded(TINY_SEED):
+                model = AutoModel.from_config(_random_init_config(spec), add_pooling_layer=False)
         else:
-            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5, tiny or random")
     return _maybe_trim(model, vocab_keep)
 
 
@@ -185,9 +192,23 @@ def load_seq2seq(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None,
                 model = MT5ForConditionalGeneration(tiny_mt5_config())
         elif spec.source == "e5":
             model = _warm_started_bert2bert(spec, spec.cross_attention_gain_for(generated_targets))
+        elif spec.source == "random":
+            with _seeded(TINY_SEED):
+                model = MT5ForConditionalGeneration(_random_init_config(spec))
         else:
-            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5, tiny or random")
     return _maybe_trim(model, vocab_keep)
+
+
+def _random_init_config(spec: ModelSpec):
+    """The published architecture of ``spec.name`` with XLM-R's special ids (the tokenizer in use)."""
+    from .models import architecture_config
+
+    config = architecture_config(spec.name)
+    config.pad_token_id, config.eos_token_id, config.bos_token_id = XLMR_PAD, XLMR_EOS, XLMR_BOS
+    if spec.family == "encoder-decoder":
+        config.decoder_start_token_id = XLMR_PAD          # T5 starts decoding from <pad>
+    return config
 
 
 def _warm_started_bert2bert(spec: ModelSpec, cross_attention_gain: float | None) -> EncoderDecoderModel:

@@ -31,7 +31,10 @@ Family = Literal["encoder", "encoder-decoder"]
 class ModelSpec:
     name: str
     family: Family
-    source: Literal["hub", "e5", "tiny"]   # hub: from_pretrained(hub_id); e5: offline e5 (hub if reachable); tiny: random init
+    # hub: from_pretrained(hub_id); e5: offline e5 (hub if reachable); tiny: random init; random: the
+    # published architecture (architecture_config(name)) at random init, no hub, for tests that check a
+    # configuration on CPU before a GPU run (no registered model uses it: a test swaps it in)
+    source: Literal["hub", "e5", "tiny", "random"]
     hub_id: str | None
     pooling: Literal["mean", "cls"] = "cls"
     encoder_layers: int | None = None         # keep the first k encoder layers (None = all)

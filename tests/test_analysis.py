@@ -169,3 +169,10 @@ def test_progress_note_says_how_much_of_the_grid_is_committed():
     assert "3 of the 13 nodes" in analysis.progress_html(res({"profile": "smoke", "nodes": 3}))
     assert analysis.progress_html(res({"profile": "smoke", "nodes": 13})) == "", "a finished grid needs no notice"
     assert analysis.progress_html(res({"profile": "no-such-profile", "nodes": 3})) == ""
+
+
+def test_stands_for_table_labels_each_model_with_its_device():
+    meta = {"device": "CPU: x86_64, 2 threads", "devices_by_model": {"e5-L3": ["GPU: NVIDIA H200"]}}
+    t = analysis.stands_for_table(["e5-L3", "e5-L6"], meta)
+    assert list(t["trained on"]) == ["GPU: NVIDIA H200", "CPU: x86_64, 2 threads"]   # older meta: its one device
+    assert "trained on" not in analysis.stands_for_table(["e5-L3"]).columns

@@ -289,6 +289,17 @@ def test_run_stops_before_retraining_a_study_committed_under_other_framework_ver
     assert xlt(cli_args("run", finished, *export, sets=sets)) == 0
 
 
+def test_plan_prints_one_row_per_training_setup_and_says_what_does_not_fit(capsys):
+    """`xlt plan` on the smoke profile (tiny models, no data counting: max_steps is set)."""
+    assert xlt(["plan", "--profile", "smoke", "--set", "seeds=[0, 1]"]) == 0
+    out = capsys.readouterr().out
+    assert "profile smoke: 26 nodes" in out and "0 of " in out and "exceed 80 GiB" in out
+    assert "p2: mlqa" in out and "tiny-mt5" in out
+    assert xlt(["plan", "--profile", "smoke", "--gpu-mem", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "exceed 0.5 GiB" in out and "gradient_checkpointing" in out     # the fix is named
+
+
 def test_run_refuses_a_corrupt_committed_node_by_name_then_retrains_and_replaces_it(finished, tmp_path, monkeypatch,
                                                                                   capsys):
     """Issue 13: a corrupt file in results/nodes was restored as done and crashed every later `xlt run`

@@ -140,6 +140,24 @@ def test_weight_recipe_is_hashed_only_where_a_model_has_one(monkeypatch):
     assert run_id("intermediate", enc) == before_enc
 
 
+def test_memory_levers_enter_run_ids_only_when_not_at_their_historical_default(smoke_like):
+    """gradient_accumulation_steps / gradient_checkpointing (grid.HASH_OMIT_DEFAULTS): at 1 / false a
+    node keeps the id it had before the fields existed; any other value is a new node."""
+    params = {"model": "tiny-xlmr", "task": "sst2", "seed": 0, "batch_size": 8}
+    before = run_id("intermediate", params)
+    assert run_id("intermediate", {**params, "gradient_accumulation_steps": 1,
+                                   "gradient_checkpointing": False}) == before
+    assert run_id("intermediate", {**params, "gradient_accumulation_steps": 4}) != before
+    assert run_id("intermediate", {**params, "gradient_checkpointing": True}) != before
+    base = build_grid(smoke_like)
+    assert all(n.params["gradient_accumulation_steps"] == 1 and n.params["gradient_checkpointing"] is False
+               for n in base)                    # papermill injects them, so the notebooks receive them
+    accum = {n.id for n in build_grid(load_profile("smoke", ["seeds=[0, 1]",
+                                                              "target.xnli.gradient_accumulation_steps=2"]))}
+    xnli = {n.id for n in base if n.params.get("target") == "xnli"}
+    assert {n.id for n in base} - accum == xnli
+
+
 # ------------------------------------------------------------------ every field hashed, committed ids kept
 def _another(name, value):
     """A valid value of hyperparameter ``name`` different from ``value`` (its current one)."""
@@ -192,11 +210,18 @@ def test_historical_defaults_are_what_every_committed_node_ran_with():
     from xlt_helpers.grid import HASH_OMIT_DEFAULTS
     from xlt_helpers.hparams import TrainConfig
 
+    # added after the study, so no committed config records them: every committed node stepped the
+    # optimizer once per batch and kept its activations (transformers' own defaults), i.e. 1 / false
+    after_study = {"gradient_accumulation_steps", "gradient_checkpointing"}
     nodes = sorted((Path(__file__).resolve().parents[1] / "results" / "nodes").glob("*/metrics.json"))
     assert len(nodes) >= 92
     for path in nodes:
         config = json.loads(path.read_text())["config"]
-        assert {k: config[k] for k in HASH_OMIT_DEFAULTS} == HASH_OMIT_DEFAULTS, path.parent.name
+        assert not after_study & set(config), path.parent.name
+        assert {k: config[k] for k in HASH_OMIT_DEFAULTS if k not in after_study} == {
+            k: v for k, v in HASH_OMIT_DEFAULTS.items() if k not in after_study}, path.parent.name
+    assert {k: HASH_OMIT_DEFAULTS[k] for k in after_study} == {"gradient_accumulation_steps": 1,
+                                                                 "gradient_checkpointing": False}
     assert {k: getattr(TrainConfig(), k) for k in HASH_OMIT_DEFAULTS} == HASH_OMIT_DEFAULTS
 
 
@@ -217,3 +242,26 @@ def test_data_manifest_entries_enter_the_id_only_when_changed(smoke_like, tmp_pa
     moved = set(same) - {n.id for n in build_grid(smoke_like)}
     assert moved and moved == {i for i, n in same.items()
                                if n.params.get("target") == "xnli" and "de" in n.params["eval_langs"]}
+
+
+
+def test_weight_recipe_follows_whether_the_node_generates_its_targets():
+    """Warm-started encoder-decoders keep their cross-attention recipe for ranked targets (XNLI, SST-2:
+    the committed nodes' ids are unchanged) and start generated ones (MLQA, UD-POS) without it."""
+    spec = MODELS["e5ed-L3"]
+    assert spec.weight_recipe(generated_targets=False) == {"cross_attention_gain": 10.0}
+    assert spec.weight_recipe(generated_targets=True) == {}
+    mlqa = {"model": "e5ed-L3", "intermediate": "none", "target": "mlqa", "seed": 0}
+    xnli = {**mlqa, "target": "xnli"}
+    assert MODELS["mt5-small"].weight_recipe(generated_targets=False) == {}
+    import hashlib  # the payload run_id hashes, rebuilt by hand
+
+    from xlt_helpers.grid import CODE_VERSION, HASH_CHARS, canonical_json, framework_versions
+
+    def digest(params, recipe):
+        payload = {"phase": "target", "params": params, "deps": [], "code_version": CODE_VERSION,
+                   "versions": framework_versions(), **({"weight_recipe": recipe} if recipe else {})}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:HASH_CHARS]
+
+    assert run_id("target", xnli).endswith(digest(xnli, {"cross_attention_gain": 10.0}))
+    assert run_id("target", mlqa).endswith(digest(mlqa, {}))

@@ -55,6 +55,7 @@ def test_export_tables_restore_roundtrip(runs, tmp_path):
     assert inter.loc[0, "intermediate"] == "sst2" and inter.loc[0, "chance"] == pytest.approx(50.0)
     meta = json.loads((res / "meta.json").read_text())
     assert meta["nodes"] == 3 and meta["devices"] and meta["devices"][0].startswith("CPU")
+    assert meta["devices_by_model"] == {"tiny-xlmr": meta["devices"]}, "each model labelled with what trained it"
     # the robustness functions read the tables as they are
     table = summary_table(scores, pe.merge(scores[["run_id", "family", "model", "size", "intermediate", "target",
                                                   "seed"]].drop_duplicates("run_id"), on="run_id"))

@@ -26,13 +26,18 @@ NO_RESULTS = "No reference-study results are committed yet."
 
 
 # ------------------------------------------------------------------ what every results page shows around its sections
-def stands_for_table(models) -> pd.DataFrame:
-    """model, family, what it stands for — printed next to results, straight from the model registry."""
+def stands_for_table(models, meta: dict | None = None) -> pd.DataFrame:
+    """model, family, what it stands for — printed next to results, straight from the model registry —
+    and, given the results' ``meta.json``, the device that trained it (``devices_by_model``; a meta.json
+    written before that field labels every model with its one ``device``)."""
     from .models import get_model
 
-    rows = [{"model": m, "family": get_model(m).family, "stands in for": get_model(m).stands_for}
-            for m in models]
-    return pd.DataFrame(rows, columns=["model", "family", "stands in for"])
+    by_model = (meta or {}).get("devices_by_model") or {}
+    fallback = [(meta or {}).get("device", "unknown")]
+    rows = [{"model": m, "family": get_model(m).family, "stands in for": get_model(m).stands_for,
+             "trained on": "; ".join(by_model.get(m, fallback))} for m in models]
+    columns = ["model", "family", "stands in for", "trained on"]
+    return pd.DataFrame(rows, columns=columns if meta is not None else columns[:3])
 
 
 def format_summary(summary: pd.DataFrame) -> pd.DataFrame:

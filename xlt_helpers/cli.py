@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xlt", description=(
         "Zero-shot cross-lingual transfer study: run a profile's grid of notebooks (resumable), "
         "show its status, build the book."))
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,results,book,clean,transfer,bench}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,plan,results,book,clean,transfer,bench}")
 
     def profile_args(sp: argparse.ArgumentParser, required: bool) -> None:
         sp.add_argument("--profile", required=required,
@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--record-hashes", action="store_true",
                     help="add size and sha256 records to committed DONE.json files that lack them "
                          "(nodes exported before DONE.json recorded files); run ids do not change")
+
+    pl = sub.add_parser("plan", help="per node setup: parameters, estimated peak GPU memory, steps, whether it "
+                                     "fits (xlt_helpers/plan.py; estimates, no GPU needed)")
+    pl.add_argument("--profile", required=True, help="profile name in configs/ or a path to a YAML file")
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile field")
+    pl.add_argument("--gpu-mem", type=float, default=80.0, help="GiB of memory of one GPU (default 80)")
 
     b = sub.add_parser("book", help="build the Jupyter book from results/")
     b.add_argument("--results", default=None, help="results folder (default: <repo>/results)")
@@ -299,6 +305,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ plan
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the GPU plan; exit 0 even when setups do not fit (the table says which, and the fix)."""
+    from .plan import print_plan
+    print_plan(args.profile, args.set, args.gpu_mem)
+    return 0
+
+
 # ------------------------------------------------------------------ results
 def cmd_results(args: argparse.Namespace) -> int:
     """Verify every committed node; with --record-hashes, add file records to legacy DONE.json files."""
@@ -422,8 +436,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "status": cmd_status, "results": cmd_results, "book": cmd_book, "clean": cmd_clean,
-               "transfer": cmd_transfer, "bench": cmd_bench}[args.command]
+    handler = {"run": cmd_run, "status": cmd_status, "plan": cmd_plan, "results": cmd_results, "book": cmd_book,
+               "clean": cmd_clean, "transfer": cmd_transfer, "bench": cmd_bench}[args.command]
     try:
         return handler(args)
     except (ProfileError, RunsLocked, RunsFolderError, ResultsError) as e:

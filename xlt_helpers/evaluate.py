@@ -154,7 +154,8 @@ def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig, 
                 preds[i] = best[j]
                 cand_lp[i] = norm[j]
         else:
-            gen = model.generate(**enc, max_new_tokens=32 if task.kind == "extractive-QA" else cfg.max_length,
+            gen = model.generate(**enc, max_new_tokens=(32 if task.kind == "extractive-QA"
+                                                        else featurize.max_target_length(task, cfg.max_length)),
                                  num_beams=1, do_sample=False)
             for j, i in enumerate(idx):
                 preds[i] = tok.decode(gen[j], skip_special_tokens=True).strip()

@@ -46,7 +46,8 @@ HASH_CHARS = 10
 #: Node parameters that entered the run-id hash after the committed study was made: a parameter
 #: whose value equals its entry here is left out of the hashed payload, so the committed nodes keep
 #: their ids; any other value enters the hash and moves the id. Each value is the one every committed
-#: node ran with (read from ``config`` in each of the 98 results/nodes/*/metrics.json).
+#: node ran with (read from ``config`` in each of the 98 results/nodes/*/metrics.json, or, for a
+#: parameter added after the study, the behaviour every committed node had).
 HASH_OMIT_DEFAULTS: dict[str, Any] = {
     # the notebooks' default and TrainConfig's: no committed node passed one
     "weight_decay": 0.0,
@@ -56,6 +57,8 @@ HASH_OMIT_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 32,
     # the notebooks' default and TrainConfig's (jiant/HF run_qa.py use 30 too)
     "max_answer_length": 30,
+    "gradient_accumulation_steps": 1,     # one micro-batch per optimizer step
+    "gradient_checkpointing": False,      # activations kept, not recomputed
 }
 
 
@@ -116,7 +119,9 @@ def run_id(phase: Phase, params: dict[str, Any], deps: Sequence[str] = ()) -> st
     hashed = {k: v for k, v in params.items() if not _at_historical_default(k, v)}
     payload = {"phase": phase, "params": hashed, "deps": sorted(deps), "code_version": CODE_VERSION,
                "versions": framework_versions()}
-    recipe = MODELS[params["model"]].weight_recipe() if params.get("model") in MODELS else {}
+    task = TASKS.get(params.get("target") or params.get("task"))       # the task this node trains
+    recipe = (MODELS[params["model"]].weight_recipe(generated_targets=task is not None and task.generated_targets)
+              if params.get("model") in MODELS else {})
     if recipe:
         payload["weight_recipe"] = recipe
     data = manifest.changed_entries(phase, params)
@@ -135,10 +140,11 @@ def _at_historical_default(name: str, value: Any) -> bool:
 
 
 def intermediate_params(profile: Profile, model: str, task: str, seed: int) -> dict[str, Any]:
-    """Everything phase 1 needs, resolved (learning rate from models.py when null; hyperparameters
-    that mean nothing for the task's kind, e.g. doc_stride outside QA, left out)."""
+    """Everything phase 1 needs, resolved (the intermediate ``per_model`` overrides for ``model``
+    applied, learning rate from models.py when null; hyperparameters that mean nothing for the task's
+    kind, e.g. doc_stride outside QA, left out)."""
     kind = TASKS[task].kind
-    s = {k: v for k, v in profile.intermediate.for_task(task).items()
+    s = {k: v for k, v in profile.intermediate.for_task(task, model).items()
          if k not in hparams.HPARAMS or hparams.applies(k, kind)}
     s["learning_rate"] = hparams.resolve_learning_rate(s["learning_rate"], model)
     return {"model": model, "task": task, "seed": seed, "trim_vocab": profile.trim_vocab, **s}

@@ -35,10 +35,23 @@ from .train import TrainConfig, peak_rss_mb, save_body, train_phase
 DATA_SEED = 0
 
 
+def cpu_model_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what :mod:`platform` knows (e.g. x86_64)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description() -> str:
+    """What trained this node, recorded in every node's metrics.json (and, per model, in
+    results/meta.json and the book): ``GPU: <torch.cuda.get_device_name()>`` or ``CPU: <model>, N threads``."""
     if torch.cuda.is_available():
         return f"GPU: {torch.cuda.get_device_name(0)}"
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"CPU: {cpu_model_name()}, {torch.get_num_threads()} threads"
 
 
 def _eval_langs(task_name: str, eval_langs: Any) -> list[str]:

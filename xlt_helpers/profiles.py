@@ -58,10 +58,15 @@ class IntermediateSettings(_Hparams):
     dev_n: int | None
     hparams: Mapping[str, Any]
     per_task: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # per-model overrides, applied after per_task (e.g. checkpointing for mT5-XL only); a model without
+    # an entry gets exactly the settings above, so its run ids do not move
+    per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def for_task(self, task: str) -> dict[str, Any]:
-        """The settings of ``task``: the shared ones with its ``per_task`` entry applied."""
-        return {"train_n": self.train_n, "dev_n": self.dev_n, **self.hparams, **self.per_task.get(task, {})}
+    def for_task(self, task: str, model: str | None = None) -> dict[str, Any]:
+        """The settings of ``task`` (for ``model``): the shared ones, its ``per_task`` entry, then the
+        model's ``per_model`` entry."""
+        return {"train_n": self.train_n, "dev_n": self.dev_n, **self.hparams, **self.per_task.get(task, {}),
+                **(self.per_model.get(model, {}) if model is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,7 @@ def _validate_profile(raw: Any, source: str) -> Profile:
 
     # phase 1
     ip = "intermediate"
-    sec = _mapping(raw[ip], source, ip, (*_INTERMEDIATE_FIELDS, "per_task"),
+    sec = _mapping(raw[ip], source, ip, (*_INTERMEDIATE_FIELDS, "per_task", "per_model"),
                    [f for f in _INTERMEDIATE_FIELDS if f in _REQUIRED_SETTINGS])
     vals = {k: _check(k, sec[k], at(f"{ip}.{k}")) for k in _INTERMEDIATE_FIELDS if k in sec}
     per_task: dict[str, dict[str, Any]] = {}
@@ -286,7 +291,18 @@ def _validate_profile(raw: Any, source: str) -> Profile:
                        f"({', '.join(t for t in inter if t != NONE_TASK)})")
         o = _mapping(overrides, source, f"{ip}.per_task.{task}", _INTERMEDIATE_FIELDS, ())
         per_task[task] = {k: _check(k, v, at(f"{ip}.per_task.{task}.{k}")) for k, v in o.items()}
-    intermediate = IntermediateSettings(vals.get("train_n"), vals.get("dev_n"), _hparams(vals), per_task)
+    pmi = sec.get("per_model") or {}
+    if not isinstance(pmi, dict):
+        raise _err(at(f"{ip}.per_model"), f"expected a mapping model -> settings, got {pmi!r}")
+    per_model_inter: dict[str, dict[str, Any]] = {}
+    for m, overrides in pmi.items():
+        if m not in models:
+            raise _err(at(f"{ip}.per_model.{m}"),
+                       f"unknown model {m!r}; allowed: the profile's models ({', '.join(models)})")
+        o = _mapping(overrides, source, f"{ip}.per_model.{m}", [f for f in _INTERMEDIATE_FIELDS if f != "dev_n"], ())
+        per_model_inter[m] = {k: _check(k, v, at(f"{ip}.per_model.{m}.{k}")) for k, v in o.items()}
+    intermediate = IntermediateSettings(vals.get("train_n"), vals.get("dev_n"), _hparams(vals), per_task,
+                                        per_model_inter)
 
     # phase 2
     tp = "target"
@@ -355,9 +371,11 @@ def _check_positions(profile: Profile, inter_raw: Mapping[str, Any], target_raw:
     for model in profile.models:
         for task in profile.intermediate_tasks_for(model):
             if task != NONE_TASK:
-                own = "max_length" in (inter_raw.get("per_task") or {}).get(task, {})
-                check_max_length(model, profile.intermediate.for_task(task)["max_length"],
-                                 at(f"intermediate.{'per_task.' + task + '.' if own else ''}max_length"))
+                by_model = "max_length" in ((inter_raw.get("per_model") or {}).get(model) or {})
+                by_task = "max_length" in ((inter_raw.get("per_task") or {}).get(task) or {})
+                path = f"per_model.{model}." if by_model else f"per_task.{task}." if by_task else ""
+                check_max_length(model, profile.intermediate.for_task(task, model)["max_length"],
+                                 at(f"intermediate.{path}max_length"))
         for t in profile.targets_for(model):
             own = "max_length" in ((target_raw[t].get("per_model") or {}).get(model) or {})
             check_max_length(model, profile.target[t].for_model(model)["max_length"],

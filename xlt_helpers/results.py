@@ -251,15 +251,19 @@ def write_tables(results: Path, profile: str | None = None, ids: Iterable[str] |
 
 def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -> dict[str, Any]:
     """Which device produced the results, with which versions, in how much wall time."""
-    devices, walls = set(), []
+    devices, walls, by_model = set(), [], {}
     for d in _finished_nodes(results, ids):
-        devices.add(read_json(d / METRICS_FILE).get("device", "unknown"))
+        m = read_json(d / METRICS_FILE)
+        devices.add(m.get("device", "unknown"))
+        by_model.setdefault(m.get("model", "unknown"), set()).add(m.get("device", "unknown"))
         walls.append(read_json(d / DONE_FILE).get("wall_s", 0.0))
     import platform
 
     import torch
     import transformers
     return {"profile": profile, "device": "; ".join(sorted(devices)) or "unknown", "devices": sorted(devices),
+            # per model, so a book mixing CPU and GPU runs labels each model with what trained it
+            "devices_by_model": {k: sorted(v) for k, v in sorted(by_model.items())},
             "nodes": len(walls),
             "node_wall_s_total": round(sum(walls), 1), "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__}

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 Kind = Literal["classification", "multiple-choice", "extractive-QA", "token-tagging"]
 KINDS: tuple[str, ...] = ("classification", "multiple-choice", "extractive-QA", "token-tagging")
+#: kinds whose text-to-text targets an encoder-decoder generates token by token (QA answers, tag
+#: sequences); the others are ranked among a few candidates (label words, option letters)
+GENERATED_KINDS: tuple[str, ...] = ("extractive-QA", "token-tagging")
 
 XNLI_LANGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
 MLQA_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")
@@ -101,6 +104,12 @@ class TaskSpec:
     def label_targets(self) -> tuple[str, ...]:
         """The text-to-text target of each label: ``label_words`` if set, else the label names."""
         return self.label_words or self.labels
+
+    @property
+    def generated_targets(self) -> bool:
+        """Whether an encoder-decoder generates this task's targets rather than ranking candidates;
+        it also picks the cross-attention recipe of warm-started ones (models.ModelSpec.cross_attention_gain_for)."""
+        return self.kind in GENERATED_KINDS
 
 
 TASKS: dict[str, TaskSpec] = {}

@@ -53,12 +53,13 @@ def peak_rss_mb() -> float:
 
 
 def word_embedding_modules(model) -> list[torch.nn.Embedding]:
-    """The word-embedding tables of an encoder body, EncoderDecoderModel or MT5 (deduplicated)."""
+    """The word-embedding tables of an encoder body, EncoderDecoderModel or MT5, one per distinct weight
+    (MT5's encoder and decoder hold their own Embedding modules around the one shared table)."""
     mods = []
     for m in (model, getattr(model, "encoder", None), getattr(model, "decoder", None)):
         if m is not None and hasattr(m, "get_input_embeddings"):
             e = m.get_input_embeddings()
-            if isinstance(e, torch.nn.Embedding) and all(e is not x for x in mods):
+            if isinstance(e, torch.nn.Embedding) and all(e.weight is not x.weight for x in mods):
                 mods.append(e)
     return mods
 
@@ -114,7 +115,10 @@ def build_model(spec: ModelSpec, task: TaskSpec, *, init_from: str | Path | None
     from .vocab import trim_vocab
 
     tok = tokenizer if tokenizer is not None else backbones.load_tokenizer(spec)
-    body = backbones.load_encoder(spec) if spec.family == "encoder" else backbones.load_seq2seq(spec)
+    # Warm-started encoder-decoders start generated-target tasks (QA, tagging) from another
+    # cross-attention than ranked ones (models.ModelSpec.cross_attention_gain_for: why).
+    body = (backbones.load_encoder(spec) if spec.family == "encoder"
+            else backbones.load_seq2seq(spec, generated_targets=task.generated_targets))
     sizes = backbones.param_counts(body)
     if init_from:
         load_body(body, init_from)
@@ -219,8 +223,13 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
         num_train_epochs=cfg.epochs, max_steps=-1 if cfg.max_steps is None else cfg.max_steps,
         learning_rate=resolve_learning_rate(cfg.learning_rate, spec.name),
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear", weight_decay=cfg.weight_decay,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        # transformers 5 names it activation checkpointing (gradient_checkpointing is its deprecated alias);
+        # non-reentrant, so gradients reach the layers although the word embeddings are frozen
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
-        save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.batch_size / 20)),
+        save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.effective_batch_size / 20)),
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         label_names=["start_positions", "end_positions"] if task.kind == "extractive-QA" and spec.family == "encoder" else ["labels"],
     )

@@ -55,11 +55,6 @@ def overfit(model: str, task: str, tmp_path, **hparams) -> tuple[dict[str, float
     return scores, rows, info
 
 
-# Not here yet: text-to-text *tagging* (generated tag sequences). Before featurize.max_target_length
-# it could not pass (targets cut at 64 tokens); after it, not yet measured. Before, after 40 steps:
-# e5ed-L3 token accuracy 16.6 at loss 0.19 per token (one skipped tag shifts every later position),
-# tiny-mt5 25.3 after 200 steps.
-
 #: (model, kind) -> what memorising 16 examples takes (learning rate, epochs; batch 8 -> 2 steps an epoch)
 TINY = {
     ("tiny-xlmr", "classification"): dict(learning_rate=3e-3, epochs=30),
@@ -69,10 +64,16 @@ TINY = {
     ("tiny-mt5", "classification"): dict(learning_rate=1e-2, epochs=30),
     ("tiny-mt5", "multiple-choice"): dict(learning_rate=1e-2, epochs=50),
     ("tiny-mt5", "extractive-QA"): dict(learning_rate=1e-2, epochs=100),
+    # generated tag sequences (~2.3 pieces a tag, up to 176 target tokens here) are the longest
+    # targets a 32-wide model must memorise: 200 steps gave 26.5, 600 gave 56.7 (loss 0.36 per
+    # token), 1500 give 95.6 (279 s on the loaded 2-core machine, hence slow)
+    ("tiny-mt5", "token-tagging"): dict(learning_rate=1e-2, epochs=750),
 }
+SLOW_TINY = {("tiny-mt5", "token-tagging")}
 
 
-@pytest.mark.parametrize("model,kind", list(TINY))
+@pytest.mark.parametrize("model,kind", [pytest.param(*mk, marks=pytest.mark.slow) if mk in SLOW_TINY else mk
+                                        for mk in TINY])
 def test_tiny_models_memorise_16_examples_of_every_kind(model, kind, tmp_path):
     metric, floor = FLOOR[kind]
     scores, rows, info = overfit(model, KINDS[kind], tmp_path, max_length=128, **TINY[model, kind])
@@ -89,11 +90,26 @@ E5 = {
     ("e5ed-L3", "classification"): dict(learning_rate=3e-4, epochs=15),
     ("e5ed-L3", "multiple-choice"): dict(learning_rate=5e-4, epochs=30),
     ("e5ed-L3", "extractive-QA"): dict(learning_rate=1e-3, epochs=20),
+    ("e5ed-L3", "token-tagging"): dict(learning_rate=1e-3, epochs=60),
+}
+#: paths that cannot pass yet: a known defect, measured, not a threshold to lower
+E5_FAILS = {
+    ("e5ed-L3", "token-tagging"):
+        "generated tags ignore the source: after 120 steps at lr 1e-3 the teacher-forced loss is 0.037 "
+        "a token, yet token accuracy is 17.2 because 12 of the 16 generated sequences are, word for word, "
+        "the target of ANOTHER training example (5 distinct outputs for 16 sentences). The target "
+        "'PRON AUX VERB ...' carries no word of the source, so the pretrained decoder memorises the 16 "
+        "tag sequences as a language model keyed by their first tags and never learns to read the "
+        "(randomly initialised) cross-attention; the loss left is the first tags' uncertainty. Fix to "
+        "try: word-anchored targets ('word TAG word TAG ...', scored per word) so every step needs the "
+        "source (issue 13 item 7).",
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model,kind", list(E5))
+@pytest.mark.parametrize("model,kind", [pytest.param(*mk, marks=pytest.mark.xfail(
+                                            strict=True, raises=AssertionError, reason=E5_FAILS[mk]))
+                                        if mk in E5_FAILS else mk for mk in E5])
 def test_e5_stand_ins_memorise_16_examples_of_every_kind(model, kind, tmp_path):
     metric, floor = FLOOR[kind]
     scores, rows, info = overfit(model, KINDS[kind], tmp_path, max_length=128, **E5[model, kind])

@@ -179,6 +179,6 @@ def _evaluate_seq2seq(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig, 
         words = p.split()
         pi = [names.get(words[k], -1) if k < len(words) else -1 for k in range(len(e["tags"]))]
         all_p.append(pi); all_g.append(list(e["tags"]))
-        rows.append({"example_id": e["id"], "lang": lang, "metric": "accuracy",
+        rows.append({"example_id": e["id"], "lang": lang, "pred": p, "metric": "accuracy",
                      "value": 100.0 * float(np.mean(np.asarray(pi) == np.asarray(e["tags"]))) if e["tags"] else 0.0})
     return rows, {"accuracy": 100.0 * metrics.token_accuracy(all_p, all_g)}

@@ -138,3 +138,22 @@ def test_weight_recipe_is_hashed_only_where_a_model_has_one(monkeypatch):
     monkeypatch.setitem(MODELS, "e5ed-L3", dataclasses.replace(MODELS["e5ed-L3"], cross_attention_gain=None))
     assert run_id("intermediate", ed) not in {before_ed, run_id("intermediate", {**ed, "model": "e5ed-L6"})}
     assert run_id("intermediate", enc) == before_enc
+
+
+def test_new_fields_at_their_historical_value_keep_committed_ids(smoke_like):
+    """precision / eval_precision (issue 15) join the node params; at fp32 (what every committed node
+    did) they are left out of the hash, so ids stay; any other value is hashed and moves the ids."""
+    base = {n.id: n for n in build_grid(smoke_like)}
+    assert all(n.params["precision"] == "fp32" and n.params["eval_precision"] == "fp32" for n in base.values())
+    without = {k: v for k, v in next(iter(base.values())).params.items() if k not in grid.HASH_OMIT_DEFAULTS}
+    node = next(iter(base.values()))
+    assert run_id(node.phase, without, node.deps) == node.id, "the fp32 entries are not hashed"
+
+    def changed(*overrides: str) -> set[str]:
+        return set(base) - {n.id for n in build_grid(load_profile("smoke", ["seeds=[0, 1]", *overrides]))}
+
+    xnli_p2 = {i for i, n in base.items() if n.params.get("target") == "xnli"}
+    assert changed("target.xnli.precision=fp32", "target.xnli.eval_precision=fp32") == set()
+    assert changed("target.xnli.precision=bf16") == xnli_p2
+    assert changed("target.xnli.eval_precision=int8") == xnli_p2
+    assert changed("intermediate.precision=bf16") == {i for i, n in base.items() if n.phase == "intermediate" or n.deps}

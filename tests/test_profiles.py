@@ -216,3 +216,16 @@ def test_target_per_model_overrides_move_only_that_models_runs(tmp_path):
     assert "eval_langs" in msg
     msg = error_of(tmp_path, edited(target__xnli__per_model={"tiny-mt5": {"learning_rate": -1}}))
     assert "target.xnli.per_model.tiny-mt5.learning_rate" in msg
+
+
+def test_precisions_are_validated_with_the_allowed_values(tmp_path):
+    msg = error_of(tmp_path, edited(target__xnli__precision="fp16"))
+    assert "field target.xnli.precision" in msg and "'fp16'" in msg and "fp32, bf16" in msg
+    msg = error_of(tmp_path, edited(intermediate__eval_precision="int4"))
+    assert "field intermediate.eval_precision" in msg and "fp32, bf16, int8" in msg
+
+
+def test_precision_lists_match_the_trainer():
+    """profiles.py repeats train.py's allowed values to stay torch-free: the two must agree."""
+    from xlt_helpers import profiles, train
+    assert profiles.PRECISIONS == train.PRECISIONS and profiles.EVAL_PRECISIONS == train.EVAL_PRECISIONS

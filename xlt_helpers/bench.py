@@ -49,6 +49,8 @@ TARGET = "xnli"                       # every throughput measurement uses XNLI E
 BENCH_DIR = "bench"
 SCALING_CSV = "scaling.csv"
 RESULTS_MD = "results.md"
+#: the sections ``xlt bench --only`` selects (issue 15 added bf16, evalprec, evalcost)
+SECTIONS = ("train", "eval", "bf16", "evalprec", "evalcost", "orchestration", "scaling")
 
 
 # ------------------------------------------------------------------ configuration
@@ -76,6 +78,19 @@ class BenchConfig:
     scaling_eval_n: int = 50                      # evaluation is a constant part of every scaling point
     scaling_eval_langs: tuple[str, ...] = ("en",)
     scaling_epochs: float = 0.25                  # a quarter epoch per point: steps ∝ n, 8k examples fit the time box
+    # issue 15: the fixed node of the precision sections (bf16 training, evaluation precisions)
+    fixed_model: str = "e5-L3"
+    fixed_train_n: int = 1000                     # XNLI-en pairs, 1 epoch, batch 16
+    fixed_epochs: float = 1.0
+    fixed_eval_n: int = 200                       # per language (the cpu profile's XNLI eval_n)
+    qa_train_n: int = 500                         # MLQA-side training questions (1 epoch)
+    qa_eval_n: int = 100                          # per language (the cpu profile's MLQA eval_n)
+    # issue 15: cost of full evaluation sets, measured on cost_n examples per language in cost_langs
+    cost_models: tuple[str, ...] = ("e5-L3", "e5-L6", "e5-L12", "e5ed-L3", "e5ed-L6")
+    cost_targets: tuple[str, ...] = ("xnli", "mlqa")
+    cost_skip_mlqa: tuple[str, ...] = ()
+    cost_langs: tuple[str, ...] = ("en", "de", "zh")
+    cost_n: int = 48
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,7 +98,9 @@ FULL = BenchConfig(name="full", model="e5-L12", steps=10, eval_langs=("en", "de"
 FAST = BenchConfig(name="fast", model="tiny-xlmr", steps=3, batch_size=8, profile_steps=2, matmul_n=256,
                    eval_langs=("en", "de"), eval_n=24, eval_batch_size=8, node_train_n=16, node_reps=1,
                    scaling_model="tiny-xlmr", scaling_sizes=(16, 48), depth_models=(),
-                   depth_n=16, scaling_eval_n=8)
+                   depth_n=16, scaling_eval_n=8, fixed_model="tiny-xlmr", fixed_train_n=24, fixed_eval_n=12,
+                   qa_train_n=8, qa_eval_n=6, cost_models=("tiny-xlmr", "tiny-mt5"), cost_langs=("en",), cost_n=6,
+                   cost_skip_mlqa=("tiny-mt5",))
 
 # targets of issue 6
 TRAIN_SPEEDUP_TARGET = 4.0
@@ -326,11 +343,11 @@ def reference_train(cfg: BenchConfig, train, learning_rate: float, out_dir: Path
             "vocab_size": model.config.vocab_size}
 
 
-def ours_train(cfg: BenchConfig, train, texts, out_dir: Path):
+def ours_train(cfg: BenchConfig, train, texts, out_dir: Path, precision: str = "fp32"):
     """The project's trainer on the same examples and steps (``PhaseResult``; stats hold tokens/s)."""
     from .train import TrainConfig, train_phase
     tc = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, max_length=cfg.max_length,
-                     eval_batch_size=cfg.eval_batch_size, seed=0)
+                     eval_batch_size=cfg.eval_batch_size, seed=0, precision=precision)
     return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts)
 
 
@@ -649,10 +666,10 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
     cfg = FAST if fast else FULL
     out = Path(out_dir) if out_dir else (cache_dir() / "bench-fast" if fast else repo_root() / BENCH_DIR)
     out.mkdir(parents=True, exist_ok=True)
-    wanted = set(sections or ("train", "eval", "orchestration", "scaling"))
-    bad = wanted - {"train", "eval", "orchestration", "scaling"}
+    wanted = set(sections or SECTIONS)
+    bad = wanted - set(SECTIONS)
     if bad:
-        raise ValueError(f"unknown bench section(s) {sorted(bad)}; choose from train, eval, orchestration, scaling")
+        raise ValueError(f"unknown bench section(s) {sorted(bad)}; choose from {', '.join(SECTIONS)}")
     if "eval" in wanted:
         wanted.add("train")                       # evaluation measures the model item 1 trained
     cmd = "xlt bench" + (" --fast" if fast else "") + (f" --only {' --only '.join(sorted(wanted))}" if sections else "")
@@ -756,6 +773,13 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
                 "The padding bound is what sorting could gain if cost were proportional to padded tokens: "
                 "it is set by the data (XNLI pairs vary little in length), not by the code; per-batch "
                 "fixed costs and attention's length² term move the measured ratio around it."))
+            _write_page(out, results, start, cfg)
+    from . import bench_precision as bp
+    for name, build in (("bf16", lambda: bp.bf16_section(cfg, work, cmd, out)),
+                        ("evalprec", lambda: bp.evalprec_section(cfg, work, cmd, out)),
+                        ("evalcost", lambda: bp.evalcost_section(cfg, cmd, out))):
+        if name in wanted:
+            results.append(build())
             _write_page(out, results, start, cfg)
     if "scaling" in wanted:
         scal_df = scaling(cfg, work)

@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--fast", action="store_true",
                     help="tiny model, a few steps (seconds; CI); writes to <cache>/bench-fast unless --out")
     be.add_argument("--out", default=None, help="output folder (default: <repo>/bench, or <cache>/bench-fast with --fast)")
-    be.add_argument("--only", action="append", default=[], choices=("train", "eval", "orchestration", "scaling"),
-                    help="run only these measurements (repeatable; eval implies train)")
+    be.add_argument("--only", action="append", default=[],
+                    choices=("train", "eval", "bf16", "evalprec", "evalcost", "orchestration", "scaling"),
+                    help="run only these measurements (repeatable; eval implies train; bf16 = bf16 training, "
+                         "evalprec = evaluation precisions, evalcost = cost of full evaluation sets)")
     return p
 
 

@@ -39,6 +39,14 @@ Phase = Literal["intermediate", "target"]
 PHASE_NOTEBOOKS: dict[str, str] = {"intermediate": "01_intermediate.ipynb", "target": "02_target.ipynb"}
 HASH_CHARS = 10
 
+#: Node parameters added after nodes were committed, with the value that reproduces what those
+#: nodes did (their historical behaviour). ``run_id`` leaves a parameter out of the hashed payload
+#: when it has this value, so committed ids stay put; any other value is hashed and gives a new id.
+HASH_OMIT_DEFAULTS: dict[str, Any] = {
+    "precision": "fp32",          # training arithmetic (train.TrainConfig.precision)
+    "eval_precision": "fp32",     # evaluation arithmetic (train.TrainConfig.eval_precision)
+}
+
 
 @dataclass
 class Node:
@@ -94,7 +102,8 @@ def run_id(phase: Phase, params: dict[str, Any], deps: Sequence[str] = ()) -> st
         slug = f"p2-{params['model']}-{params['intermediate']}-{params['target']}-s{params['seed']}"
     else:
         raise ValueError(f"unknown phase {phase!r}; expected 'intermediate' or 'target'")
-    payload = {"phase": phase, "params": params, "deps": sorted(deps), "code_version": CODE_VERSION,
+    hashed = {k: v for k, v in params.items() if not (k in HASH_OMIT_DEFAULTS and v == HASH_OMIT_DEFAULTS[k])}
+    payload = {"phase": phase, "params": hashed, "deps": sorted(deps), "code_version": CODE_VERSION,
                "versions": framework_versions()}
     recipe = MODELS[params["model"]].weight_recipe() if params.get("model") in MODELS else {}
     if recipe:

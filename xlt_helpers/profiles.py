@@ -52,6 +52,8 @@ class IntermediateSettings:
     max_length: int
     warmup_ratio: float
     doc_stride: int = 128          # extractive-QA intermediate tasks only
+    precision: str = "fp32"        # training arithmetic: fp32 | bf16 (train.PRECISIONS)
+    eval_precision: str = "fp32"   # evaluation arithmetic: fp32 | bf16 | int8 (train.EVAL_PRECISIONS)
     per_task: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def for_task(self, task: str) -> dict[str, Any]:
@@ -75,6 +77,8 @@ class TargetSettings:
     max_length: int
     warmup_ratio: float
     doc_stride: int | None = None  # extractive-QA targets only
+    precision: str = "fp32"        # training arithmetic: fp32 | bf16 (train.PRECISIONS)
+    eval_precision: str = "fp32"   # evaluation arithmetic: fp32 | bf16 | int8 (train.EVAL_PRECISIONS)
     # per-model overrides of the hyperparameters above (e.g. a smaller learning rate for a deeper
     # model); a model without an entry gets exactly the shared settings, so its run ids do not move
     per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -213,6 +217,20 @@ def _names(allowed: Sequence[str], what: str, one: str) -> Checker:
     return check
 
 
+def _one_of(allowed: Sequence[str], meaning: str) -> Checker:
+    def check(v: Any, where: str) -> str:
+        if v not in allowed:
+            raise _err(where, f"unknown {meaning} {v!r}; allowed: {', '.join(allowed)}")
+        return v
+    return check
+
+
+# the allowed values live in train.py (which imports torch); repeated here so that loading a profile
+# stays torch-free, and pinned equal by tests/test_profiles.py
+PRECISIONS = ("fp32", "bf16")
+EVAL_PRECISIONS = ("fp32", "bf16", "int8")
+
+
 def _seeds(v: Any, where: str) -> tuple[int, ...]:
     if not isinstance(v, list) or not v:
         raise _err(where, f"expected a non-empty list of integers >= 0, got {v!r}")
@@ -234,12 +252,14 @@ _SETTING_CHECKERS: dict[str, Checker] = {
     "max_length": _int(8),
     "warmup_ratio": _number(0, 1),
     "doc_stride": _int(1),
+    "precision": _one_of(PRECISIONS, "training precision"),
+    "eval_precision": _one_of(EVAL_PRECISIONS, "evaluation precision"),
 }
 _INTERMEDIATE_FIELDS = ("train_n", "dev_n", "epochs", "max_steps", "batch_size", "learning_rate",
-                        "max_length", "warmup_ratio", "doc_stride")
+                        "max_length", "warmup_ratio", "doc_stride", "precision", "eval_precision")
 _TARGET_FIELDS = ("train_n", "eval_n", "eval_langs", "epochs", "max_steps", "batch_size", "learning_rate",
-                  "max_length", "warmup_ratio", "doc_stride")
-_OPTIONAL_SETTINGS = {"doc_stride"}
+                  "max_length", "warmup_ratio", "doc_stride", "precision", "eval_precision")
+_OPTIONAL_SETTINGS = {"doc_stride", "precision", "eval_precision"}
 
 
 def _mapping(v: Any, source: str, path: str, allowed: Sequence[str], required: Sequence[str]) -> dict[str, Any]:

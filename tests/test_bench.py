@@ -192,7 +192,7 @@ def test_padded_tokens_counts_each_batch_at_its_longest():
 
 # ------------------------------------------------------------------ issue 15: precision sections
 def test_precision_helpers_hand_worked():
-    from xlt_helpers import bench_precision as bp
+    from xlt_helpers import bench_speed as bp
     assert bp.agreement([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
     with pytest.raises(ValueError, match="one length"):
         bp.agreement([0], [0, 1])
@@ -204,7 +204,7 @@ def test_precision_helpers_hand_worked():
 
 
 def test_bf16_section_is_skipped_saying_why_without_native_bf16(monkeypatch, tmp_path):
-    from xlt_helpers import bench_precision as bp, train
+    from xlt_helpers import bench_speed as bp, train
     monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2"})
     s = bp.bf16_section(bench.FAST, tmp_path, "xlt bench --only bf16", tmp_path)
@@ -214,10 +214,13 @@ def test_bf16_section_is_skipped_saying_why_without_native_bf16(monkeypatch, tmp
 
 @pytest.mark.shared_data
 def test_fast_precision_sections(tmp_path, shared_data):
-    """Sections 6-8 of the fast suite with the tiny models: tables written, full-set sizes counted."""
-    path = bench.run_bench(fast=True, out_dir=tmp_path, sections=("bf16", "evalprec", "evalcost"))
+    """Sections 2b and 6-8 of the fast suite with the tiny models: tables written, full-set sizes counted."""
+    path = bench.run_bench(fast=True, out_dir=tmp_path, sections=("levers", "bf16", "evalprec", "evalcost"))
     md = path.read_text()
-    for title in ("6. bf16 training", "7. Evaluation precision", "8. Cost of full evaluation sets", "Extrapolated"):
+    lev = pd.read_csv(tmp_path / "levers.csv")
+    assert lev.groupby("lever")["train_tokens"].nunique().eq(1).all() and lev["train_tokens"].nunique() == 1, \
+        "every lever trains the same examples"
+    for title in ("2b. Training levers", "6. bf16 training", "7. Evaluation precision", "8. Cost of full evaluation sets", "Extrapolated"):
         assert title in md, title
     cost = pd.read_csv(tmp_path / "full_eval_cost.csv")
     assert set(cost["target"]) == {"xnli", "mlqa"} and (cost["s_per_example"] > 0).all()

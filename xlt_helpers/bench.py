@@ -1,6 +1,6 @@
-"""The benchmark suite of issue 6 (``xlt bench``): is the CPU pipeline as fast as claimed?
+"""The benchmark suite of issues 6 and 15 (``xlt bench``): is the CPU pipeline as fast as claimed?
 
-Five measurements, each a ratio taken side by side in one process (or one run) on
+Eight measurements, each a ratio taken side by side in one process (or one run) on
 the same machine, because this 2-core machine is shared and absolute numbers move
 with the load average; ratios measured back to back move much less:
 
@@ -18,6 +18,8 @@ with the load average; ratios measured back to back move much less:
    function called directly, each in a fresh process;
 5. **scaling**: wall time and peak RSS (``VmHWM``) of one phase-2 node, one fresh process
    per point, as the training set and the model depth grow, with a linear fit.
+6. **bf16 training**, 7. **evaluation precision**, 8. **cost of full evaluation sets**
+   (issue 15): in :mod:`xlt_helpers.bench_speed`; ``--only bf16 / evalprec / evalcost``.
 
 ``run_bench(fast=True)`` runs the same code with the tiny random model and a few steps
 (seconds; tests/test_bench.py); the full suite is run by hand and its ``bench/`` committed.
@@ -50,7 +52,7 @@ BENCH_DIR = "bench"
 SCALING_CSV = "scaling.csv"
 RESULTS_MD = "results.md"
 #: the sections ``xlt bench --only`` selects (issue 15 added bf16, evalprec, evalcost)
-SECTIONS = ("train", "eval", "bf16", "evalprec", "evalcost", "orchestration", "scaling")
+SECTIONS = ("train", "eval", "levers", "bf16", "evalprec", "evalcost", "orchestration", "scaling")
 
 
 # ------------------------------------------------------------------ configuration
@@ -78,6 +80,10 @@ class BenchConfig:
     scaling_eval_n: int = 50                      # evaluation is a constant part of every scaling point
     scaling_eval_langs: tuple[str, ...] = ("en",)
     scaling_epochs: float = 0.25                  # a quarter epoch per point: steps ∝ n, 8k examples fit the time box
+    # issue 15: training levers (fp32): a bigger batch over the same examples, foreach vs fused AdamW,
+    # torch.compile (one run: its first steps include compiling; minutes on 2 cores)
+    lever_batch_size: int = 80                   # 160 examples: 2 steps of 80 against 10 of 16
+    lever_compile: bool = True
     # issue 15: the fixed node of the precision sections (bf16 training, evaluation precisions)
     fixed_model: str = "e5-L3"
     fixed_train_n: int = 1000                     # XNLI-en pairs, 1 epoch, batch 16
@@ -100,7 +106,7 @@ FAST = BenchConfig(name="fast", model="tiny-xlmr", steps=3, batch_size=8, profil
                    scaling_model="tiny-xlmr", scaling_sizes=(16, 48), depth_models=(),
                    depth_n=16, scaling_eval_n=8, fixed_model="tiny-xlmr", fixed_train_n=24, fixed_eval_n=12,
                    qa_train_n=8, qa_eval_n=6, cost_models=("tiny-xlmr", "tiny-mt5"), cost_langs=("en",), cost_n=6,
-                   cost_skip_mlqa=("tiny-mt5",))
+                   cost_skip_mlqa=("tiny-mt5",), lever_batch_size=24, lever_compile=False)
 
 # targets of issue 6
 TRAIN_SPEEDUP_TARGET = 4.0
@@ -343,12 +349,17 @@ def reference_train(cfg: BenchConfig, train, learning_rate: float, out_dir: Path
             "vocab_size": model.config.vocab_size}
 
 
-def ours_train(cfg: BenchConfig, train, texts, out_dir: Path, precision: str = "fp32"):
-    """The project's trainer on the same examples and steps (``PhaseResult``; stats hold tokens/s)."""
+def ours_train(cfg: BenchConfig, train, texts, out_dir: Path, precision: str = "fp32", *, batch_size: int | None = None,
+               trainer_args: dict[str, Any] | None = None, callbacks: list | None = None):
+    """The project's trainer on the same examples and steps (``PhaseResult``; stats hold tokens/s).
+    ``batch_size`` other than the config's keeps the examples (one epoch of them), so fewer steps."""
     from .train import TrainConfig, train_phase
-    tc = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, max_length=cfg.max_length,
+    bs = batch_size or cfg.batch_size
+    steps = cfg.steps * cfg.batch_size // bs
+    tc = TrainConfig(max_steps=steps, batch_size=bs, max_length=cfg.max_length,
                      eval_batch_size=cfg.eval_batch_size, seed=0, precision=precision)
-    return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts)
+    return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts, trainer_args=trainer_args,
+                       callbacks=callbacks)
 
 
 # ------------------------------------------------------------------ item 2: profile
@@ -774,8 +785,9 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
                 "it is set by the data (XNLI pairs vary little in length), not by the code; per-batch "
                 "fixed costs and attention's length² term move the measured ratio around it."))
             _write_page(out, results, start, cfg)
-    from . import bench_precision as bp
-    for name, build in (("bf16", lambda: bp.bf16_section(cfg, work, cmd, out)),
+    from . import bench_speed as bp
+    for name, build in (("levers", lambda: bp.levers_section(cfg, work, cmd, out)),
+                        ("bf16", lambda: bp.bf16_section(cfg, work, cmd, out)),
                         ("evalprec", lambda: bp.evalprec_section(cfg, work, cmd, out)),
                         ("evalcost", lambda: bp.evalcost_section(cfg, cmd, out))):
         if name in wanted:

@@ -252,11 +252,14 @@ def encode_train(spec: ModelSpec, task: TaskSpec, ds: Dataset, tok, cfg: TrainCo
 
 
 def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainConfig, out_dir: str | Path, *,
-                init_from: str | Path | None = None, vocab_texts: list[str] | None = None) -> PhaseResult:
+                init_from: str | Path | None = None, vocab_texts: list[str] | None = None,
+                trainer_args: dict[str, Any] | None = None, callbacks: list | None = None) -> PhaseResult:
     """Train ``model_name`` on ``train_ds`` of ``task_name`` with a fresh head.
 
     ``vocab_texts``: every text the node will see (train and evaluation, all languages); the
-    vocabulary is trimmed to their tokens when ``cfg.trim_vocab``."""
+    vocabulary is trimmed to their tokens when ``cfg.trim_vocab``. ``trainer_args`` (extra
+    ``TrainingArguments``, e.g. ``torch_compile``) and ``callbacks`` are for measurements only
+    (``xlt bench``): a grid node never passes them, so everything that shapes a result is in ``cfg``."""
     spec, task = get_model(model_name), get_task(task_name)
     check_precision(cfg.precision)
     check_precision(cfg.eval_precision, "eval_precision", EVAL_PRECISIONS)
@@ -284,8 +287,9 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         bf16=cfg.precision == "bf16",
         label_names=["start_positions", "end_positions"] if task.kind == "extractive-QA" and spec.family == "encoder" else ["labels"],
+        **(trainer_args or {}),
     )
-    trainer = trainer_cls(model=model, args=args, train_dataset=feats, data_collator=collate)
+    trainer = trainer_cls(model=model, args=args, train_dataset=feats, data_collator=collate, callbacks=callbacks)
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0

@@ -1,5 +1,8 @@
-"""The precision measurements of ``xlt bench`` (issue 15): bf16 training, evaluation precisions,
-and what full evaluation sets cost.
+"""The speed measurements of ``xlt bench`` added by issue 15: fp32 training levers, bf16 training,
+evaluation precisions, and what full evaluation sets cost.
+
+2b. **training levers** (fp32): a bigger batch over the same examples, foreach vs fused AdamW,
+   ``torch.compile`` (compile time and steady step), each against the trainer as it is.
 
 6. **bf16 training**: :func:`xlt_helpers.train.train_phase` at ``precision="bf16"`` against fp32,
    same model, examples and steps, A B B A in one process; and a fixed small node (same seed)
@@ -351,3 +354,59 @@ def evalcost_section(cfg, cmd: str, out: Path):
              f"{' '.join(abba(list(precisions)))}, each side the mean of its two runs.")
     return Section("8. Cost of full evaluation sets (seconds per node)", cmd, rows, "measured (no target)", "measured",
                    notes, df, "Per model, target and precision (full_set_s_extrapolated = s_per_example × full_examples):")
+
+
+# ------------------------------------------------------------------ item 1 levers (fp32)
+def levers_section(cfg, work: Path, cmd: str, out: Path):
+    """Section 2b: what each fp32 lever does to ``train_phase``'s tokens/s on the same examples:
+    fewer, fuller batches (``cfg.lever_batch_size``), foreach instead of fused AdamW (transformers'
+    default on torch >= 2.8 is fused), and ``torch.compile`` (one run; its compile time is reported)."""
+    from transformers import TrainerCallback
+    from .bench import Section, _fmt, _train_data, load_average, ours_train
+    train, _, texts = _train_data(cfg)
+    sides = {"baseline (batch {}, fused AdamW)".format(cfg.batch_size): {},
+             f"batch {cfg.lever_batch_size} (same examples, fewer steps)": {"batch_size": cfg.lever_batch_size},
+             "foreach AdamW": {"trainer_args": {"optim": "adamw_torch"}}}
+    names = list(sides)
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    load_a = load_average()
+    for n in abba(names):
+        r = ours_train(cfg, train, texts, work, **sides[n]).stats
+        runs[n].append(r)
+        print(f"  lever {n}: {r['tokens_per_s']:.0f} tokens/s (load {load_average()})", flush=True)
+    load_b = load_average()
+    pooled = {n: sum(r["train_tokens"] for r in rs) / sum(r["train_wall_s"] for r in rs) for n, rs in runs.items()}
+    base = pooled[names[0]]
+    table = pd.DataFrame([{"lever": n, "run": i, "steps": r["steps"], "train_wall_s": r["train_wall_s"],
+                           "train_tokens": r["train_tokens"], "tokens_per_s": r["tokens_per_s"]}
+                          for n in names for i, r in enumerate(runs[n])])
+    rows = [(f"{n}: tokens/s (× baseline)", f"{_fmt(pooled[n])} ({_fmt(pooled[n] / base, '×')})") for n in names]
+    if cfg.lever_compile:
+        stamps: list[float] = []
+
+        class Steps(TrainerCallback):
+            def on_step_end(self, *a, **k):
+                stamps.append(time.perf_counter())
+
+        t0 = time.perf_counter()
+        r = ours_train(cfg, train, texts, work, trainer_args={"torch_compile": True}, callbacks=[Steps()]).stats
+        gaps = np.diff(stamps)
+        steady = float(np.median(gaps[len(gaps) // 2:])) if len(gaps) >= 2 else float("nan")
+        base_step = float(np.mean([x["train_wall_s"] / x["steps"] for x in runs[names[0]]]))
+        rows += [("torch.compile (inductor): wall of the run, compile included", _fmt(r["train_wall_s"], " s")),
+                 ("torch.compile: first two steps (compiling: static shapes, then dynamic)",
+                  _fmt(stamps[1] - t0 if len(stamps) > 1 else float("nan"), " s")),
+                 ("torch.compile: median later step / baseline mean step",
+                  f"{_fmt(steady, ' s')} / {_fmt(base_step, ' s')}")]
+        table = pd.concat([table, pd.DataFrame([{"lever": "torch.compile", "run": 0, "steps": r["steps"],
+                                                 "train_wall_s": r["train_wall_s"], "train_tokens": r["train_tokens"],
+                                                 "tokens_per_s": r["tokens_per_s"]}])], ignore_index=True)
+    rows.append(("load average before / after", f"{load_a} → {load_b}"))
+    table.to_csv(out / "levers.csv", index=False)
+    notes = (f"Each side trains {cfg.model} on the same {cfg.steps * cfg.batch_size} XNLI-en pairs (one epoch), fp32, "
+             f"order {' '.join(abba(['A', 'B', 'C']))} over the three sides; tokens/s = all tokens / all wall. A bigger "
+             "batch is a different optimisation (fewer steps), so it is a profile's `batch_size` choice, hashed "
+             "into run ids, not a free speed-up. `torch.compile` recompiles once the sequence length changes "
+             "(dynamic shapes), so a node pays two compilations.")
+    return Section("2b. Training levers (fp32)", cmd, rows, "measured (which levers pay)", "measured", notes, table,
+                   "Per run:")

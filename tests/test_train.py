@@ -171,9 +171,9 @@ def test_eval_precisions_agree_with_fp32_on_a_tiny_model(precision, tmp_path, sh
     b = np.stack(predict_encoder(res.model, feats, res.tokenizer.pad_token_id, 8, precision=precision)["logits"])
     assert np.abs(a - b).max() < 0.1 * max(1.0, np.abs(a).max())
     assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
-    if precision == "int8":
-        q = inference_model(res.model, "int8")
-        assert q is not res.model and inference_model(res.model, "int8") is q, "one quantized copy, cached"
-        assert isinstance(res.model.body.encoder.layer[0].attention.self.query, torch.nn.Linear), "the original is untouched"
+    q = inference_model(res.model, precision)
+    assert q is not res.model and inference_model(res.model, precision) is q, "one copy per precision, cached"
+    assert inference_model(res.model, "fp32") is res.model
+    assert all(p.dtype == torch.float32 for p in res.model.parameters()), "the trained model is untouched"
     rows, scores = evaluate(res, dev, "de", TrainConfig(**CFG, eval_precision=precision))
     assert len(rows) == len(dev) and 0 <= scores["accuracy"] <= 100

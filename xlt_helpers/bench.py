@@ -91,6 +91,7 @@ class BenchConfig:
     fixed_eval_n: int = 200                       # per language (the cpu profile's XNLI eval_n)
     qa_train_n: int = 500                         # MLQA-side training questions (1 epoch)
     qa_eval_n: int = 100                          # per language (the cpu profile's MLQA eval_n)
+    speed_qa_n: int = 32                          # MLQA questions per language for the model-time speed-up
     # issue 15: cost of full evaluation sets, measured on cost_n examples per language in cost_langs
     cost_models: tuple[str, ...] = ("e5-L3", "e5-L6", "e5-L12", "e5ed-L3", "e5ed-L6")
     cost_targets: tuple[str, ...] = ("xnli", "mlqa")
@@ -105,7 +106,7 @@ FAST = BenchConfig(name="fast", model="tiny-xlmr", steps=3, batch_size=8, profil
                    eval_langs=("en", "de"), eval_n=24, eval_batch_size=8, node_train_n=16, node_reps=1,
                    scaling_model="tiny-xlmr", scaling_sizes=(16, 48), depth_models=(),
                    depth_n=16, scaling_eval_n=8, fixed_model="tiny-xlmr", fixed_train_n=24, fixed_eval_n=12,
-                   qa_train_n=8, qa_eval_n=6, cost_models=("tiny-xlmr", "tiny-mt5"), cost_langs=("en",), cost_n=6,
+                   qa_train_n=8, qa_eval_n=6, speed_qa_n=4, cost_models=("tiny-xlmr", "tiny-mt5"), cost_langs=("en",), cost_n=6,
                    cost_skip_mlqa=("tiny-mt5",), lever_batch_size=24, lever_compile=False)
 
 # targets of issue 6

@@ -224,7 +224,9 @@ def test_fast_precision_sections(tmp_path, shared_data):
         assert title in md, title
     cost = pd.read_csv(tmp_path / "full_eval_cost.csv")
     assert set(cost["target"]) == {"xnli", "mlqa"} and (cost["s_per_example"] > 0).all()
-    np.testing.assert_allclose(cost["full_set_s_extrapolated"], cost["s_per_example"] * cost["full_examples"])
+    np.testing.assert_allclose(cost["full_set_s_extrapolated"],
+                               cost["copy_s"] + cost["s_per_example"] * cost["full_examples"])
+    assert (cost.loc[cost["precision"] == "fp32", "copy_s"] < 0.01).all(), "fp32 evaluates the model itself"
     assert set(cost.loc[cost["target"] == "xnli", "full_examples"]) == {15 * 2490}
     assert set(cost.loc[cost["target"] == "mlqa", "full_examples"]) == {4199}
     ag = pd.read_csv(tmp_path / "eval_precision_agreement.csv")

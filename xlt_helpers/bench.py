@@ -192,7 +192,7 @@ def render_results(sections: list[Section], machine_start: dict[str, Any], machi
                    cfg_name: str) -> str:
     """The markdown of ``bench/results.md``: machine description, then one block per measurement."""
     m = machine_start
-    lines = ["# Benchmark results (`xlt bench`, issue 6)", "",
+    lines = ["# Benchmark results (`xlt bench`, issues 6 and 15)", "",
              f"Suite: **{cfg_name}**. Every ratio is taken side by side in one run on this machine; the "
              "machine is shared, so the load average is recorded at start and end (absolute numbers move "
              "with it, ratios much less).", "",
@@ -244,7 +244,8 @@ def machine_description() -> dict[str, Any]:
     flags = ""
     try:
         info = Path("/proc/cpuinfo").read_text()
-        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in info)
+        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+                          if f" {f}" in info)
     except OSError:
         pass
     return {"cpu_model": f"{cpu_model()} ({flags or 'no AVX2/AVX-512 flags read'})", "cores": os.cpu_count(),

@@ -1,29 +1,42 @@
-"""The grid-analysis sections on the synthetic results folder of test_book (not study results)."""
+"""The grid-analysis sections on the synthetic results folder of conftest.py (not study results)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 
-from xlt_helpers import analysis, book, robustness
-from test_book import write_synthetic_results
+from xlt_helpers import analysis, robustness, statements
+from xlt_helpers.results import Results, load_results
+from xlt_helpers.tasks import primary_metric
 
 
-def test_sections_and_statements(tmp_path):
-    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+def test_sections_and_statements(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
     a = analysis.analyse(res, n_boot=50)
     assert a.targets == ["xnli", "mlqa"]
     assert len(analysis.gain_heatmaps(a)) == 2 and len(analysis.summary_tables(a)) == 2 * 3  # mlqa: f1 and em
-    assert analysis.near_chance_statements(a) == []                  # synthetic accuracies sit near 55-70
-    sizes = analysis.size_statements(a, n_boot=50)
+    assert statements.near_chance_statements(a) == []                  # synthetic accuracies sit near 55-70
+    sizes = statements.size_statements(a)
     assert len(sizes) == 4 and all("[" in s and "95% level" in s for s in sizes)   # 2 targets x 2 families
-    families = analysis.family_statements(a, n_boot=50)             # 2 targets x (L3, L6) depth pairs
+    families = statements.family_statements(a)             # 2 targets x (L3, L6) depth pairs
     assert len(families) == 4 and all("(encoder-decoder)" in s and s.count("95% level") == 2 for s in families)
-    assert analysis.depth_pairs(["e5-L3", "e5-L6", "e5ed-L3", "tiny-xlmr", "not-a-model"]) == [("e5-L3", "e5ed-L3")]
+    assert statements.depth_pairs(["e5-L3", "e5-L6", "e5ed-L3", "tiny-xlmr", "not-a-model"]) == [("e5-L3", "e5ed-L3")]
+    # decisiveness: one headline per target, then one line per model with the examples a ±target would need
+    dec = statements.decisiveness_statements(a)
+    heads = [line for line in dec if line.startswith("- **")]
+    assert [h.split(" (")[0] for h in heads] == ["- **XNLI", "- **MLQA"] and all("median half-width ±" in h for h in heads)
+    d = analysis.decisiveness(a)
+    assert len(dec) == len(heads) + len(d) and (d["median_half_width"] > 0).all()
+    # the synthetic grid has 2 tasks per model: the change of the difficulty slope with size has no interval
+    slopes = statements.slope_change_statements(a)
+    assert len(slopes) == len(analysis.slope_changes(a)) > 0
+    assert all("no interval (undefined" in line and "has 2 task(s)" in line for line in slopes)
 
     low = res.scores.copy()
     pick = (low["model"] == "e5-L3") & (low["intermediate"] == "none") & (low["target"] == "xnli") & (low["lang"] == "en")
     low.loc[pick, "score"] = 35.0
-    a_low = analysis.analyse(book.Results(res.dir, low, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
-    (line,) = analysis.near_chance_statements(a_low)
+    a_low = analysis.analyse(Results(res.dir, low, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
+    (line,) = statements.near_chance_statements(a_low)
     assert "`e5-L3` on XNLI" in line and "35.0" in line and "33.3" in line
 
     # one collapsed seed inside a healthy mean is named with its seed
@@ -32,8 +45,8 @@ def test_sections_and_statements(tmp_path):
     assert seed0.sum() == 1 and one.loc[pick & ~seed0, "score"].min() > 45
     one.loc[seed0, "score"] = 34.0
     one.loc[pick & ~seed0, "score"] = 80.0       # mean 57: not near chance as a model
-    a_one = analysis.analyse(book.Results(res.dir, one, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
-    (line,) = analysis.near_chance_statements(a_one)
+    a_one = analysis.analyse(Results(res.dir, one, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
+    (line,) = statements.near_chance_statements(a_one)
     assert "`e5-L3` on XNLI" in line and "seed 0 34.0" in line and "80.0" in line and "failed to learn" in line
 
 
@@ -47,14 +60,14 @@ def test_published_average_statements_say_what_an_average_cannot_show():
         row("l", 3, 64.0, "Xue et al. 2021 (a)"),
         row("l", 3, 66.0, "Phang et al. 2020 (b)", intermediate="mnli"),
     ])
-    lines = analysis.published_average_statements(table)
+    lines = statements.published_average_statements(table)
     assert len(lines) == 2
     assert "60.0 → 64.0" in lines[0] and "+4.0 points over 3 sizes, not rising at every step" in lines[0]
     assert "not the transfer gap" in lines[0]
     assert "+2.0 points" in lines[1] and "not a controlled gain" in lines[1]
     # a non-primary metric is left to the tables, not the conclusion
-    assert analysis.published_average_statements(table.assign(task="mlqa", metric="em")) == []
-    assert len(analysis.published_average_statements(table.assign(task="mlqa", metric="f1"))) == 2
+    assert statements.published_average_statements(table.assign(task="mlqa", metric="em")) == []
+    assert len(statements.published_average_statements(table.assign(task="mlqa", metric="f1"))) == 2
 
 
 def test_size_steps_are_adjacent_then_end_to_end():
@@ -63,35 +76,35 @@ def test_size_steps_are_adjacent_then_end_to_end():
     assert analysis.size_steps(["s", "m", "l"]) == [("s", "m"), ("m", "l"), ("s", "l")]
 
 
-def test_v_information_statements_need_recorded_bits(tmp_path):
-    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+def test_v_information_statements_need_recorded_bits(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
     a = analysis.analyse(res, n_boot=20)
-    assert analysis.v_information_statements(a) == [
+    assert statements.v_information_statements(a) == [
         "- No phase-1 run recorded V-usable information, so this measure is not available."]
     inter = res.intermediate.copy()
     # stand-in bits = 1 - difficulty (chance-normalised score): V-information measures *ease*
     inter["v_info_bits"] = (inter["score"] - inter["chance"]) / (100.0 - inter["chance"])
-    with_v = book.Results(res.dir, res.scores, res.per_example, inter, res.meta, ())
+    with_v = Results(res.dir, res.scores, res.per_example, inter, res.meta, ())
     a_v = analysis.analyse(with_v, n_boot=20)
     assert a_v.difficulty["v_info_bits"].notna().all()
-    lines = analysis.v_information_statements(a_v)
+    lines = statements.v_information_statements(a_v)
     corr = analysis.v_information_correlations(a_v)
-    primary = corr[corr["metric"] == corr["target"].map(book.primary_metric)]
+    primary = corr[corr["metric"] == corr["target"].map(primary_metric)]
     assert len(lines) == len(primary) > 0 and all(line.startswith("- `") for line in lines)
     # the synthetic grid has two intermediate tasks per model: too few for a correlation, and it says so
     assert (primary["n"] == 2).all() and all("needs at least 3" in line for line in lines)
 
 
-def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_path):
+def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_path, synthetic_results):
     # enough examples that the planted gains (sst2 +4, udpos -3 points) clear their intervals
-    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=400, with_runs=False))
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=400, with_runs=False))
     a = analysis.analyse(res, n_boot=200)
-    brief = analysis.brief_statements(a, n_boot=200)
+    brief = statements.brief_statements(a)
     assert [line.split(":**")[0] for line in brief] == [
         "- **Intermediate tasks", "- **Model size", "- **Model family (encoder → encoder-decoder)",
         "- **Gain vs score-based difficulty"]        # no V-information recorded in the synthetic results
 
-    primary = a.summary[(a.summary["metric"] == a.summary["target"].map(book.primary_metric))
+    primary = a.summary[(a.summary["metric"] == a.summary["target"].map(primary_metric))
                         & (a.summary["intermediate"] != "none")]
     sig = primary[(primary["gain_avg_lo"] > 0) | (primary["gain_avg_hi"] < 0)]
     pos, neg = sig[sig["gain_avg"] > 0], sig[sig["gain_avg"] < 0]
@@ -105,18 +118,61 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
     assert tasks.count("`") == 2 * len(sig)          # and nothing else is named
 
     # the size line counts the same contrasts the detailed statements print, and names the significant ones
-    contrasts = analysis.size_contrasts(a, n_boot=200)
+    contrasts = statements.size_contrasts(a)
     n_gap_sig = sum((c.result["gap_change_lo"] > 0) or (c.result["gap_change_hi"] < 0) for c in contrasts)
     assert f"the transfer gap changes significantly in {n_gap_sig} of {len(contrasts)} comparisons" in brief[1]
-    assert len(analysis.size_statements(a, n_boot=200)) == len(contrasts) == 4      # 2 targets x 2 families
+    assert len(statements.size_statements(a)) == len(contrasts) == 4      # 2 targets x 2 families
     corr = analysis.difficulty_correlations(a)      # 2 tasks per model: rho needs 3, an interval 5
     assert len(corr) == 8 and brief[3].endswith(f"0 of 8 model × target correlations have the "
                                                 f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; 0 exclude 0.")
 
 
-def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp_path):
-    res = book.load_results(write_synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
-    bare = book.Results(res.dir, res.scores, None, None, res.meta, ())
+def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    bare = Results(res.dir, res.scores, None, None, res.meta, ())
     a = analysis.analyse(bare, n_boot=20)
-    assert analysis.size_contrasts(a) == [] and analysis.family_contrasts(a) == []
-    assert analysis.brief_statements(a) == ["- No results with per-example scores yet: nothing to summarise."]
+    assert statements.size_contrasts(a) == [] and statements.family_contrasts(a) == []
+    assert statements.brief_statements(a) == ["- No results with per-example scores yet: nothing to summarise."]
+
+
+def test_full_scale_statements_open_with_slopes_equal_size_and_x_stilts():
+    from xlt_helpers.published import load_full_scale
+
+    fs = load_full_scale(n_boot=200)
+    lines = statements.full_scale_statements(fs)
+    assert lines[0].startswith("- **Gap vs size at full scale**")
+    assert "XNLI (accuracy) encoder -2.70" in lines[0] and "encoder-decoder -2.31" in lines[0]
+    assert "difference encoder-decoder - encoder" in lines[0]
+    eq = next(s for s in lines if s.startswith("- **Equal size**"))
+    assert "`mt5-base`" in eq and "gap 10.1 vs 10.0" in eq and "gap 13.9 vs 20.2" in eq
+    xs = next(s for s in lines if s.startswith("- **X-STILTs at full scale**"))
+    assert "MLQA (f1) SQuAD +1.9 > CSQA +1.6" in xs and "printed 72.3 while its cells give 74.3" in xs
+    assert not any("reference study" in s for s in lines)          # no reference summary given
+    ref = pd.DataFrame([dict(model="m", intermediate=t, target="xnli", metric="accuracy", gain_avg=g,
+                             gain_avg_lo=g - 1, gain_avg_hi=g + 1)
+                        for t, g in (("squad", -1.0), ("hellaswag", 0.5), ("commonsenseqa", -3.0))])
+    (last,) = [s for s in statements.full_scale_statements(fs, ref) if "reference study" in s]
+    # X-STILTs XNLI: hellaswag -0.3, squad -1.4, commonsenseqa -2.9 -> signs agree 2 of 3, same order (rho +1)
+    assert "same sign in 2 of 3" in last and "ρ = +1.00 over 3 tasks" in last and "1 of the reference" in last
+
+
+def test_published_size_statements_stay_within_one_paper():
+    from xlt_helpers.published import load_published, to_scores_table
+
+    lines = statements.published_size_statements(to_scores_table(load_published()))
+    assert not any("xlmr-large-xtreme" in s for s in lines)       # XTREME's run is no ladder of its own
+    assert any("`mt5-small` → `mt5-xxl`: transfer gap 13.0 → 7.1" in s for s in lines)
+
+
+def test_progress_note_says_how_much_of_the_grid_is_committed():
+    res = lambda meta: Results(Path("."), pd.DataFrame(), None, None, meta, ())  # noqa: E731
+    assert "3 of the 13 nodes" in analysis.progress_html(res({"profile": "smoke", "nodes": 3}))
+    assert analysis.progress_html(res({"profile": "smoke", "nodes": 13})) == "", "a finished grid needs no notice"
+    assert analysis.progress_html(res({"profile": "no-such-profile", "nodes": 3})) == ""
+
+
+def test_stands_for_table_labels_each_model_with_its_device():
+    meta = {"device": "CPU: x86_64, 2 threads", "devices_by_model": {"e5-L3": ["GPU: NVIDIA H200"]}}
+    t = analysis.stands_for_table(["e5-L3", "e5-L6"], meta)
+    assert list(t["trained on"]) == ["GPU: NVIDIA H200", "CPU: x86_64, 2 threads"]   # older meta: its one device
+    assert "trained on" not in analysis.stands_for_table(["e5-L3"]).columns

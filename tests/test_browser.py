@@ -2,7 +2,7 @@
 
 Uses Debian's chromium (/usr/bin/chromium) through Playwright. Without chromium the test is
 skipped locally but FAILS when $CI is set (CI installs it: apt-get install -y chromium).
-The book is built from the SYNTHETIC results of test_book.write_synthetic_results.
+The book is built from the SYNTHETIC results of conftest.write_synthetic_results.
 """
 from __future__ import annotations
 
@@ -47,13 +47,11 @@ def _is_local(url: str) -> bool:
 
 
 @pytest.mark.slow  # a full book build (~35 s) plus a browser start
-def test_results_page_draws_every_figure_offline(tmp_path):
+def test_results_page_draws_every_figure_offline(tmp_path, synthetic_results):
     _need_browser()
     from playwright.sync_api import sync_playwright
 
-    from test_book import write_synthetic_results  # tests/ is on sys.path under pytest's default import mode
-
-    html = book.build_book(results_dir=write_synthetic_results(tmp_path / "results"), out_dir=tmp_path / "out")
+    html = book.build_book(results_dir=synthetic_results(tmp_path / "results"), out_dir=tmp_path / "out")
     page_path = html / "book" / "results.html"
     requests, errors = [], []
     with sync_playwright() as pw:

@@ -1,6 +1,7 @@
 """The ``xlt`` command as a user runs it: subprocesses, SIGKILL and resume, the lock, status, clean."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -74,8 +75,29 @@ def test_status_on_finished_grid(finished, capsys):
     assert xlt(cli_args("status", finished)) == 0
     out = capsys.readouterr().out
     all_row = next(line for line in out.splitlines() if "│ all" in line)
-    assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [3, 0, 0, 0, 0, 3]
-    assert "failed nodes" not in out
+    assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [3, 0, 0, 0, 0, 0, 3]
+    assert "failed nodes" not in out and "do not verify" not in out
+
+
+def test_status_names_a_finished_node_that_does_not_verify(finished, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    p2 = next(n for n in nodes() if n.phase == "target")
+    m = runs / p2.id / "metrics.json"
+    m.write_bytes(m.read_bytes().replace(b'"en"', b'"EN"'))       # same size: only the sha256 sees it
+    capsys.readouterr()
+    assert xlt(cli_args("status", runs)) == 0
+    assert "do not verify" not in capsys.readouterr().out
+    assert xlt(cli_args("status", runs, "--verify")) == 0
+    out = capsys.readouterr().out
+    all_row = next(line for line in out.splitlines() if "│ all" in line)
+    assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [2, 1, 0, 0, 0, 0, 3]
+    assert f"{p2.id}: metrics.json: sha256 differs from DONE.json's record" in out
+    assert "xlt run --verify" in out
+    assert (runs / p2.id / "DONE.json").is_file(), "status moves nothing"
+    (runs / p2.id / "DONE.json").write_text("{garbage")
+    assert xlt(cli_args("status", runs)) == 0
+    assert f"{p2.id}: DONE.json: not valid JSON" in capsys.readouterr().out
 
 
 def test_second_concurrent_run_fails_with_lock_message(finished):
@@ -109,10 +131,11 @@ def test_clean_failed_incomplete_and_prune(finished, tmp_path, capsys):
     shutil.copytree(finished, runs)
     by_phase = {n.phase: n for n in nodes()}
     p1 = by_phase["intermediate"]
-    # fake one failed and one half-run node directory
-    (runs / "p2-fake-failed").mkdir()
+    # fake one failed and one half-run node directory (made by xlt run: node.json of their own id)
+    for fake in ("p2-fake-failed", "p2-half"):
+        (runs / fake).mkdir()
+        (runs / fake / "node.json").write_text(json.dumps({**p1.to_json(), "id": fake}))
     (runs / "p2-fake-failed" / "FAILED.json").write_text('{"error": "x"}')
-    (runs / "p2-half").mkdir()
     (runs / "p2-half" / "metrics.json").write_text("{}")
     assert xlt(["clean", "--runs-dir", str(runs)]) == 0
     assert not (runs / "p2-half").exists() and (runs / "p2-fake-failed").exists()
@@ -128,6 +151,86 @@ def test_clean_failed_incomplete_and_prune(finished, tmp_path, capsys):
     more = [*SETS, "target.xnli.eval_langs=[en]"]
     assert xlt(cli_args("run", runs, sets=more)) == 0
     assert (runs / p1.id / "checkpoint").is_dir()
+
+
+def _foreign_folders(runs: Path) -> dict[str, Path]:
+    """What else lives in a runs folder: an `xlt transfer` result (its default --out is the runs
+    folder) and a user's own folder of notes; neither has a node.json."""
+    transfer = runs / "transfer-e5-L3-sst2-xnli-s0"
+    (transfer / "target").mkdir(parents=True)
+    (transfer / "target" / "metrics.json").write_text('{"scores": {}}')
+    notes = runs / "my-notes"
+    notes.mkdir()
+    (notes / "ideas.txt").write_text("keep me")
+    moved = runs / "p2-x-none-xnli-s0-0123456789.bad-20261130T000000Z"  # moved aside by verification
+    moved.mkdir()
+    (moved / "node.json").write_text(json.dumps({"id": "p2-x-none-xnli-s0-0123456789", "phase": "target",
+                                                 "notebook": "02.ipynb", "params": {}}))
+    return {"transfer": transfer, "notes": notes, "moved": moved}
+
+
+@pytest.mark.parametrize("profile", [False, True])
+def test_clean_never_deletes_what_xlt_run_did_not_make(finished, tmp_path, capsys, profile):
+    """Issue 13: `xlt clean` removed every folder without DONE.json, a finished transfer result and a
+    user's notes included. It now removes only node folders xlt run made (node.json of that id)."""
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    keep = _foreign_folders(runs)
+    half = runs / "p2-half"
+    half.mkdir()
+    (half / "node.json").write_text(json.dumps({**nodes()[0].to_json(), "id": "p2-half"}))
+    extra = ["--profile", "smoke", *sum((["--set", s] for s in SETS), [])] if profile else []
+    capsys.readouterr()
+    assert xlt(["clean", "--runs-dir", str(runs), *extra]) == 0
+    out = capsys.readouterr().out
+    assert all(p.is_dir() for p in keep.values()), out
+    assert (keep["notes"] / "ideas.txt").read_text() == "keep me"
+    assert (keep["transfer"] / "target" / "metrics.json").is_file()
+    assert half.exists() == profile          # outside the profile's grid: kept under --profile
+    assert all(node_state(runs, n.id) == "done" for n in nodes())
+    if not profile:
+        assert "left alone" in out and "my-notes" in out and "transfer-e5-L3-sst2-xnli-s0" in out
+
+
+def test_clean_dry_run_lists_with_reasons_and_deletes_nothing(finished, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    half = runs / "p2-half"
+    half.mkdir()
+    (half / "node.json").write_text(json.dumps({**nodes()[0].to_json(), "id": "p2-half"}))
+    before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
+    capsys.readouterr()
+    assert xlt(["clean", "--runs-dir", str(runs), "--dry-run", "--prune-checkpoints", "--profile", "smoke",
+                *sum((["--set", s] for s in SETS), [])]) == 0
+    out = capsys.readouterr().out
+    p1 = next(n for n in nodes() if n.phase == "intermediate")
+    assert f"would remove {p1.id}/checkpoint  (checkpoint (--prune-checkpoints): all 2 dependents are done)" in out
+    assert "dry run, 1 to delete" in out            # p2-half is outside the profile's grid
+    assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
+    assert xlt(["clean", "--runs-dir", str(runs), "--dry-run"]) == 0
+    assert "would remove p2-half  (unfinished: made by xlt run, no DONE.json)" in capsys.readouterr().out
+    assert half.is_dir()
+
+
+def test_clean_asks_at_a_terminal_and_yes_skips_the_question(finished, tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished, runs)
+    half = runs / "p2-half"
+    half.mkdir()
+    (half / "node.json").write_text(json.dumps({**nodes()[0].to_json(), "id": "p2-half"}))
+    answers = iter(["n", "y"])
+    asked = []
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda q: asked.append(q) or next(answers))
+    assert xlt(["clean", "--runs-dir", str(runs)]) == 1          # answered no
+    assert half.is_dir() and "Delete these 1" in asked[0]
+    assert xlt(["clean", "--runs-dir", str(runs)]) == 0          # answered yes
+    assert not half.exists() and len(asked) == 2
+    half.mkdir()
+    (half / "node.json").write_text(json.dumps({**nodes()[0].to_json(), "id": "p2-half"}))
+    assert xlt(["clean", "--runs-dir", str(runs), "--yes"]) == 0  # not asked
+    assert not half.exists() and len(asked) == 2
 
 
 @pytest.mark.slow
@@ -184,3 +287,118 @@ def test_run_stops_before_retraining_a_study_committed_under_other_framework_ver
     assert not any(fresh.glob("p*")), "nothing was trained"
     # a finished grid has nothing to re-train: no reason to stop
     assert xlt(cli_args("run", finished, *export, sets=sets)) == 0
+
+
+def test_plan_prints_one_row_per_training_setup_and_says_what_does_not_fit(capsys):
+    """`xlt plan` on the smoke profile (tiny models, no data counting: max_steps is set)."""
+    assert xlt(["plan", "--profile", "smoke", "--set", "seeds=[0, 1]"]) == 0
+    out = capsys.readouterr().out
+    assert "profile smoke: 26 nodes" in out and "0 of " in out and "exceed 80 GiB" in out
+    assert "p2: mlqa" in out and "tiny-mt5" in out
+    assert xlt(["plan", "--profile", "smoke", "--gpu-mem", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "exceed 0.5 GiB" in out and "gradient_checkpointing" in out     # the fix is named
+
+
+def test_run_refuses_a_corrupt_committed_node_by_name_then_retrains_and_replaces_it(finished, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """Issue 13: a corrupt file in results/nodes was restored as done and crashed every later `xlt run`
+    with a bare JSONDecodeError. Now restore refuses it in one line (file and cause)."""
+    from xlt_helpers import results as store
+    res = tmp_path / "results"
+    assert len(store.export(finished, res)) == 3
+    p2 = next(n for n in nodes() if n.phase == "target")
+    (res / "nodes" / p2.id / "metrics.json").write_text('{"phase": ')
+    tables = []
+    monkeypatch.setattr(store, "write_tables", lambda *a, **k: tables.append(a))   # fixture metrics are not tidy
+    sets = SETS + ["export_results=true"]
+    fresh = tmp_path / "runs"
+    capsys.readouterr()
+    assert xlt(cli_args("run", fresh, "--results-dir", str(res), sets=sets)) == 0
+    out, err = capsys.readouterr()
+    assert "restored 2 finished nodes" in out
+    size = (finished / p2.id / "metrics.json").stat().st_size
+    assert (f"refused {res / 'nodes' / p2.id}: metrics.json: 10 bytes, DONE.json records {size} (truncated or "
+            f"changed after the node finished) (it trains again and its export replaces it") in err
+    assert "1 done" in out and len(tables) == 1        # retrained, exported, then the tables were written
+    assert (res / "nodes" / p2.id / "metrics.json").read_bytes() == (fresh / p2.id / "metrics.json").read_bytes()
+    # a corrupt committed copy of a node the runs folder holds whole is replaced from there, nothing trains
+    (res / "nodes" / p2.id / "metrics.json").write_text("garbage")
+    assert xlt(cli_args("run", fresh, "--results-dir", str(res), sets=sets)) == 0
+    out, _ = capsys.readouterr()
+    assert f"replaced {res / 'nodes' / p2.id} (metrics.json: 7 bytes, DONE.json records" in out
+    assert "nothing to run" in out
+    assert store.verify_store(res)[1] == []
+
+
+def test_results_command_verifies_the_store_and_records_hashes(finished, tmp_path, capsys):
+    from xlt_helpers import results as store
+    res = tmp_path / "results"
+    store.export(finished, res)
+    capsys.readouterr()
+    assert xlt(["results", "--results-dir", str(res)]) == 0
+    assert "3 committed nodes verify, 0 do not" in capsys.readouterr().out
+    p1 = next(n for n in nodes() if n.phase == "intermediate")
+    (res / "nodes" / p1.id / "DONE.json").write_text("[]")
+    assert xlt(["results", "--results-dir", str(res)]) == 1
+    assert f"BAD {res / 'nodes' / p1.id}: DONE.json: not a JSON dict (list)" in capsys.readouterr().out
+    assert xlt(["results", "--results-dir", str(res), "--record-hashes"]) == 2
+    assert "not recording hashes of a node that does not verify" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--model", "gpt-17"], "xlt transfer: --model 'gpt-17' is not one of the valid values: e5-L12, e5-L3,"),
+    (["--target", "xnlii"], "xlt transfer: --target 'xnlii' is not one of the valid values: mlqa, pawsx, xnli, xquad"),
+    (["--intermediate", "foo"], "xlt transfer: --intermediate 'foo' is not one of the valid values: none, anli,"),
+    (["--epochs", "0"], "xlt transfer: --epochs: expected a number > 0, got 0.0"),
+    (["--batch-size", "0"], "xlt transfer: --batch-size: expected an integer >= 1, got 0"),
+    (["--train-n", "-3"], "xlt transfer: --train-n: expected an integer >= 1, got -3"),
+    (["--learning-rate=-1e-4"], "xlt transfer: --learning-rate: expected a number > 0, got -0.0001"),
+    (["--max-length", "600"], "xlt transfer: --max-length: 600 is more than the 512 token positions of model 'e5-L3'"),
+])
+def test_transfer_bad_value_is_one_line_with_the_valid_values(argv, line, capsys, monkeypatch):
+    import xlt_helpers.pipeline as pipeline
+    monkeypatch.setattr(pipeline, "run_intermediate", lambda **kw: pytest.fail("trained despite a bad value"))
+    assert xlt(["transfer", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(line) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("code, cause, fix", [(30, "Read-only file system", "make it writable"),
+                                              (28, "No space left on device", "free space there")])
+def test_read_only_or_full_runs_folder_is_one_line_naming_it(tmp_path, monkeypatch, capsys, code, cause, fix):
+    """Running as root, chmod cannot make a folder read-only: the filesystem's answer is simulated."""
+    real = os.open
+
+    def refuse(path, *a, **k):
+        if str(path).endswith(".lock"):
+            raise OSError(code, cause, str(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", refuse)
+    runs = tmp_path / "runs"
+    for cmd in ("run", "clean"):
+        runs.mkdir(exist_ok=True)
+        args = cli_args("run", runs) if cmd == "run" else ["clean", "--runs-dir", str(runs)]
+        assert xlt(args) == 2
+        err = capsys.readouterr().err
+        assert err == (f"xlt {cmd}: cannot create the lock file in the runs folder {runs} ({runs / '.lock'}): "
+                       f"{cause}. Fix: {fix}, or pass another --runs-dir (or $XLT_RUNS_DIR)\n")
+
+
+def test_run_on_a_full_disk_says_it_stopped_and_why(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from xlt_helpers import files as R
+    real = R.write_bytes_atomic
+
+    def write(path, data):
+        if Path(path).name == "DONE.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(R, "write_bytes_atomic", write)
+    assert xlt(cli_args("run", tmp_path)) == 1
+    out, err = capsys.readouterr()
+    assert f"xlt run: stopped: the runs folder {tmp_path} is full or read-only: " in err
+    assert "1 failed" in out and "FAILED" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,53 @@ def test_holdout_on_a_small_file(tmp_path):
     dev = load_task("hellaswag", "dev", data_dir=tmp_path)
     assert len(dev) == 8 and len(train) == 32                     # 20% of 20 contexts, 2 rows each
     assert not set(train["context"][:]) & set(dev["context"][:])
+
+
+def cosmosqa_rows() -> list[dict]:
+    """19 CosmosQA items on 10 passages; passage i has (i % 3) + 1 items, passage 4 asks one question twice
+    with other answers (as the real file does)."""
+    rows = []
+    for i in range(10):
+        for j in range(i % 3 + 1):
+            rows.append({"id": f"cos-{i}-{j}", "context": f"passage {i}", "question": "Why?" if i == 4 else f"q{j}",
+                         "answer0": f"a{j}", "answer1": "b", "answer2": "c", "answer3": "d", "label": (i + j) % 4})
+    return rows
+
+
+def test_cosmosqa_split_is_by_passage_hash_whatever_the_file_order(tmp_path):
+    # Hand-computed from the rule: sha256("xlt-holdout-v1:passage i") hex starts 8660ee… (i=3), 868032… (4),
+    # 89b717… (7), a76ea3… (8), b4fa3c… (5), bf7d45… (1), db32d7… (0), dc7e6c… (9), eff166… (2), f1a274… (6).
+    # 20% of 10 passages = 2 -> dev = passages 3 (1 item) and 4 (2 items) = 3 items; train = the other 16.
+    rows = cosmosqa_rows()
+    assert len(rows) == 19
+    write(tmp_path / "a/english/cosmosqa/valid.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    shuffled = rows[:]
+    random.Random(7).shuffle(shuffled)
+    assert shuffled != rows
+    write(tmp_path / "b/english/cosmosqa/valid.jsonl", "".join(json.dumps(r) + "\n" for r in shuffled))
+    split = {}
+    for folder in ("a", "b"):
+        train = load_task("cosmosqa", "train", data_dir=tmp_path / folder)
+        dev = load_task("cosmosqa", "dev", data_dir=tmp_path / folder)
+        split[folder] = (sorted(train["id"][:]), sorted(dev["id"][:]))
+    assert split["a"] == split["b"]                                      # file order plays no part
+    train_ids, dev_ids = split["a"]
+    assert dev_ids == ["cos-3-0", "cos-4-0", "cos-4-1"]
+    assert len(train_ids) == 16 and not set(train_ids) & set(dev_ids)
+    assert sorted(train_ids + dev_ids) == sorted(r["id"] for r in rows)   # a partition: nothing dropped
+    # n and seed subsample inside a side: they never move an item across the split
+    for seed in (0, 1, 2):
+        assert set(load_task("cosmosqa", "dev", n=2, seed=seed, data_dir=tmp_path / "a")["id"][:]) < set(dev_ids)
+        assert set(load_task("cosmosqa", "train", n=5, seed=seed, data_dir=tmp_path / "a")["id"][:]) < set(train_ids)
+
+
+def test_cosmosqa_split_sizes_on_the_real_file(shared_data):
+    train, dev = load_task("cosmosqa", "train", source="local"), load_task("cosmosqa", "dev", source="local")
+    assert (len(train), len(dev)) == (2386, 599)                          # 2,985 items (COUNTS.tsv)
+    assert (len(set(train["context"][:])), len(set(dev["context"][:]))) == (1956, 489)   # 20% of 2,445 passages
+    assert not set(train["context"][:]) & set(dev["context"][:])
+    assert_disjoint(train, [dev], task="cosmosqa")
+    assert len(dev[0]["choices"]) == 4 and 0 <= dev[0]["label"] < 4
 
 
 def test_holdout_split_is_a_pure_function_of_the_groups():

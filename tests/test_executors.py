@@ -76,7 +76,7 @@ def test_failed_node_skips_dependents_and_the_rest_continue(tmp_path, monkeypatc
     assert "failed nodes:" in text and "fixture failure requested for task udpos" in text
     all_row = next(line for line in text.splitlines() if "│ all" in line or line.startswith("all"))
     assert [int(x) for x in all_row.replace("│", " ").split()[1:]] == [
-        len(summary.done), len(bad), len(skipped), 0, 0, len(nodes)]
+        len(summary.done), 0, len(bad), len(skipped), 0, 0, len(nodes)]   # done bad failed skipped running pending
 
 
 def test_progress_eta_is_mean_time_times_remaining_over_workers():
@@ -105,3 +105,81 @@ def test_ray_executor_runs_every_node(tmp_path):
     for n in nodes:
         assert metrics(tmp_path, n.id) == metrics(local, n.id)
         assert sorted(p.name for p in (tmp_path / n.id).iterdir()) == sorted(p.name for p in (local / n.id).iterdir())
+
+
+def test_a_finished_node_that_does_not_verify_is_named_moved_aside_and_runs_again(tmp_path):
+    profile, nodes = grid("models=[tiny-xlmr]")
+    p1 = next(n for n in nodes if n.phase == "intermediate")
+    assert run_grid(nodes, tmp_path, workers=2, progress=False).ok
+    ckpt = tmp_path / p1.id / "checkpoint" / "weights.txt"
+    whole = ckpt.stat().st_size
+    ckpt.write_text(ckpt.read_text()[:-3])                       # a half-written phase-1 checkpoint
+    out = io.StringIO()
+    again = run_grid(nodes, tmp_path, workers=2, stream=out, progress=False)
+    assert [(i, why) for i, why, _ in again.moved_aside] == [
+        (p1.id, f"checkpoint/weights.txt: {whole - 3} bytes, DONE.json records {whole} "
+                f"(truncated or changed after the node finished)")]
+    moved = again.moved_aside[0][2]
+    assert moved.is_dir() and moved.name.startswith(f"{p1.id}.bad-")
+    assert f"node {p1.id} did not verify (checkpoint/weights.txt: " in out.getvalue()
+    assert again.done == [p1.id] and again.ok                    # it ran again; its dependents stay done
+    assert node_state(tmp_path, p1.id) == "done" and (tmp_path / p1.id / "checkpoint" / "weights.txt").is_file()
+    # a change that keeps the size is seen by the sha256 check only (xlt run --verify, xlt status --verify)
+    m = tmp_path / p1.id / "metrics.json"
+    m.write_bytes(m.read_bytes().replace(b"sst2", b"SST2"))
+    assert not run_grid(nodes, tmp_path, progress=False).moved_aside
+    hashed = run_grid(nodes, tmp_path, progress=False, verify_hashes=True)
+    assert [i for i, _, _ in hashed.moved_aside] == [p1.id] and hashed.done == [p1.id]
+    assert "sha256 differs" in hashed.moved_aside[0][1]
+
+
+def _disk_full_for(monkeypatch, *names: str) -> None:
+    """Simulate a full disk: every atomic write of a file called one of ``names`` raises ENOSPC (in this
+    process and in the runners it forks, which inherit the patch)."""
+    import errno
+
+    from xlt_helpers import files as R
+    real = R.write_bytes_atomic
+
+    def write(path, data):
+        if Path(path).name in names:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(R, "write_bytes_atomic", write)
+
+
+def test_full_disk_marks_the_running_node_failed_and_stops_the_grid(tmp_path, monkeypatch):
+    """Issue 13: on a full disk the parent crashed and left no FAILED.json. Now the node that hit it is
+    failed (FAILED.json, with the errno), nothing more starts, and the summary says why."""
+    _disk_full_for(monkeypatch, "DONE.json")
+    profile, nodes = grid("models=[tiny-xlmr]")
+    summary = run_grid(nodes, tmp_path, workers=1, progress=False)
+    first = summary.failed[0]
+    assert len(summary.failed) == 1 and not summary.done and not summary.ok
+    failed = json.loads((tmp_path / first / "FAILED.json").read_text())
+    assert failed["errno"] == 28 and failed["error"] == "OSError: [Errno 28] No space left on device"
+    assert summary.stopped.startswith(f"the runs folder {tmp_path} is full or read-only: {first} failed with "
+                                      f"OSError: [Errno 28] No space left on device.")
+    started = [n.id for n in nodes if (tmp_path / n.id).exists()]
+    assert started == [first], "nothing started after the disk filled up"
+    assert summary.stopped.endswith(f"({len(nodes) - 1 - len(summary.skipped)} nodes not started)")
+
+
+def test_full_disk_even_for_failed_json_still_stops_cleanly(tmp_path, monkeypatch):
+    _disk_full_for(monkeypatch, "DONE.json", "FAILED.json")
+    profile, nodes = grid("models=[tiny-xlmr]")
+    summary = run_grid(nodes, tmp_path, workers=1, progress=False)
+    first = summary.failed[0]
+    assert len(summary.failed) == 1 and not summary.done
+    assert not (tmp_path / first / "DONE.json").exists()          # not done: it runs again next time
+    assert summary.stopped.startswith(f"cannot write FAILED.json of {first} in the runs folder {tmp_path}: "
+                                      f"No space left on device. Fix: free space there")
+
+
+def test_full_disk_when_a_node_starts_stops_the_grid(tmp_path, monkeypatch):
+    _disk_full_for(monkeypatch, "node.json")
+    profile, nodes = grid("models=[tiny-xlmr]")
+    summary = run_grid(nodes, tmp_path, workers=2, progress=False)
+    assert summary.failed and not summary.done and not summary.ok
+    assert summary.stopped.startswith(f"cannot start node {summary.failed[0]} in the runs folder {tmp_path}")

@@ -127,3 +127,61 @@ def test_partial_results_give_self_explaining_empty_figures():
         assert not fig.data and fig.layout.annotations[0].text == figures.NO_GAINS
     no_gain = pd.DataFrame({"difficulty": [0.4], "gain_avg": [np.nan], "model": ["m"], "intermediate": ["sst2"]})
     assert "dev score" in figures.gain_vs_difficulty(no_gain).layout.annotations[0].text
+
+
+# ---- full-scale figures ------------------------------------------------------------------------
+
+def _gaps() -> pd.DataFrame:
+    return pd.DataFrame([
+        dict(family="encoder", paper="P1", model="e-s", gap=10.0, total=300e6, non_embedding=100e6),
+        dict(family="encoder", paper="P1", model="e-l", gap=8.0, total=600e6, non_embedding=1e9),
+        dict(family="encoder", paper="P2", model="e-l2", gap=9.0, total=600e6, non_embedding=1e9),
+        dict(family="encoder-decoder", paper="P3", model="d-s", gap=12.0, total=300e6, non_embedding=10e6),
+        dict(family="encoder-decoder", paper="P3", model="d-l", gap=6.0, total=13e9, non_embedding=10e9)])
+
+
+def _fits() -> pd.DataFrame:
+    return pd.DataFrame([dict(family="encoder", models="e-s, e-l", slope=-2.0, slope_lo=-3.0, slope_hi=-1.0,
+                              intercept=26.0),
+                         dict(family="encoder-decoder", models="d-s, d-l", slope=-2.0, slope_lo=-2.5, slope_hi=-1.5,
+                              intercept=26.0)])
+
+
+def test_gap_vs_params_points_fits_hover_and_log_axis():
+    ref = pd.DataFrame(dict(model=["d-s", "d-l"], gap_tt=[7.0, 5.0], non_embedding=[10e6, 10e9]))
+    fig = figures.gap_vs_params(_gaps(), _fits(), reference=ref)
+    assert fig.layout.xaxis.type == "log"
+    names = [t.name for t in fig.data]
+    assert names[:3] == ["encoder: P1", "encoder: P2", "encoder-decoder: P3"]
+    p1 = fig.data[0]
+    assert list(p1.y) == [10.0, 8.0] and list(p1.x) == [100e6, 1e9]
+    assert p1.customdata[0][1] == "300M" and p1.customdata[1][2] == "1.00B"     # total and non-embedding in hover
+    assert fig.data[1].marker.color == "white"                                   # P2's point is not in the fit
+    line = fig.data[3]
+    assert "slope -2.00 [-3.00, -1.00]" in line.name
+    assert line.y[0] == pytest.approx(26.0 - 2.0 * 8) and line.y[-1] == pytest.approx(26.0 - 2.0 * 9)
+    assert fig.data[-1].line.dash == "dot" and list(fig.data[-1].y) == [7.0, 5.0]
+
+
+def test_language_gap_heatmap_cells_and_order():
+    t = pd.DataFrame(dict(model=["s", "s", "l", "l"], lang=["de", "sw", "de", "sw"], gap=[10.0, 20.0, 5.0, 12.0]))
+    hm = figures.language_gap_heatmap(t, models=["s", "l"]).data[0]
+    assert list(hm.x) == ["s", "l"] and list(hm.y) == ["de", "sw"]     # largest mean gap last (top)
+    assert np.asarray(hm.z, float)[1, 1] == 12.0
+
+
+def test_catch_up_scatter_in_percent_on_log_share():
+    t = pd.DataFrame(dict(lang=["de", "sw", "fr"], share=[3.0, 0.5, np.nan], closed=[0.5, 0.25, 0.1]))
+    fig = figures.catch_up_scatter(t)
+    assert fig.layout.xaxis.type == "log"
+    assert list(fig.data[0].text) == ["de", "sw"] and list(fig.data[0].y) == [50.0, 25.0]
+
+
+def test_task_target_heatmap_cells_and_refuses_duplicates():
+    t = pd.DataFrame(dict(intermediate=["A", "A", "B", "B"], target=["xnli", "mlqa", "xnli", "mlqa"],
+                          gain=[1.0, -2.0, 3.0, 0.5]))
+    hm = figures.task_target_heatmap(t, targets=["xnli", "mlqa"]).data[0]
+    assert list(hm.x) == ["xnli", "mlqa"] and list(hm.y) == ["A", "B"]   # B has the larger mean gain: on top
+    assert np.asarray(hm.z, float)[0, 1] == -2.0 and hm.zmid == 0
+    with pytest.raises(ValueError, match="several rows"):
+        figures.task_target_heatmap(pd.concat([t, t]))

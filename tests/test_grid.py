@@ -157,3 +157,133 @@ def test_new_fields_at_their_historical_value_keep_committed_ids(smoke_like):
     assert changed("target.xnli.precision=bf16") == xnli_p2
     assert changed("target.xnli.eval_precision=int8") == xnli_p2
     assert changed("intermediate.precision=bf16") == {i for i, n in base.items() if n.phase == "intermediate" or n.deps}
+
+
+def test_memory_levers_enter_run_ids_only_when_not_at_their_historical_default(smoke_like):
+    """gradient_accumulation_steps / gradient_checkpointing (grid.HASH_OMIT_DEFAULTS): at 1 / false a
+    node keeps the id it had before the fields existed; any other value is a new node."""
+    params = {"model": "tiny-xlmr", "task": "sst2", "seed": 0, "batch_size": 8}
+    before = run_id("intermediate", params)
+    assert run_id("intermediate", {**params, "gradient_accumulation_steps": 1,
+                                   "gradient_checkpointing": False}) == before
+    assert run_id("intermediate", {**params, "gradient_accumulation_steps": 4}) != before
+    assert run_id("intermediate", {**params, "gradient_checkpointing": True}) != before
+    base = build_grid(smoke_like)
+    assert all(n.params["gradient_accumulation_steps"] == 1 and n.params["gradient_checkpointing"] is False
+               for n in base)                    # papermill injects them, so the notebooks receive them
+    accum = {n.id for n in build_grid(load_profile("smoke", ["seeds=[0, 1]",
+                                                              "target.xnli.gradient_accumulation_steps=2"]))}
+    xnli = {n.id for n in base if n.params.get("target") == "xnli"}
+    assert {n.id for n in base} - accum == xnli
+
+
+# ------------------------------------------------------------------ every field hashed, committed ids kept
+def _another(name, value):
+    """A valid value of hyperparameter ``name`` different from ``value`` (its current one)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str):            # precision / eval_precision: fp32 -> bf16
+        return {"precision": "bf16", "eval_precision": "bf16"}[name]
+    if value is None:                     # max_steps / learning_rate: null -> a number
+        return 7 if name == "max_steps" else 0.0123
+    return value + 1 if isinstance(value, int) else round(value + 0.01, 6)
+
+
+def test_every_training_field_moves_the_run_id(smoke_like):
+    """Each TrainConfig field in turn, changed in the profile, gives new ids to exactly the nodes it
+    reaches; none is left out of the hash (issue 13.5)."""
+    from xlt_helpers.hparams import HPARAMS, PHASE_HPARAMS, applies
+
+    base = {n.id: n for n in build_grid(smoke_like)}
+    mlqa = {i for i, n in base.items() if n.params.get("target") == "mlqa"}
+    p1_and_deps = {i for i, n in base.items() if n.phase == "intermediate" or n.deps}
+    for name in PHASE_HPARAMS:
+        new = _another(name, smoke_like.target["mlqa"].hparams[name])
+        ids = {n.id for n in build_grid(load_profile("smoke", ["seeds=[0, 1]", f"target.mlqa.{name}={new}"]))}
+        assert set(base) - ids == mlqa, (name, new)
+        if applies(name, "classification"):                       # the smoke grid's phase 1 is sst2/udpos
+            new = _another(name, smoke_like.intermediate.hparams[name])
+            ids = {n.id for n in build_grid(load_profile("smoke", ["seeds=[0, 1]", f"intermediate.{name}={new}"]))}
+            assert set(base) - ids == p1_and_deps, (name, new)
+    # the node-level fields of TrainConfig: seed is in the slug, trim_vocab a profile switch
+    assert set(HPARAMS) - set(PHASE_HPARAMS) == {"seed", "trim_vocab"}
+    assert {n.id for n in build_grid(load_profile("smoke", ["seeds=[0, 1]", "trim_vocab=false"]))}.isdisjoint(base)
+
+
+def test_historical_defaults_are_left_out_of_the_hash():
+    from xlt_helpers.grid import HASH_OMIT_DEFAULTS
+
+    params = {"model": "tiny-xlmr", "task": "sst2", "seed": 0, "batch_size": 8}
+    before = run_id("intermediate", params)            # a node made before these fields were passed
+    assert run_id("intermediate", {**params, **HASH_OMIT_DEFAULTS}) == before
+    assert run_id("intermediate", {**params, "weight_decay": 0}) == before          # 0 is 0.0
+    assert run_id("intermediate", {**params, "freeze_word_embeddings": 1}) != before  # 1 is not True
+    for name, value in HASH_OMIT_DEFAULTS.items():
+        other = (not value) if isinstance(value, bool) else "bf16" if isinstance(value, str) else value + 1
+        assert run_id("intermediate", {**params, name: other}) != before, name
+
+
+def test_historical_defaults_are_what_every_committed_node_ran_with():
+    """HASH_OMIT_DEFAULTS holds the values the committed nodes ran with (their metrics.json config),
+    and they are TrainConfig's defaults, so a profile that names none of them keeps the committed ids."""
+    from pathlib import Path
+
+    from xlt_helpers.grid import HASH_OMIT_DEFAULTS
+    from xlt_helpers.hparams import TrainConfig
+
+    # added after the study, so no committed config records them: every committed node stepped the
+    # optimizer once per batch and kept its activations (transformers' own defaults), i.e. 1 / false
+    after_study = {"gradient_accumulation_steps", "gradient_checkpointing", "precision", "eval_precision"}
+    nodes = sorted((Path(__file__).resolve().parents[1] / "results" / "nodes").glob("*/metrics.json"))
+    assert len(nodes) >= 92
+    for path in nodes:
+        config = json.loads(path.read_text())["config"]
+        assert not after_study & set(config), path.parent.name
+        assert {k: config[k] for k in HASH_OMIT_DEFAULTS if k not in after_study} == {
+            k: v for k, v in HASH_OMIT_DEFAULTS.items() if k not in after_study}, path.parent.name
+    assert {k: HASH_OMIT_DEFAULTS[k] for k in after_study} == {"gradient_accumulation_steps": 1,
+                                                                 "gradient_checkpointing": False,
+                                                                 "precision": "fp32", "eval_precision": "fp32"}
+    assert {k: getattr(TrainConfig(), k) for k in HASH_OMIT_DEFAULTS} == HASH_OMIT_DEFAULTS
+
+
+def test_data_manifest_entries_enter_the_id_only_when_changed(smoke_like, tmp_path, monkeypatch):
+    """Nodes reading the data the committed study was made with keep their ids (the snapshot adds
+    nothing); a changed manifest entry moves exactly the nodes that read that file (issue 13.4)."""
+    from xlt_helpers import manifest
+
+    snap = manifest.SNAPSHOT.read_text()
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
+    (tmp_path / "MANIFEST.sha256").write_text(snap)
+    same = {n.id: n for n in build_grid(smoke_like)}
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path / "absent"))
+    assert set(same) == {n.id for n in build_grid(smoke_like)}       # no data folder: nothing added either
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
+    old = manifest.snapshot()["xnli/dev-de.tsv"]
+    (tmp_path / "MANIFEST.sha256").write_text(snap.replace(old, "0" * 64))
+    moved = set(same) - {n.id for n in build_grid(smoke_like)}
+    assert moved and moved == {i for i, n in same.items()
+                               if n.params.get("target") == "xnli" and "de" in n.params["eval_langs"]}
+
+
+
+def test_weight_recipe_follows_whether_the_node_generates_its_targets():
+    """Warm-started encoder-decoders keep their cross-attention recipe for ranked targets (XNLI, SST-2:
+    the committed nodes' ids are unchanged) and start generated ones (MLQA, UD-POS) without it."""
+    spec = MODELS["e5ed-L3"]
+    assert spec.weight_recipe(generated_targets=False) == {"cross_attention_gain": 10.0}
+    assert spec.weight_recipe(generated_targets=True) == {}
+    mlqa = {"model": "e5ed-L3", "intermediate": "none", "target": "mlqa", "seed": 0}
+    xnli = {**mlqa, "target": "xnli"}
+    assert MODELS["mt5-small"].weight_recipe(generated_targets=False) == {}
+    import hashlib  # the payload run_id hashes, rebuilt by hand
+
+    from xlt_helpers.grid import CODE_VERSION, HASH_CHARS, canonical_json, framework_versions
+
+    def digest(params, recipe):
+        payload = {"phase": "target", "params": params, "deps": [], "code_version": CODE_VERSION,
+                   "versions": framework_versions(), **({"weight_recipe": recipe} if recipe else {})}
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:HASH_CHARS]
+
+    assert run_id("target", xnli).endswith(digest(xnli, {"cross_attention_gain": 10.0}))
+    assert run_id("target", mlqa).endswith(digest(mlqa, {}))

@@ -3,6 +3,7 @@ through ``load_task(source="hub")`` with ``datasets.load_dataset`` monkeypatched
 so the real code path runs without network."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -14,6 +15,8 @@ from xlt_helpers import hub
 from xlt_helpers.data import DataError, load_task
 from xlt_helpers.schema import COLUMNS, features_for
 from xlt_helpers.tasks import TASKS, UPOS_TAGS
+
+from test_data import cosmosqa_rows, write  # tests/ is on sys.path under pytest's default import mode
 
 NLI_NAMES = ["entailment", "neutral", "contradiction"]
 SQUAD_FEATURES = {"id": Value("string"), "context": Value("string"), "question": Value("string"),
@@ -144,14 +147,42 @@ def test_hellaswag_test_split_without_labels_is_an_error(fake_hub):
         load_task("hellaswag", "train", source="hub")
 
 
-def test_cosmosqa(fake_hub):
+COSMOS_FEATURES = Features({"id": Value("string"), "context": Value("string"), "question": Value("string"),
+                            **{f"answer{i}": Value("string") for i in range(4)}, "label": Value("int32")})
+
+
+def cosmos_hub(rows: list[dict]) -> Dataset:
+    return Dataset.from_dict({k: [r[k] for r in rows] for k in COSMOS_FEATURES}, features=COSMOS_FEATURES)
+
+
+def test_cosmosqa_hub_dev_is_the_same_hash_split_as_the_local_file(fake_hub, tmp_path):
     served, _ = fake_hub
-    served[("allenai/cosmos_qa", None, "validation")] = Dataset.from_dict(
-        {"id": ["c1"], "context": ["ctx"], "question": ["q?"], "answer0": ["a0"], "answer1": ["a1"],
-         "answer2": ["a2"], "answer3": ["a3"], "label": [2]})
-    ds = load_task("cosmosqa", "dev", source="hub")
-    check_schema(ds, "cosmosqa")
-    assert ds[0]["choices"] == ["a0", "a1", "a2", "a3"] and ds[0]["label"] == 2 and ds[0]["id"] == "c1"
+    rows = cosmosqa_rows()                          # 10 passages; the hash puts passages 3 and 4 in dev
+    served[("allenai/cosmos_qa", None, "validation")] = cosmos_hub(rows[::-1])
+    dev = load_task("cosmosqa", "dev", source="hub")
+    check_schema(dev, "cosmosqa")
+    assert sorted(dev["id"]) == ["cos-3-0", "cos-4-0", "cos-4-1"]
+    assert dev[0]["choices"] == ["a1", "b", "c", "d"] and dev[0]["label"] == 1    # cos-4-1 (hub order reversed)
+    write(tmp_path / "english/cosmosqa/valid.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    assert sorted(load_task("cosmosqa", "dev", source="local", data_dir=tmp_path)["id"][:]) == sorted(dev["id"])
+    # hub train is the official train split, whole (the test split's labels are hidden: -1)
+    served[("allenai/cosmos_qa", None, "train")] = cosmos_hub(rows[:5])
+    assert load_task("cosmosqa", "train", source="hub")["id"] == [r["id"] for r in rows[:5]]
+    served[("allenai/cosmos_qa", None, "train")] = cosmos_hub([{**rows[0], "label": -1}])
+    with pytest.raises(DataError, match=r"allenai/cosmos_qa.*label -1 outside 0..3"):
+        load_task("cosmosqa", "train", source="hub")
+
+
+def test_hub_holdout_without_a_holdout_fraction_is_refused(fake_hub, monkeypatch):
+    import dataclasses
+
+    served, _ = fake_hub
+    served[("allenai/cosmos_qa", None, "validation")] = cosmos_hub(
+        [{"id": "c1", "context": "p", "question": "q", "answer0": "a", "answer1": "b", "answer2": "c",
+          "answer3": "d", "label": 0}])
+    monkeypatch.setitem(TASKS, "cosmosqa", dataclasses.replace(TASKS["cosmosqa"], holdout=0.0))
+    with pytest.raises(DataError, match=r"'cosmosqa' split 'dev': hub_holdout needs .*holdout=0.0.*tasks.py"):
+        load_task("cosmosqa", "dev", source="hub")
 
 
 def test_commonsenseqa(fake_hub):

@@ -6,8 +6,10 @@ tokens; zh: one token per CJK character).
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from xlt_helpers import metrics as M
 from xlt_helpers.metrics import (accuracy, normalize_answer, qa_corpus, qa_em, qa_f1, qa_scores,
                                  token_accuracy)
 
@@ -138,3 +140,22 @@ def test_qa_corpus_is_100_times_the_mean():
     assert qa_corpus(per) == pytest.approx({"f1": 50.0, "em": 100 / 3})
     with pytest.raises(ValueError, match="no per-example scores"):
         qa_corpus({})
+
+
+# ------------------------------------------------------------------ V-usable information
+
+def test_v_information():
+    # p_model(y|x) = 0.5, p_null(y) = 0.25 -> log2 0.5 - log2 0.25 = -1 + 2 = 1 bit
+    pvi = M.pointwise_v_information(np.log([0.5, 0.25]), np.log([0.25, 0.25]))
+    np.testing.assert_allclose(pvi, [1.0, 0.0])
+    assert M.v_information([-1.0, -2.0], [-2.0, -2.0], log_base=2) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="must be <= 0"):
+        M.pointwise_v_information([0.5], [0.25])
+
+
+def test_null_log_prior_is_the_smoothed_training_label_frequency():
+    # labels 0,0,0,1 over 3 classes, add-one: counts 4,2,1 of 7
+    np.testing.assert_allclose(np.exp(M.null_log_prior([0, 0, 0, 1], 3)), [4 / 7, 2 / 7, 1 / 7])
+    np.testing.assert_allclose(np.exp(M.null_log_prior([1, 1], 2, smoothing=0.0)), [0.0, 1.0])
+    with pytest.raises(ValueError, match="0..1"):
+        M.null_log_prior([0, 2], 2)

@@ -52,7 +52,7 @@ def error_of(tmp_path: Path, raw: dict) -> str:
     return msg
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "full"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "full", "gpu"])
 def test_committed_profiles_validate(name):
     p = load_profile(name)
     assert p.name == name
@@ -77,6 +77,38 @@ def test_committed_profiles_follow_the_brief():
     assert full.target["mlqa"].max_length == 384 and full.target["mlqa"].doc_stride == 128
     assert full.intermediate.for_task("squad")["max_length"] == 384
     assert full.intermediate.for_task("mnli")["max_length"] == 256
+
+
+def test_full_profile_carries_the_x_stilts_recipe():
+    """Phang et al. 2020 v1, Appendix A (../shared/published/README.md): target lr 3e-6, XNLI 4/2, MLQA 16/2;
+    intermediate batch / epochs per task; mT5 keeps models.py's learning rates (the recipe is XLM-R's)."""
+    from xlt_helpers.grid import intermediate_params, target_params
+    full = load_profile("full")
+    recipe = {"anli": (24, 2), "qqp": (24, 3), "squad": (8, 3), "commonsenseqa": (4, 10), "cosmosqa": (4, 15),
+              "hellaswag": (24, 7)}
+    for task, (batch, epochs) in recipe.items():
+        s = full.intermediate.for_task(task)
+        assert (s["batch_size"], s["epochs"], s["warmup_ratio"]) == (batch, epochs, 0.1), task
+    for model in ("xlmr-base", "xlmr-large"):
+        assert intermediate_params(full, model, "hellaswag", 0)["learning_rate"] == 1e-5
+        xnli = target_params(full, model, "none", "xnli", 0)
+        mlqa = target_params(full, model, "none", "mlqa", 0)
+        assert (xnli["learning_rate"], xnli["batch_size"], xnli["epochs"]) == (3e-6, 4, 2)
+        assert (mlqa["learning_rate"], mlqa["batch_size"], mlqa["epochs"]) == (3e-6, 16, 2)
+    assert target_params(full, "mt5-small", "none", "xnli", 0)["learning_rate"] == MODELS["mt5-small"].learning_rate
+    assert target_params(full, "mt5-xl", "none", "mlqa", 0)["learning_rate"] == MODELS["mt5-xl"].learning_rate
+
+
+def test_gpu_profile_is_the_e5_ladders_on_full_data_and_never_a_default():
+    gpu = load_profile("gpu")
+    assert set(gpu.models) == {"e5-L3", "e5-L6", "e5-L12", "e5ed-L3", "e5ed-L6"} and len(gpu.seeds) == 3
+    assert gpu.intermediate.train_n is None and all(t.train_n is None and t.eval_n is None
+                                                    for t in gpu.target.values())
+    assert gpu.target["xnli"].eval_langs == TASKS["xnli"].langs_for("dev")
+    assert not gpu.export_results, "exports only where the script says (results/gpu), never into results/"
+    from xlt_helpers.paths import repo_root
+    make = (repo_root() / "Makefile").read_text()
+    assert "PROFILE ?= cpu" in make and "gpu" not in make.split("PROFILE ?=")[1].splitlines()[0]
 
 
 def test_valid_profile_resolves_all_langs(tmp_path):
@@ -225,7 +257,94 @@ def test_precisions_are_validated_with_the_allowed_values(tmp_path):
     assert "field intermediate.eval_precision" in msg and "fp32, bf16, int8" in msg
 
 
-def test_precision_lists_match_the_trainer():
-    """profiles.py repeats train.py's allowed values to stay torch-free: the two must agree."""
-    from xlt_helpers import profiles, train
-    assert profiles.PRECISIONS == train.PRECISIONS and profiles.EVAL_PRECISIONS == train.EVAL_PRECISIONS
+def test_precision_lists_are_the_trainers():
+    """The allowed values are listed once, in hparams (torch-free); the trainer checks the same lists."""
+    from xlt_helpers import hparams, train
+    assert train.PRECISIONS is hparams.PRECISIONS == ("fp32", "bf16")
+    assert train.EVAL_PRECISIONS is hparams.EVAL_PRECISIONS == ("fp32", "bf16", "int8")
+
+
+def test_memory_levers_default_off_and_are_checked(tmp_path):
+    p = load_profile(write(tmp_path, BASE))
+    assert p.intermediate.for_task("sst2")["gradient_accumulation_steps"] == 1
+    assert p.target["xnli"].for_model("tiny-xlmr")["gradient_checkpointing"] is False
+    p = load_profile(write(tmp_path, edited(intermediate__gradient_accumulation_steps=4,
+                                            target__mlqa__per_model={"tiny-mt5": {"gradient_checkpointing": True}})))
+    assert p.intermediate.for_task("udpos")["gradient_accumulation_steps"] == 4
+    assert p.target["mlqa"].for_model("tiny-mt5")["gradient_checkpointing"] is True
+    assert p.target["mlqa"].for_model("tiny-xlmr")["gradient_checkpointing"] is False
+    msg = error_of(tmp_path, edited(intermediate__gradient_accumulation_steps=0))
+    assert "field intermediate.gradient_accumulation_steps" in msg and ">= 1" in msg
+    msg = error_of(tmp_path, edited(target__xnli__gradient_checkpointing="yes"))
+    assert "field target.xnli.gradient_checkpointing" in msg and "true or false" in msg
+
+
+def test_intermediate_per_model_overrides_move_only_that_models_phase1_runs(tmp_path):
+    from xlt_helpers.grid import build_grid
+    plain = {n.id for n in build_grid(load_profile(write(tmp_path, BASE)))}
+    p = load_profile(write(tmp_path, edited(intermediate__per_model={"tiny-mt5": {"gradient_checkpointing": True}})))
+    assert p.intermediate.for_task("sst2", "tiny-mt5")["gradient_checkpointing"] is True
+    assert p.intermediate.for_task("sst2", "tiny-xlmr")["gradient_checkpointing"] is False
+    moved = [n for n in build_grid(p) if n.id not in plain]
+    assert moved and all(n.params["model"] == "tiny-mt5" and (n.phase == "intermediate" or n.deps) for n in moved)
+    msg = error_of(tmp_path, edited(intermediate__per_model={"e5-L12": {"batch_size": 4}}))
+    assert "intermediate.per_model.e5-L12" in msg and "tiny-mt5" in msg
+    msg = error_of(tmp_path, edited(intermediate__per_model={"tiny-mt5": {"dev_n": 4}}))
+    assert "intermediate.per_model.tiny-mt5.dev_n" in msg
+
+
+# ------------------------------------------------------------------ max_length vs the model's positions
+def test_max_positions_come_from_the_models_configs():
+    """e5-small is a BERT with 512 positions; XLM-R's 514-row table starts position ids at padding_idx + 1 = 2."""
+    from xlt_helpers.backbones import tiny_xlmr_config
+    cfg = tiny_xlmr_config()
+    assert MODELS["tiny-xlmr"].max_positions == cfg.max_position_embeddings - (cfg.pad_token_id + 1) == 514 - 2
+    assert MODELS["tiny-mt5"].max_positions is None and MODELS["mt5-base"].max_positions is None  # relative buckets
+    assert MODELS["xlmr-base"].max_positions == 512
+    try:
+        from xlt_helpers.e5_offline import e5_bin_file, read_e5_bin
+        header = read_e5_bin(e5_bin_file()).header
+    except (FileNotFoundError, ImportError, ModuleNotFoundError) as e:
+        pytest.skip(f"offline e5 weights not installed ({e})")
+    assert all(MODELS[m].max_positions == header.max_positions == 512
+               for m in MODELS if MODELS[m].source == "e5")
+
+
+def test_max_length_beyond_the_models_positions_is_a_profile_error(tmp_path):
+    msg = error_of(tmp_path, edited(intermediate__max_length=600))
+    assert "field intermediate.max_length: 600 is more than the 512 token positions of model 'tiny-xlmr'" in msg
+    assert "use at most 512" in msg
+    msg = error_of(tmp_path, edited(target__mlqa__per_model={"tiny-xlmr": {"max_length": 513}}))
+    assert "field target.mlqa.per_model.tiny-xlmr.max_length: 513 is more than the 512" in msg
+    msg = error_of(tmp_path, edited(intermediate__per_task={"udpos": {"max_length": 1024}}))
+    assert "field intermediate.per_task.udpos.max_length: 1024" in msg
+    msg = error_of(tmp_path, edited(intermediate__per_model={"tiny-xlmr": {"max_length": 520}}))
+    assert "field intermediate.per_model.tiny-xlmr.max_length: 520 is more than the 512" in msg
+    # exactly the table fits; a model with relative positions (mT5) has no limit
+    assert validate_profile(edited(intermediate__max_length=512, target__xnli__max_length=512))
+    only_mt5 = edited(models=["tiny-mt5"], intermediate__max_length=2048, target__xnli__max_length=1024,
+                      target__mlqa__max_length=1024)
+    assert validate_profile(only_mt5).intermediate.max_length == 2048
+
+
+def test_every_trainconfig_field_is_a_profile_setting_with_its_default(tmp_path):
+    """The phase settings are TrainConfig's fields (hparams.PHASE_HPARAMS): a field the file does not
+    name takes TrainConfig's default, one it names is checked by the same checker the notebooks use."""
+    from xlt_helpers.hparams import TrainConfig
+
+    p = load_profile(write(tmp_path, BASE))
+    assert (p.intermediate.weight_decay, p.intermediate.freeze_word_embeddings, p.intermediate.eval_batch_size,
+            p.target["mlqa"].max_answer_length) == (0.0, True, 32, 30) == (
+        TrainConfig.weight_decay, TrainConfig.freeze_word_embeddings, TrainConfig.eval_batch_size,
+        TrainConfig.max_answer_length)
+    p = load_profile(write(tmp_path, edited(intermediate__weight_decay=0.01, target__mlqa__max_answer_length=20,
+                                            target__xnli__per_model={"tiny-xlmr": {"freeze_word_embeddings": False}})))
+    assert p.intermediate.for_task("sst2")["weight_decay"] == 0.01
+    assert p.target["mlqa"].for_model("tiny-xlmr")["max_answer_length"] == 20
+    assert p.target["xnli"].for_model("tiny-xlmr")["freeze_word_embeddings"] is False
+    msg = error_of(tmp_path, edited(intermediate__weight_decay=-1))
+    assert "field intermediate.weight_decay" in msg and "expected a number >= 0, got -1" in msg
+    msg = error_of(tmp_path, edited(target__xnli__eval_batch_size=0))
+    assert "field target.xnli.eval_batch_size" in msg and "integer >= 1" in msg
+    msg = error_of(tmp_path, edited(target__xnli__max_answer_length=20))     # extractive QA only
+    assert "field target.xnli.max_answer_length" in msg and "unknown key" in msg

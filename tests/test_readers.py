@@ -109,6 +109,20 @@ def test_cosmosqa_and_siqa(tmp_path):
                     "choices": [["x", "y", "z"]], "label": [1]}
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"answer3": None}, r"valid.jsonl:2: missing key 'answer3'"),
+    ({"label": 4}, r"valid.jsonl:2: label 4 is not an integer in 0..3"),
+    ({"label": "1"}, r"valid.jsonl:2: label '1' is not an integer"),
+])
+def test_cosmosqa_bad_record_names_file_line_and_field(tmp_path, change, message):
+    good = {"id": "c1", "context": "ctx", "question": "q?", "answer0": "a0", "answer1": "a1",
+            "answer2": "a2", "answer3": "a3", "label": 0}
+    bad = {k: v for k, v in {**good, "id": "c2", **change}.items() if v is not None}
+    path = write(tmp_path / "valid.jsonl", json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(MalformedRecord, match=message):
+        readers.read("cosmosqa_jsonl", path, labels=("0", "1", "2", "3"), id_prefix="c")
+
+
 def squad_doc(qas_per_para: list[list[dict]], title: str | None = "T") -> dict:
     article = {"paragraphs": [{"context": f"context {i}", "qas": qas} for i, qas in enumerate(qas_per_para)]}
     if title is not None:
@@ -170,3 +184,19 @@ def test_udpos_errors(tmp_path):
 def test_unknown_format_lists_known_ones(tmp_path):
     with pytest.raises(readers.DataError, match="known formats: .*squad_json"):
         readers.read("csv_thing", tmp_path / "x", labels=(), id_prefix="x")
+
+
+@pytest.mark.parametrize("fmt, name, good", [
+    ("xnli_tsv", "dev-de.tsv", "a\tb\tentailment\n"),
+    ("sst2_jsonl", "dev.jsonl", '{"idx": 0, "sentence": "fine", "label": 1}\n'),
+    ("udpos_tsv", "dev-en.tsv", "Hi\tINTJ\n\n"),
+])
+def test_invalid_utf8_names_file_and_line(tmp_path, fmt, name, good):
+    path = tmp_path / name
+    path.write_bytes(good.encode() * 2 + b"caf\xe9\t" + good.encode())     # latin-1 on line 3 (udpos: line 5)
+    labels = {"xnli_tsv": NLI, "sst2_jsonl": TASKS["sst2"].labels, "udpos_tsv": UPOS_TAGS}[fmt]
+    with pytest.raises(MalformedRecord) as e:
+        readers.read(fmt, path, labels=labels, id_prefix="t")
+    line = 2 * good.count("\n") + 1
+    assert str(e.value).startswith(f"{path}:{line}: not valid UTF-8 (byte 0xe9 at column 4"), str(e.value)
+    assert "iconv" in str(e.value)

@@ -1,7 +1,10 @@
 """The committed results store: export finished nodes, build the tidy tables, restore into runs/."""
 from __future__ import annotations
 
+import errno
+import gzip
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,9 +12,9 @@ import pytest
 from xlt_helpers import results as store
 from xlt_helpers.pipeline import run_intermediate, run_target
 from xlt_helpers.robustness import summary_table
-from xlt_helpers.runs import DONE_FILE, NODE_FILE, write_json_atomic
+from xlt_helpers.files import write_json_atomic
+from xlt_helpers.runs import DONE_FILE, NODE_FILE
 
-pytestmark = pytest.mark.shared_data
 CFG = dict(max_steps=2, batch_size=4, max_length=64, doc_stride=32, eval_batch_size=8)
 
 
@@ -52,9 +55,10 @@ def test_export_tables_restore_roundtrip(runs, tmp_path):
     assert inter.loc[0, "intermediate"] == "sst2" and inter.loc[0, "chance"] == pytest.approx(50.0)
     meta = json.loads((res / "meta.json").read_text())
     assert meta["nodes"] == 3 and meta["devices"] and meta["devices"][0].startswith("CPU")
+    assert meta["devices_by_model"] == {"tiny-xlmr": meta["devices"]}, "each model labelled with what trained it"
     # the robustness functions read the tables as they are
     table = summary_table(scores, pe.merge(scores[["run_id", "family", "model", "size", "intermediate", "target",
-                                                  "seed"]].drop_duplicates("run_id"), on="run_id"), n_boot=50)
+                                                  "seed"]].drop_duplicates("run_id"), on="run_id"))
     assert set(table["intermediate"]) == {"none", "sst2"}
 
     fresh = tmp_path / "fresh-runs"
@@ -78,12 +82,160 @@ def test_committed_study_is_complete_under_the_installed_versions():
     run ids this environment computes (they hash parameters, code version and torch/transformers
     major.minor), is a finished node in the committed results/. Fails when constraints.txt drifts from
     the versions results/ was made with, or when a profile change leaves nodes unrun."""
-    from xlt_helpers.book import REPO_ROOT
+    from xlt_helpers.paths import repo_root
     from xlt_helpers.grid import build_grid, framework_versions
     from xlt_helpers.profiles import load_profile
 
-    results = REPO_ROOT / "results"
+    results = repo_root() / "results"
     assert store.version_mismatch(results, "cpu", framework_versions()) == {}
     missing = [n.id for n in build_grid(load_profile("cpu")) if not (results / "nodes" / n.id / DONE_FILE).is_file()]
     assert missing == [], f"{len(missing)} cpu-profile nodes have no committed result, e.g. {missing[:3]}"
     assert json.loads((results / "meta.json").read_text())["nodes"] == len(build_grid(load_profile("cpu")))
+
+
+# ------------------------------------------------------------------ a store that names its files
+def _node(results: Path, rid: str, lang_scores: dict[str, float], records: bool = False) -> Path:
+    """A committed target node as export writes it (legacy DONE.json unless ``records``)."""
+    from xlt_helpers.runs import PREDICTIONS_FILE, RECORDS_KEY, file_records
+    d = results / "nodes" / rid
+    d.mkdir(parents=True)
+    write_json_atomic(d / NODE_FILE, {"id": rid, "phase": "target", "notebook": "02.ipynb", "params": {}})
+    write_json_atomic(d / "metrics.json", {
+        "phase": "target", "family": "encoder", "model": "tiny-xlmr", "intermediate": "none", "target": "xnli",
+        "seed": 0, "train": {"params_total": 10}, "device": "CPU: test",
+        "scores": {lang: {"accuracy": v, "n": 2} for lang, v in lang_scores.items()}})
+    rows = [{"lang": lang, "example_id": i, "metric": "accuracy", "value": 100.0 * (i < v / 50)}
+            for lang, v in lang_scores.items() for i in range(2)]
+    (d / PREDICTIONS_FILE).write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    done = {"id": rid, "wall_s": 2.0}
+    if records:
+        done[RECORDS_KEY] = file_records(d)
+    write_json_atomic(d / DONE_FILE, done)
+    return d
+
+
+def test_restore_refuses_a_bad_committed_node_by_name_and_restores_the_rest(tmp_path):
+    res = tmp_path / "results"
+    good = _node(res, "p2-good", {"en": 50.0})
+    bad = _node(res, "p2-bad", {"en": 100.0})
+    (bad / "metrics.json").write_text('{"phase": "target", "scores": ')       # cut mid-file
+    cut = _node(res, "p2-cut", {"en": 0.0})
+    gz = cut / "predictions.jsonl.gz"
+    gz.write_bytes(gz.read_bytes()[:-8])
+    refused: list = []
+    assert store.restore(res, tmp_path / "runs", refused) == ["p2-good"]
+    assert [(rid, why.split(" (")[0]) for rid, why in refused] == [
+        ("p2-bad", "metrics.json: not valid JSON"), ("p2-cut", "predictions.jsonl.gz: not a whole gzip file")]
+    assert not (tmp_path / "runs" / "p2-bad").exists() and (tmp_path / "runs" / good.name / DONE_FILE).is_file()
+
+
+def test_every_read_of_the_store_names_its_file(tmp_path):
+    res = tmp_path / "results"
+    _node(res, "p2-a", {"en": 50.0, "de": 0.0})
+    store.write_tables(res, "test")
+    assert json.loads((res / "meta.json").read_text())["nodes"] == 1
+    (res / "meta.json").write_text("{not json")
+    with pytest.raises(store.ResultsError, match=r"meta.json: cannot read it as JSON \(JSONDecodeError"):
+        store.version_mismatch(res, "test", {"torch": "2.13"})
+    m = res / "nodes" / "p2-a" / "metrics.json"
+    m.write_text('{"phase": "target"}')                            # parses, but is not a node's metrics
+    with pytest.raises(store.ResultsError, match=rf"{m}: not the metrics of a phase node \(KeyError"):
+        store.write_tables(res, "test")
+    m.write_bytes(b"\xff\xfe")
+    with pytest.raises(store.ResultsError, match=rf"{m}: cannot read it as JSON \(UnicodeDecodeError"):
+        store.tidy_tables(res)
+    (res / "scores.csv").write_bytes(b"\x1f\x8b garbage")
+    from xlt_helpers.results import load_results
+    with pytest.raises(store.ResultsError, match=rf"{res / 'scores.csv'}: cannot read it as a table"):
+        load_results(res)
+
+
+def test_a_failed_write_names_the_file_and_keeps_its_errno(tmp_path, monkeypatch):
+    res = tmp_path / "results"
+    _node(res, "p2-a", {"en": 50.0})
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "write_bytes_atomic", full)
+    with pytest.raises(OSError) as e:
+        store.write_tables(res, "test")
+    assert e.value.errno == errno.ENOSPC and str(e.value) == (
+        f"[Errno 28] No space left on device (writing {res / 'scores.csv'})")
+
+
+def test_export_replaces_a_committed_copy_that_does_not_verify(tmp_path):
+    runs, res = tmp_path / "runs", tmp_path / "results"
+    src = _node(runs / "x", "p2-a", {"en": 50.0}, records=True)   # a finished node in a runs folder
+    src.rename(runs / "p2-a")
+    assert store.export(runs, res) == ["p2-a"] and store.export(runs, res) == []
+    (res / "nodes" / "p2-a" / "metrics.json").write_text("garbage")
+    assert store.export(runs, res) == ["p2-a"]
+    assert (res / "nodes" / "p2-a" / "metrics.json").read_bytes() == (runs / "p2-a" / "metrics.json").read_bytes()
+    # a folder moved aside by verification, or a damaged one, is never exported
+    import shutil
+    shutil.copytree(runs / "p2-a", runs / "p2-a.bad-20261130T000000Z")
+    shutil.copytree(runs / "p2-a", runs / "p2-b")
+    (runs / "p2-b" / "metrics.json").write_text("{}")
+    assert store.export(runs, res) == [] and sorted(p.name for p in (res / "nodes").iterdir()) == ["p2-a"]
+
+
+def test_record_hashes_upgrades_legacy_done_json_without_touching_anything_else(tmp_path):
+    from xlt_helpers.runs import RECORDS_KEY
+    res = tmp_path / "results"
+    d = _node(res, "p2-a", {"en": 50.0})
+    before = json.loads((d / DONE_FILE).read_text())
+    files = {p.name: p.read_bytes() for p in d.iterdir() if p.name != DONE_FILE}
+    assert store.record_hashes(res) == ["p2-a"] and store.record_hashes(res) == []
+    after = json.loads((d / DONE_FILE).read_text())
+    assert {k: v for k, v in after.items() if k != RECORDS_KEY} == before
+    assert sorted(after[RECORDS_KEY]) == ["metrics.json", "node.json", "predictions.jsonl.gz"]
+    assert {p.name: p.read_bytes() for p in d.iterdir() if p.name != DONE_FILE} == files
+    # from now on a same-size edit of a committed file is refused on restore
+    m = d / "metrics.json"
+    m.write_bytes(m.read_bytes().replace(b"50.0", b"90.0"))
+    refused: list = []
+    assert store.restore(res, tmp_path / "runs", refused) == []
+    assert refused == [("p2-a", "metrics.json: sha256 differs from DONE.json's record (changed after the node finished)")]
+    # a node that does not verify is never blessed
+    with pytest.raises(store.ResultsError, match="p2-a: metrics.json: sha256 differs"):
+        store.record_hashes(res)
+
+
+def test_the_committed_store_verifies_byte_for_byte():
+    """Every committed node's DONE.json records its files (xlt results --record-hashes) and they match."""
+    from xlt_helpers.paths import repo_root
+    from xlt_helpers.runs import RECORDS_KEY
+    results = repo_root() / "results"
+    good, bad = store.verify_store(results)
+    assert bad == [] and len(good) >= 92
+    assert all(RECORDS_KEY in json.loads((results / "nodes" / rid / DONE_FILE).read_text()) for rid in good)
+
+
+# ------------------------------------------------------------------ reading the tidy tables back
+def test_load_results_joins_run_keys_and_rejects_foreign_runs(tmp_path, synthetic_results):
+    results = synthetic_results(tmp_path / "r", n_examples=3, seeds=(0,), with_runs=False)
+    res = store.load_results(results)
+    assert {"family", "model", "intermediate", "target", "seed"} <= set(res.per_example.columns)
+    assert res.per_example["model"].notna().all() and res.runs == ()
+    pe = pd.read_csv(results / "per_example.csv.gz")
+    pe.loc[0, "run_id"] = "p2-ghost-run"
+    pe.to_csv(results / "per_example.csv.gz", index=False)
+    with pytest.raises(ValueError, match="p2-ghost-run"):
+        store.load_results(results)
+
+
+def test_load_results_missing_and_malformed(tmp_path):
+    assert store.load_results(tmp_path) is None
+    pd.DataFrame({"run_id": ["x"], "score": [1.0]}).to_csv(tmp_path / "scores.csv", index=False)
+    with pytest.raises(ValueError, match=r"lacks column\(s\).*family"):
+        store.load_results(tmp_path)
+
+
+def test_load_results_lists_only_the_notebooks_of_the_runs_its_tables_hold(tmp_path, synthetic_results):
+    """results/runs keeps the notebooks of nodes of an older profile version; the book shows the study's only."""
+    results = synthetic_results(tmp_path / "r", n_examples=3, seeds=(0,), with_runs=True)
+    (shown,) = (results / "runs").glob("*.ipynb")
+    (results / "runs" / "p2-older-version-of-a-node.ipynb").write_text(shown.read_text())
+    (results / "runs" / "p1-e5-L3-sst2-s0.ipynb").write_text(shown.read_text())   # a phase-1 run of intermediate.csv
+    assert [p.name for p in store.load_results(results).runs] == ["p1-e5-L3-sst2-s0.ipynb", shown.name]

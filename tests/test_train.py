@@ -177,3 +177,50 @@ def test_eval_precisions_agree_with_fp32_on_a_tiny_model(precision, tmp_path, sh
     assert all(p.dtype == torch.float32 for p in res.model.parameters()), "the trained model is untouched"
     rows, scores = evaluate(res, dev, "de", TrainConfig(**CFG, eval_precision=precision))
     assert len(rows) == len(dev) and 0 <= scores["accuracy"] <= 100
+
+
+def test_device_description_names_the_cpu_model_or_the_gpu():
+    import torch
+
+    from xlt_helpers.pipeline import cpu_model_name, device_description
+    d = device_description()
+    if torch.cuda.is_available():
+        assert d == f"GPU: {torch.cuda.get_device_name(0)}"
+    else:
+        assert d.startswith(f"CPU: {cpu_model_name()}, ") and d.endswith(" threads") and cpu_model_name()
+
+
+@pytest.mark.parametrize("model", ["tiny-xlmr", "tiny-mt5"])
+def test_gradient_accumulation_and_checkpointing_reach_the_trainer(model, tmp_path, shared_data):
+    """2 micro-batches of 4 per optimizer step: 12 examples, 1 epoch -> 3 micro-batches -> 2 steps; with
+    checkpointing the losses are the same as without (recomputation, not a different model), and the
+    body's layers were trained (gradients reach them although the word embeddings are frozen)."""
+    train = load_task("xnli", "train", "en", n=12, seed=0)
+    texts = featurize.texts_of(get_task("xnli"), train)
+    base = dict(epochs=1, batch_size=4, max_length=64, gradient_accumulation_steps=2)
+    plain = train_phase(model, "xnli", train, TrainConfig(**base), tmp_path / "a", vocab_texts=texts)
+    ckpt = train_phase(model, "xnli", train, TrainConfig(**base, gradient_checkpointing=True), tmp_path / "b",
+                       vocab_texts=texts)
+    assert plain.stats["steps"] == ckpt.stats["steps"] == 2
+    losses = [[h["loss"] for h in r.log_history if "loss" in h] for r in (plain, ckpt)]
+    assert losses[0] and np.allclose(losses[0], losses[1], rtol=1e-5)
+    fresh, *_ = build_model(plain.spec, get_task("xnli"))
+    fresh_state = (fresh.body if hasattr(fresh, "body") else fresh).state_dict()
+    trained = (ckpt.model.body if hasattr(ckpt.model, "body") else ckpt.model).state_dict()
+    moved = [k for k, v in trained.items() if "layer" in k and v.shape == fresh_state[k].shape
+             and not torch.equal(v, fresh_state[k])]
+    assert moved, "checkpointed layers received gradients"
+
+
+def test_label_words_are_part_of_the_task_spec():
+    """An encoder-decoder says a label's word from the TaskSpec (lm-evaluation-harness's doc_to_choice):
+    PAWS-X's labels "0"/"1" become "no"/"yes"; tasks whose label names are words keep them."""
+    from xlt_helpers import featurize
+    from xlt_helpers.tasks import TASKS
+
+    pawsx, xnli = TASKS["pawsx"], TASKS["xnli"]
+    assert pawsx.label_targets() == ("no", "yes") and TASKS["qqp"].label_targets() == ("no", "yes")
+    assert xnli.label_targets() == xnli.labels == ("entailment", "neutral", "contradiction")
+    ex = {"text_a": "A cat.", "text_b": "A dog.", "label": 1}
+    assert featurize.to_text(pawsx, ex) == ("pawsx premise: A cat. hypothesis: A dog.", "yes")
+    assert featurize.candidates(pawsx, ex) == ["no", "yes"]

@@ -3,7 +3,8 @@
 Each section function takes an :class:`Analysis` and returns the items to display (plotly figures
 and HTML fragments) in reading order, so the page and the notebook stay one piece of code and a test
 can count what a section draws. :func:`from_runs` turns a runs folder (e.g. the smoke grid's) into the
-same tidy tables the committed ``results/`` holds, so any grid can be analysed the same way.
+same tidy tables the committed ``results/`` holds, so any grid can be analysed the same way. The
+statements the pages print about these sections are generated in :mod:`xlt_helpers.statements`.
 """
 from __future__ import annotations
 
@@ -16,43 +17,119 @@ import pandas as pd
 import plotly.graph_objects as go
 from IPython.display import HTML
 
-from . import book, figures, robustness
-from .published import average_gains, average_size_change
-from .results import export, write_tables
+from . import figures, robustness
+from .results import Results, export, load_results, write_tables
+from .tasks import NONE_TASK, primary_metric, targets_in
 
 Item = Union[go.Figure, HTML]
+NO_RESULTS = "No reference-study results are committed yet."
+
+
+# ------------------------------------------------------------------ what every results page shows around its sections
+def stands_for_table(models, meta: dict | None = None) -> pd.DataFrame:
+    """model, family, what it stands for — printed next to results, straight from the model registry —
+    and, given the results' ``meta.json``, the device that trained it (``devices_by_model``; a meta.json
+    written before that field labels every model with its one ``device``)."""
+    from .models import get_model
+
+    by_model = (meta or {}).get("devices_by_model") or {}
+    fallback = [(meta or {}).get("device", "unknown")]
+    rows = [{"model": m, "family": get_model(m).family, "stands in for": get_model(m).stands_for,
+             "trained on": "; ".join(by_model.get(m, fallback))} for m in models]
+    columns = ["model", "family", "stands in for", "trained on"]
+    return pd.DataFrame(rows, columns=columns if meta is not None else columns[:3])
+
+
+def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The reader-facing columns of ``robustness.summary_table``, rounded, gains with their 95% CI.
+
+    ``gain [95% CI]`` reads "+1.2 [+0.3, +2.0]*" (``*``: CI excludes 0); without per-example
+    scores the interval is absent and the gain stands alone. ``±`` is the interval's half-width and
+    ``MDE`` the gain detected with 80% power (both NaN without an interval).
+    """
+    def gain(row) -> str:
+        if pd.isna(row["gain_avg"]):
+            return "–"
+        text = f"{row['gain_avg']:+.1f}"
+        if pd.notna(row.get("gain_avg_lo")):
+            text += f" [{row['gain_avg_lo']:+.1f}, {row['gain_avg_hi']:+.1f}]"
+            sig = row.get("sig_avg")
+            text += "*" if pd.notna(sig) and bool(sig) else ""
+        return text
+
+    out = pd.DataFrame({
+        "model": summary["model"], "intermediate": summary["intermediate"],
+        "target": summary["target"], "metric": summary["metric"],
+        "en": summary["en"].round(1), "mean": summary["avg"].round(1),
+        "gap": summary["gap"].round(1), "gain [95% CI]": summary.apply(gain, axis=1),
+        "±": summary.get("gain_avg_hw", pd.Series(float("nan"), index=summary.index)).round(1),
+        "MDE": summary.get("gain_avg_mde", pd.Series(float("nan"), index=summary.index)).round(1),
+        "hurt": summary["neg_transfer_share"].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.0f}%"),
+        "worst": summary["worst_lang"].fillna("–"),
+        "seeds": summary["n_seeds"]})
+    return out
+
+
+RESULTS_HINT = ("Run the study (<code>make study</code>, or <code>xlt run --profile cpu</code>) and rebuild the "
+                "book (<code>xlt book</code>); this page is drawn from <code>results/</code> once it holds results.")
+
+
+def no_results_html(what: str = NO_RESULTS, hint: str = RESULTS_HINT) -> str:
+    """The plain notice a page shows instead of figures when its input is absent (no fake numbers)."""
+    return f'<div class="no-results"><p><b>{what}</b></p><p>{hint}</p></div>'
+
+
+def progress_html(res: Results) -> str:
+    """How much of the profile's grid the committed results cover, so a partial study says so."""
+    meta = res.meta or {}
+    name, done = meta.get("profile"), meta.get("nodes")
+    try:
+        from .grid import build_grid
+        from .profiles import load_profile
+        total = len(build_grid(load_profile(name))) if name else None
+    except Exception:  # noqa: BLE001 - a renamed/removed profile must not break the book
+        total = None
+    if not done or not total or done >= total:
+        return ""
+    return (f'<div class="no-results"><p><b>Study in progress:</b> {done} of the {total} nodes of profile '
+            f'<code>{name}</code> are finished and committed; every number below comes from those alone and will '
+            f'change as the rest arrive (<code>make study</code> resumes it).</p></div>')
 
 
 @dataclass(frozen=True)
 class Analysis:
     """Results plus what every section derives from them once."""
 
-    res: book.Results
+    res: Results
     targets: list[str]
     summary: pd.DataFrame             # robustness.summary_table (all targets and metrics)
     difficulty: pd.DataFrame | None   # robustness.difficulty_table, None without intermediate.csv
+    components: pd.DataFrame | None = None   # robustness.variance_components, None without per-example scores
+    n_boot: int = 1000                # resamples of the bootstrap over tasks (difficulty correlations)
 
 
-def analyse(res: book.Results, n_boot: int | None = None) -> Analysis:
-    """Summary (with paired-bootstrap CIs when per-example scores exist) and task difficulty."""
-    kw = {} if n_boot is None else {"n_boot": n_boot}
-    summary = robustness.summary_table(res.scores, res.per_example, **kw)
+def analyse(res: Results, n_boot: int = 1000) -> Analysis:
+    """Summary (with calibrated 95% intervals when per-example scores exist: robustness.linear_contrast,
+    seed components measured once here and shared by every gain and contrast) and task difficulty.
+    ``n_boot`` is the number of resamples of the one bootstrap left, over tasks (gain vs difficulty)."""
+    components = robustness.variance_components(res.per_example) if res.per_example is not None else None
+    summary = robustness.summary_table(res.scores, res.per_example, components=components)
     difficulty = robustness.difficulty_table(res.intermediate) if res.intermediate is not None else None
-    return Analysis(res, book.targets_in(res.scores), summary, difficulty)
+    return Analysis(res, targets_in(res.scores), summary, difficulty, components, n_boot)
 
 
 def from_runs(runs_dir: str | Path, ids: list[str] | None = None, profile: str | None = None,
-              into: str | Path | None = None) -> book.Results | None:
+              into: str | Path | None = None) -> Results | None:
     """Tidy result tables of the finished nodes in ``runs_dir`` (only ``ids`` when given), written
     into ``into`` (default: a new temporary folder) and loaded; None when no node has finished."""
     out = Path(into) if into is not None else Path(tempfile.mkdtemp(prefix="xlt-analysis-"))
     export(Path(runs_dir), out, ids)
     write_tables(out, profile, ids)
-    return book.load_results(out)
+    return load_results(out)
 
 
 def _primary(a: Analysis, target: str) -> tuple[str, pd.DataFrame]:
-    metric = book.primary_metric(target)
+    metric = primary_metric(target)
     return metric, a.summary[(a.summary["target"] == target) & (a.summary["metric"] == metric)]
 
 
@@ -93,11 +170,12 @@ def gain_vs_difficulty(a: Analysis) -> list[Item]:
     out: list[Item] = []
     for target in a.targets:
         _, sub = _primary(a, target)
-        table = sub[sub["intermediate"] != "none"].merge(a.difficulty[["model", "intermediate", "difficulty"]],
+        table = sub[sub["intermediate"] != NONE_TASK].merge(a.difficulty[["model", "intermediate", "difficulty"]],
                                                          on=["model", "intermediate"])
         if not table.empty:
             out.append(figures.gain_vs_difficulty(table, title=f"{target.upper()}: gain vs intermediate-task difficulty"))
-    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], a.difficulty)
+    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != NONE_TASK], a.difficulty,
+                                         n_boot=a.n_boot)
     if corr.empty:
         out.append(HTML("<p>No model has gains over its baseline yet: the correlation of gain with "
                         "difficulty is not computed.</p>"))
@@ -108,7 +186,29 @@ def gain_vs_difficulty(a: Analysis) -> list[Item]:
                     "usable from the input, i.e. easier; – where it was not recorded or is not cheap, "
                     "as for extractive QA).</p>"))
     out.append(HTML(a.difficulty[DIFFICULTY_COLUMNS].round(3).to_html(index=False, classes="dataframe", na_rep="–")))
+    out.append(HTML("<p><b>Does the dependence on difficulty change with size?</b> Per family and size step, the "
+                    "slope of gain on difficulty at the larger model minus at the smaller (points of gain per unit "
+                    "of difficulty), with a 95% t interval from the two fits' scatter (robustness.slope_change). "
+                    "<i>status</i> says where the tasks are too few for an interval, or for a narrow one.</p>"))
+    slopes = slope_changes(a)
+    if slopes.empty:
+        out.append(HTML("<p>No family has two sizes with intermediate-task gains yet.</p>"))
+    else:
+        out.append(HTML(slopes[SLOPE_COLUMNS].round(2).to_html(index=False, classes="dataframe", na_rep="–")))
     return out
+
+
+SLOPE_COLUMNS = ["family", "target", "small", "large", "k_small", "k_large", "slope_small", "slope_large",
+                 "slope_change", "lo", "hi", "df", "status"]
+
+
+def slope_changes(a: Analysis) -> pd.DataFrame:
+    """robustness.difficulty_slope_changes of each target's primary-metric gains (cross-language mean) on
+    score-based difficulty, over the size steps of :func:`size_steps`; empty without difficulty."""
+    if a.difficulty is None or not a.targets:
+        return pd.DataFrame()
+    prim = pd.concat([_primary(a, t)[1] for t in a.targets])
+    return robustness.difficulty_slope_changes(prim, a.difficulty, steps=size_steps)
 
 
 DIFFICULTY_COLUMNS = ["model", "intermediate", "dev_score", "chance", "n_seeds", "difficulty", "v_info_bits",
@@ -118,8 +218,8 @@ DIFFICULTY_COLUMNS = ["model", "intermediate", "dev_score", "chance", "n_seeds",
 def _gain_correlations(a: Analysis, difficulty: pd.DataFrame) -> pd.DataFrame:
     """robustness.gain_vs_difficulty of every model's gains on ``difficulty`` (model, intermediate,
     difficulty), kept to each target's primary metric: the one place both measures are correlated."""
-    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != "none"], difficulty)
-    return corr[corr["metric"] == corr["target"].map(book.primary_metric)] if not corr.empty else corr
+    corr = robustness.gain_vs_difficulty(a.summary[a.summary["intermediate"] != NONE_TASK], difficulty, n_boot=a.n_boot)
+    return corr[corr["metric"] == corr["target"].map(primary_metric)] if not corr.empty else corr
 
 
 def v_information_correlations(a: Analysis) -> pd.DataFrame:
@@ -132,111 +232,53 @@ def v_information_correlations(a: Analysis) -> pd.DataFrame:
                               .assign(difficulty=lambda d: d["v_info_bits"]))
 
 
-def v_information_statements(a: Analysis) -> list[str]:
-    """Markdown bullets: Spearman ρ of gain on V-usable information per model, on each target's
-    primary metric, with the same rules as the difficulty correlation (ρ from 3 tasks, CI from 5)."""
-    corr = v_information_correlations(a)
-    if corr.empty:
-        return ["- No phase-1 run recorded V-usable information, so this measure is not available."]
-    return _correlation_lines(corr)
-
-
 def difficulty_correlations(a: Analysis) -> pd.DataFrame:
     """Gain against score-based difficulty per model and target (primary metric); empty without
     intermediate-task results."""
     return pd.DataFrame() if a.difficulty is None else _gain_correlations(a, a.difficulty)
 
 
-def _correlation_lines(corr: pd.DataFrame) -> list[str]:
-    """One bullet per row of a gain-vs-difficulty table: ρ from 3 tasks, its interval from 5."""
-    out = []
-    for _, r in corr.iterrows():
-        n = int(r["n"])
-        head = f"- `{r['model']}` on {r['target'].upper()} ({r['metric']}), {n} task{'' if n == 1 else 's'}"
-        if pd.isna(r["spearman_rho"]):
-            out.append(f"{head}: a correlation needs at least {robustness.MIN_POINTS_FOR_CORRELATION}.")
-        elif pd.isna(r["spearman_rho_lo"]):
-            out.append(f"{head}: ρ = {r['spearman_rho']:+.2f} (too few tasks for an interval).")
-        else:
-            out.append(f"{head}: ρ = {r['spearman_rho']:+.2f} [{r['spearman_rho_lo']:+.2f}, "
-                       f"{r['spearman_rho_hi']:+.2f}] ({_sig(r['spearman_rho_lo'], r['spearman_rho_hi'])}).")
-    return out
+DECISIVE_HALF_WIDTH: dict[str, float] = {"xnli": 1.5, "mlqa": 3.0}   # issue 16's target for a gain's half-width
 
 
-def difficulty_statements(a: Analysis) -> list[str]:
-    """Markdown bullets: Spearman ρ of gain on score-based difficulty per model and target."""
-    corr = difficulty_correlations(a)
-    if corr.empty:
-        return ["- No intermediate-task results with gains yet: no correlation with difficulty."]
-    return _correlation_lines(corr)
-
-
-def best_task_statements(a: Analysis) -> list[str]:
-    """Markdown: per target (primary metric) and model, the best intermediate task's gain with its
-    95% interval, and how many tasks help or hurt significantly."""
-    lines: list[str] = []
+def decisiveness(a: Analysis, targets: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per target (primary metric) and model: the gains with an interval, their median half-width and
+    median MDE (80% power), the target half-width, the half-width predicted from the model's measured
+    variance components, and the evaluation examples per language that would meet the target at the
+    study's seeds and at 3 seeds (robustness.examples_for_half_width; inf when the seed term alone is wider
+    than the target, so that more seeds, not more examples, are needed)."""
+    targets = DECISIVE_HALF_WIDTH if targets is None else targets
+    if a.components is None or not a.targets:
+        return pd.DataFrame()
+    rows = []
     for target in a.targets:
         metric, s = _primary(a, target)
-        inter = s[s["intermediate"] != "none"].dropna(subset=["gain_avg"])
-        lines.append(f"\n**{target.upper()} ({metric}, cross-language mean)**\n")
-        for model, g in inter.groupby("model", sort=False):
-            best = g.loc[g["gain_avg"].idxmax()]
-            has_ci = g["gain_avg_lo"].notna().any()
-            ci = f" [{best['gain_avg_lo']:+.1f}, {best['gain_avg_hi']:+.1f}]" if pd.notna(best["gain_avg_lo"]) else ""
-            n_pos = int(((g["sig_avg"] == True) & (g["gain_avg"] > 0)).sum())   # noqa: E712 (NaN-safe)
-            n_neg = int(((g["sig_avg"] == True) & (g["gain_avg"] < 0)).sum())   # noqa: E712
-            sig = (f"; {n_pos} of {len(g)} tasks help significantly, {n_neg} hurt significantly" if has_ci
-                   else "; no per-example scores, so no confidence intervals")
-            lines.append(f"- `{model}`: best intermediate task **{best['intermediate']}** "
-                         f"({best['gain_avg']:+.1f} points{ci}){sig}.")
-    return lines
+        for model, g in s[(s["intermediate"] != NONE_TASK)].dropna(subset=["gain_avg_hw"]).groupby("model", sort=False):
+            comp = a.components[(a.components["model"] == model) & (a.components["target"] == target)
+                                & (a.components["metric"] == metric)]
+            if comp.empty or comp.iloc[0]["df_seed"] == 0:
+                continue
+            c = comp.iloc[0].to_dict()
+            c["var_run_example"] = 0.0 if pd.isna(c["var_run_example"]) else c["var_run_example"]
+            seeds, langs, goal = int(g["n_seeds"].median()), int(c["n_langs"]), targets.get(target, float("nan"))
+            rows.append({"target": target, "metric": metric, "model": model, "gains": len(g), "seeds": seeds,
+                         "langs": langs, "examples_per_lang": int(c["n_examples"]),
+                         "median_half_width": float(g["gain_avg_hw"].median()),
+                         "median_mde": float(g["gain_avg_mde"].median()), "target_half_width": goal,
+                         "predicted_half_width": robustness.half_width_for_examples(c["n_examples"], c, langs, seeds),
+                         "examples_needed": robustness.examples_for_half_width(goal, c, langs, seeds),
+                         "examples_needed_3_seeds": robustness.examples_for_half_width(goal, c, langs, 3)})
+    return pd.DataFrame(rows)
 
 
-def _significant(lo: float, hi: float) -> bool:
-    return bool(pd.notna(lo) and pd.notna(hi) and (lo > 0 or hi < 0))
-
-
-def brief_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
-    """The answer in brief, as Markdown bullets: only what is significant at the 95% level is named
-    (with its interval), everything else is counted, so a reader sees at once how much of the page
-    is signal. Built from the same contrasts and correlations as the detailed statements."""
-    out: list[str] = []
-    gains = pd.concat([_primary(a, t)[1] for t in a.targets]) if a.targets else pd.DataFrame()
-    gains = gains[gains["intermediate"] != "none"].dropna(subset=["gain_avg_lo"]) if not gains.empty else gains
-    if not gains.empty:
-        sig = gains[[_significant(lo, hi) for lo, hi in zip(gains["gain_avg_lo"], gains["gain_avg_hi"])]]
-        named = "; ".join(f"`{r.model}` + {r.intermediate} on {r.target.upper()} {r.gain_avg:+.1f} "
-                          f"[{r.gain_avg_lo:+.1f}, {r.gain_avg_hi:+.1f}]" for r in sig.itertuples())
-        n_pos, n_neg = int((sig["gain_avg"] > 0).sum()), int((sig["gain_avg"] < 0).sum())
-        out.append(f"- **Intermediate tasks:** of {len(gains)} gains over the no-intermediate baseline (model × task "
-                   f"× target), {n_pos} are significantly positive and {n_neg} significantly negative"
-                   + (f": {named}." if named else "."))
-    for kind, contrasts in (("size", size_contrasts(a, n_boot)), ("family", family_contrasts(a, n_boot))):
-        done = [c for c in contrasts if c.result is not None]
-        if not done:
-            continue
-        what = "Model size" if kind == "size" else "Model family (encoder → encoder-decoder)"
-        parts = []
-        for stat, label, usable in (("gap", "transfer gap", done), ("gain", "mean gain", [c for c in done if c.shared])):
-            sig = [c for c in usable if _significant(c.result[f"{stat}_change_lo"], c.result[f"{stat}_change_hi"])]
-            named = "; ".join(f"{c.models} on {c.target.upper()} {c.result[f'{stat}_change']:+.1f} "
-                              f"[{c.result[f'{stat}_change_lo']:+.1f}, {c.result[f'{stat}_change_hi']:+.1f}]"
-                              for c in sig)
-            parts.append(f"the {label} changes significantly in {len(sig)} of {len(usable)} comparisons"
-                         + (f" ({named})" if named else ""))
-        out.append(f"- **{what}:** " + "; ".join(parts) + ".")
-    for label, corr in (("score-based difficulty", difficulty_correlations(a)),
-                        ("V-usable information", v_information_correlations(a))):
-        if corr.empty:
-            continue
-        with_ci = corr.dropna(subset=["spearman_rho_lo"])
-        sig = with_ci[[_significant(lo, hi) for lo, hi in zip(with_ci["spearman_rho_lo"], with_ci["spearman_rho_hi"])]]
-        named = "; ".join(f"`{r.model}` on {r.target.upper()} ρ = {r.spearman_rho:+.2f} "
-                          f"[{r.spearman_rho_lo:+.2f}, {r.spearman_rho_hi:+.2f}]" for r in sig.itertuples())
-        out.append(f"- **Gain vs {label}:** {len(with_ci)} of {len(corr)} model × target correlations have the "
-                   f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; {len(sig)} exclude 0"
-                   + (f" ({named})." if named else "."))
-    return out or ["- No results with per-example scores yet: nothing to summarise."]
+def components_table(a: Analysis) -> pd.DataFrame:
+    """The variance components measured in the study, per (family, model, target, metric), as squared
+    points on the 0..100 scale (robustness.variance_components)."""
+    if a.components is None:
+        return pd.DataFrame()
+    cols = ["family", "model", "target", "metric", "n_runs", "n_seeds", "n_langs", "n_examples", "df_seed",
+            *robustness.VC_COLUMNS]
+    return a.components[cols]
 
 
 def language_bars(a: Analysis) -> list[Item]:
@@ -244,9 +286,9 @@ def language_bars(a: Analysis) -> list[Item]:
     family by intermediate task (error bars: one standard deviation over seeds)."""
     out: list[Item] = []
     for target in a.targets:
-        metric = book.primary_metric(target)
+        metric = primary_metric(target)
         s = a.res.scores[(a.res.scores["target"] == target) & (a.res.scores["metric"] == metric)]
-        base = s[s["intermediate"] == "none"]
+        base = s[s["intermediate"] == NONE_TASK]
         if not base.empty:
             out.append(figures.language_bars(base, by="model",
                                              title=f"{target.upper()}: {metric} per language, no intermediate task"))
@@ -258,12 +300,17 @@ def language_bars(a: Analysis) -> list[Item]:
 
 
 def summary_tables(a: Analysis) -> list[Item]:
-    """One formatted summary table per target and metric (see book.format_summary for the columns)."""
+    """One formatted summary table per target and metric (see format_summary for the columns)."""
     out: list[Item] = []
     for (target, metric), part in (a.summary.groupby(["target", "metric"]) if a.targets else []):
         out.append(HTML(f"<p><b>{target.upper()}, {metric}</b></p>"))
-        table = book.format_summary(part).drop(columns=["target", "metric"])
+        table = format_summary(part).drop(columns=["target", "metric"])
         out.append(HTML(table.to_html(index=False, classes="dataframe")))
+    src = a.summary.dropna(subset=["seed_var_source"]) if a.targets else a.summary
+    odd = src[~src["seed_var_source"].str.contains("seed df", regex=False)].drop_duplicates("model")
+    if not odd.empty:   # one seed per run: the interval's seed part is borrowed, or missing
+        out.append(HTML("<p>Seed variance of the intervals: " + "; ".join(
+            f"<code>{r.model}</code> {r.seed_var_source}" for r in odd.itertuples()) + ".</p>"))
     return out
 
 
@@ -278,101 +325,15 @@ def show_all(items: list[Item]) -> None:
             display(item)
 
 
-def _sig(lo: float, hi: float) -> str:
-    return "significant at the 95% level" if _significant(lo, hi) else "not significant at the 95% level"
+# The sections that draw figures, in the results page's reading order: the tests check that the page and the
+# notebook show each of their figures (by title), so a section that draws one more needs no test edited.
+FIGURE_SECTIONS = (gain_heatmaps, gain_vs_size, gap_vs_size, gain_vs_difficulty, language_bars)
 
 
-@dataclass(frozen=True)
-class Contrast:
-    """Two (family, model) runs of one target's primary metric compared on the same examples: their
-    no-intermediate transfer gaps and, over the intermediate tasks both ran, their mean gains
-    (``result`` = robustness.model_contrast; None when a baseline is ``missing``). ``kind`` is
-    "size" (second is the larger model) or "family" (encoder vs encoder-decoder of one depth)."""
-
-    kind: str
-    target: str
-    metric: str
-    first: tuple[str, str]
-    second: tuple[str, str]
-    shared: tuple[str, ...]
-    missing: tuple[str, ...]
-    result: dict | None
-
-    @property
-    def models(self) -> str:
-        return f"`{self.first[1]}` {'→' if self.kind == 'size' else 'vs'} `{self.second[1]}`"
-
-
-def _compare(pe: pd.DataFrame, s: pd.DataFrame, kind: str, target: str, metric: str, first: tuple[str, str],
-             second: tuple[str, str], n_boot: int) -> Contrast:
-    """The :class:`Contrast` of two runs of ``s`` (one target's primary-metric summary)."""
-    (_, a), (_, b) = first, second
-    missing = tuple(m for m in (a, b) if not ((s["model"] == m) & (s["intermediate"] == "none")).any())
-    tasks = {m: set(s.loc[(s["model"] == m) & (s["intermediate"] != "none"), "intermediate"]) for m in (a, b)}
-    shared = tuple(sorted(tasks[a] & tasks[b]))
-    if missing:
-        return Contrast(kind, target, metric, first, second, shared, missing, None)
-    # model_contrast needs an intermediate task; with none shared the baseline stands in and its
-    # (zero) gain is not reported
-    c = robustness.model_contrast(pe, target, metric, first, second, list(shared) or ["none"], n_boot=n_boot)
-    return Contrast(kind, target, metric, first, second, shared, (), c)
-
-
-def _contrast_text(c: Contrast, label: str) -> str:
-    """One Markdown bullet for a :class:`Contrast`, opened by ``label``; every change is second − first
-    with its 95% paired bootstrap interval."""
-    sep, change = ("→", "change") if c.kind == "size" else ("vs", "difference")
-    if c.result is None:
-        return f"- {label}: a no-intermediate baseline is missing for {list(c.missing)}; no {c.kind} contrast yet."
-    r = c.result
-    text = (f"- {label}: transfer gap without an intermediate task {r['gap_small']:.1f} {sep} "
-            f"{r['gap_large']:.1f} points, {change} {r['gap_change']:+.1f} [{r['gap_change_lo']:+.1f}, "
-            f"{r['gap_change_hi']:+.1f}] ({_sig(r['gap_change_lo'], r['gap_change_hi'])})")
-    if not c.shared:
-        return text + f"; they share no intermediate task yet, so no {c.kind} contrast of the gain."
-    return text + (f"; mean gain over the {len(c.shared)} shared intermediate task(s) ({', '.join(c.shared)}) "
-                   f"{r['gain_small']:+.1f} {sep} {r['gain_large']:+.1f}, {change} {r['gain_change']:+.1f} "
-                   f"[{r['gain_change_lo']:+.1f}, {r['gain_change_hi']:+.1f}] "
-                   f"({_sig(r['gain_change_lo'], r['gain_change_hi'])}).")
-
-
-def _size_pairs(a: Analysis):
-    """(target, metric, family summary, small, large) for every size step of every family, or
-    (target, metric, family summary, only model, None) for a family with one model."""
-    for target in a.targets:
-        metric, s = _primary(a, target)
-        for family, f in s.groupby("family"):
-            models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
-            if len(models) < 2:
-                yield target, metric, family, f, models[0], None
-            for small, large in size_steps(models):
-                yield target, metric, family, f, small, large
-
-
-def size_contrasts(a: Analysis, n_boot: int = 1000) -> list[Contrast]:
-    """Every size step of every family (:func:`size_steps`) on each target's primary metric."""
-    if a.res.per_example is None:
-        return []
-    return [_compare(a.res.per_example, f, "size", target, metric, (family, small), (family, large), n_boot)
-            for target, metric, family, f, small, large in _size_pairs(a) if large is not None]
-
-
-def size_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
-    """Markdown bullets per (target, family): how the transfer gap and the mean intermediate-task gain
-    change at each step up in size (and smallest → largest, see :func:`size_steps`), with 95% paired
-    bootstrap intervals (robustness.model_contrast). Families with one model, or without per-example
-    scores, say so."""
-    if a.res.per_example is None:
-        return ["- No per-example scores in the results: no intervals for the size contrasts."]
-    contrasts = iter(size_contrasts(a, n_boot))
-    out: list[str] = []
-    for target, metric, family, _f, small, large in _size_pairs(a):
-        if large is None:
-            out.append(f"- {target.upper()}, {family}: only `{small}` has results so far; no size contrast yet.")
-            continue
-        c = next(contrasts)
-        out.append(_contrast_text(c, f"{target.upper()} ({metric}), {family}, {c.models}"))
-    return out
+def figure_titles(a: Analysis) -> list[str]:
+    """The title of every figure the figure sections draw for ``a``, in reading order."""
+    return [item.layout.title.text for section in FIGURE_SECTIONS for item in section(a)
+            if isinstance(item, go.Figure)]
 
 
 def size_steps(models: list[str]) -> list[tuple[str, str]]:
@@ -381,131 +342,3 @@ def size_steps(models: list[str]) -> list[tuple[str, str]]:
     smallest → largest when there are more than two sizes."""
     steps = list(zip(models, models[1:]))
     return steps + ([(models[0], models[-1])] if len(models) > 2 else [])
-
-
-def depth_pairs(models: list[str]) -> list[tuple[str, str]]:
-    """(encoder, encoder-decoder) model pairs of one source and encoder depth, e.g. (e5-L3, e5ed-L3):
-    the like-for-like family comparison. Names outside the model registry pair with nothing."""
-    from .models import MODELS
-
-    specs = [MODELS[m] for m in models if m in MODELS]
-    return [(e.name, d.name) for e in specs if e.family == "encoder" for d in specs
-            if d.family == "encoder-decoder" and (d.source, d.encoder_layers) == (e.source, e.encoder_layers)]
-
-
-def family_contrasts(a: Analysis, n_boot: int = 1000) -> list[Contrast]:
-    """Every depth-matched (encoder, encoder-decoder) pair (:func:`depth_pairs`) on each target's
-    primary metric; the encoder-decoder is ``second``."""
-    if a.res.per_example is None:
-        return []
-    out: list[Contrast] = []
-    for target in a.targets:
-        metric, s = _primary(a, target)
-        for enc, dec in depth_pairs(s.drop_duplicates("model")["model"].tolist()):
-            out.append(_compare(a.res.per_example, s, "family", target, metric, ("encoder", enc),
-                                ("encoder-decoder", dec), n_boot))
-    return out
-
-
-def family_statements(a: Analysis, n_boot: int = 1000) -> list[str]:
-    """One Markdown bullet per (target, depth-matched encoder / encoder-decoder pair): the transfer gap
-    and mean intermediate-task gain of each, and the encoder-decoder's difference with a 95% paired
-    bootstrap interval (robustness.model_contrast; both models saw the same evaluation examples)."""
-    if a.res.per_example is None:
-        return ["- No per-example scores in the results: no intervals for the family contrasts."]
-    contrasts = family_contrasts(a, n_boot)
-    out: list[str] = []
-    for target in a.targets:
-        metric, s = _primary(a, target)
-        mine = [c for c in contrasts if c.target == target]
-        if not mine:
-            why = ("no encoder-decoder has results on it" if not (s["family"] == "encoder-decoder").any()
-                   else "no encoder and encoder-decoder of the same depth both have results")
-            out.append(f"- {target.upper()}: {why}, so no family contrast.")
-        out += [_contrast_text(c, f"{target.upper()} ({metric}), `{c.first[1]}` (encoder) vs `{c.second[1]}` "
-                                  "(encoder-decoder)") for c in mine]
-    return out
-
-
-def published_size_statements(scores: pd.DataFrame) -> list[str]:
-    """Markdown bullets: transfer gap from the smallest to the largest published model of each family
-    (no intermediate task), with an interval from resampling languages (no per-example scores exist)."""
-    out: list[str] = []
-    plain = scores[scores["intermediate"] == "none"]
-    for target in book.targets_in(plain):
-        metric = book.primary_metric(target)
-        s = plain[(plain["target"] == target) & (plain["metric"] == metric)]
-        for family, f in s.groupby("family"):
-            models = f.drop_duplicates("model").sort_values("size")["model"].tolist()
-            if len(models) < 2:
-                continue
-            small, large = models[0], models[-1]
-            by = {m: f[f["model"] == m].groupby("lang")["score"].mean().to_dict() for m in (small, large)}
-            c = robustness.language_resampled_gap_change(by[small], by[large])
-            out.append(f"- {target.upper()} ({metric}), {family}, `{small}` → `{large}`: transfer gap "
-                       f"{c['gap_small']:.1f} → {c['gap_large']:.1f} points, change {c['gap_change']:+.1f} "
-                       f"[{c['gap_change_lo']:+.1f}, {c['gap_change_hi']:+.1f}] over {c['n_langs']} "
-                       "non-English languages (interval: languages resampled).")
-    return out
-
-
-def published_average_statements(table: pd.DataFrame) -> list[str]:
-    """Markdown bullets from the published *averages* (``published.average_table``): the score level
-    against size within each paper's ladder, and any intermediate-task difference, each labelled
-    with what an average cannot show (the transfer gap) and whether the runs share a paper."""
-    out: list[str] = []
-    for _, r in average_size_change(table).iterrows():
-        if r["metric"] != book.primary_metric(r["task"]):
-            continue
-        trend = (", rising at every step" if r["monotone"] else ", not rising at every step") if r["n_models"] > 2 else ""
-        caveat = (" Its per-language rows give its transfer gap as well." if r["per_language"] else
-                  " Only these averages are public here; an average includes English, so it shows the level, "
-                  "not the transfer gap.")
-        out.append(f"- {r['task'].upper()} ({r['metric']}), {r['family']}, {r['paper']}: the cross-language "
-                   f"average goes {r['avg_small']:.1f} → {r['avg_large']:.1f} from `{r['small']}` to `{r['large']}` "
-                   f"({r['change']:+.1f} points over {r['n_models']} sizes{trend}; one published run, no interval)."
-                   + caveat)
-    for _, r in average_gains(table).iterrows():
-        if r["metric"] != book.primary_metric(r["task"]):
-            continue
-        caveat = ("the same paper's runs" if r["same_paper"] else
-                  f"runs from two papers ({r['paper']} vs {r['base_paper']}), so the difference also holds "
-                  "two fine-tuning protocols and is not a controlled gain")
-        out.append(f"- {r['task'].upper()} ({r['metric']}), `{r['model']}` with intermediate `{r['intermediate']}`: "
-                   f"{r['with_task']:.1f} vs {r['base']:.1f} without, {r['gain']:+.1f} points; {caveat}.")
-    return out
-
-
-CHANCE_MARGIN = 5.0   # points above chance below which a baseline "learned nothing" (XNLI: 33.3 + 5)
-
-
-def near_chance_statements(a: Analysis, margin: float = CHANCE_MARGIN) -> list[str]:
-    """Markdown bullets naming every model whose no-intermediate English score is within ``margin``
-    points of the target's chance level: its gains and gaps measure noise, and the page says so.
-    A model whose seed mean clears the bar but one of whose seeds does not is named too, with the
-    seed: a collapsed run inside a seed mean drags every gain, gap and contrast that uses it."""
-    from .tasks import get_task
-
-    out: list[str] = []
-    for target in a.targets:
-        chance = 100.0 * (get_task(target).chance or 0.0)
-        metric, s = _primary(a, target)
-        base = s[s["intermediate"] == "none"]
-        for _, r in base[base["en"] < chance + margin].iterrows():
-            out.append(f"- `{r['model']}` on {target.upper()}: English {metric} {r['en']:.1f} without an intermediate "
-                       f"task, within {margin:g} points of chance ({chance:.1f}); its rows measure noise, not transfer.")
-        sc = a.res.scores
-        en = sc[(sc["target"] == target) & (sc["metric"] == metric) & (sc["intermediate"] == "none")
-                & (sc["lang"] == "en") & ~sc["model"].isin(base.loc[base["en"] < chance + margin, "model"])]
-        for model, g in en.groupby("model", sort=False):
-            low = g[g["score"] < chance + margin].sort_values("seed")
-            if low.empty:
-                continue
-            fine = g[g["score"] >= chance + margin].sort_values("seed")
-            seeds = ", ".join(f"seed {int(x.seed)} {x.score:.1f}" for x in low.itertuples())
-            others = ", ".join(f"seed {int(x.seed)} {x.score:.1f}" for x in fine.itertuples())
-            out.append(f"- `{model}` on {target.upper()}: without an intermediate task, English {metric} is within "
-                       f"{margin:g} points of chance ({chance:.1f}) at {seeds}, against {others}: a run that "
-                       "failed to learn sits inside this model's seed means, so read its gaps, gains and size "
-                       "contrasts as lower bounds on what the model can do, not as its behaviour.")
-    return out

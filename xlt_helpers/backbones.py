@@ -9,6 +9,10 @@ so training code never branches on where weights come from:
   the first ``encoder_layers`` layers; encoder-decoders are warm-started BERT2BERT
   models (Rothe et al. 2020).
 * ``tiny``: random 2-layer models with the XLM-R vocabulary, seeded, for tests.
+* ``random``: a published architecture (:func:`xlt_helpers.models.architecture_config`) at random
+  initialisation, seeded, with the offline XLM-R tokenizer: a CPU test trains the real xlmr-base and
+  mt5-small shapes through the real path without the hub (mT5's own sentencepiece vocabulary is not
+  offline; XLM-R's 250,002 ids fit inside mT5's 250,112-row table, and the special ids follow XLM-R).
 
 Encoders are returned as *bodies* without BERT's pooler: every head in this
 study pools for itself (``spec.pooling``), and e5's file has no pooler weights.
@@ -126,9 +130,9 @@ def load_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerFast:
     """
     if spec.source == "hub":
         return AutoTokenizer.from_pretrained(spec.hub_id)
-    if spec.source in ("e5", "tiny"):
+    if spec.source in ("e5", "tiny", "random"):
         return build_xlmr_tokenizer()
-    raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+    raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5, tiny or random")
 
 
 # --------------------------------------------------------------------------- models
@@ -158,20 +162,25 @@ def load_encoder(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) ->
         elif spec.source == "tiny":
             with _seeded(TINY_SEED):
                 model = XLMRobertaModel(tiny_xlmr_config(), add_pooling_layer=False)
+        elif spec.source == "random":
+            with _seeded(TINY_SEED):
+                model = AutoModel.from_config(_random_init_config(spec), add_pooling_layer=False)
         else:
-            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5, tiny or random")
     return _maybe_trim(model, vocab_keep)
 
 
-def load_seq2seq(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) -> PreTrainedModel:
+def load_seq2seq(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None,
+                 generated_targets: bool = False) -> PreTrainedModel:
     """The text-to-text model of ``spec``, ready for ``forward(labels=...)`` and ``generate()``.
 
     ``e5ed-L{k}`` is BERT2BERT (Rothe et al. 2020): encoder = e5's first k
     layers; decoder = a ``BertLMHeadModel`` from the same k layers with a
     randomly initialised LM-head transform, output embeddings tied to the
     decoder's input embeddings, and cross-attention set by the spec's
-    ``cross_attention_gain`` (:func:`_init_cross_attention`). Generation
-    starts from ``<s>`` and stops at ``</s>``.
+    ``cross_attention_gain_for(generated_targets)`` (:func:`_init_cross_attention`):
+    pass ``generated_targets=True`` for tasks whose targets are generated
+    (QA answers, tag sequences). Generation starts from ``<s>`` and stops at ``</s>``.
     """
     if spec.family != "encoder-decoder":
         raise ValueError(f"model {spec.name!r} is a {spec.family} model; load it with load_encoder")
@@ -182,13 +191,27 @@ def load_seq2seq(spec: ModelSpec, *, vocab_keep: Sequence[int] | None = None) ->
             with _seeded(TINY_SEED):
                 model = MT5ForConditionalGeneration(tiny_mt5_config())
         elif spec.source == "e5":
-            model = _warm_started_bert2bert(spec)
+            model = _warm_started_bert2bert(spec, spec.cross_attention_gain_for(generated_targets))
+        elif spec.source == "random":
+            with _seeded(TINY_SEED):
+                model = MT5ForConditionalGeneration(_random_init_config(spec))
         else:
-            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5 or tiny")
+            raise ValueError(f"model {spec.name!r} has unknown source {spec.source!r}; expected hub, e5, tiny or random")
     return _maybe_trim(model, vocab_keep)
 
 
-def _warm_started_bert2bert(spec: ModelSpec) -> EncoderDecoderModel:
+def _random_init_config(spec: ModelSpec):
+    """The published architecture of ``spec.name`` with XLM-R's special ids (the tokenizer in use)."""
+    from .models import architecture_config
+
+    config = architecture_config(spec.name)
+    config.pad_token_id, config.eos_token_id, config.bos_token_id = XLMR_PAD, XLMR_EOS, XLMR_BOS
+    if spec.family == "encoder-decoder":
+        config.decoder_start_token_id = XLMR_PAD          # T5 starts decoding from <pad>
+    return config
+
+
+def _warm_started_bert2bert(spec: ModelSpec, cross_attention_gain: float | None) -> EncoderDecoderModel:
     src = _e5_source(spec)
     enc_layers = spec.encoder_layers
     dec_layers = spec.decoder_layers if spec.decoder_layers is not None else spec.encoder_layers
@@ -205,8 +228,8 @@ def _warm_started_bert2bert(spec: ModelSpec) -> EncoderDecoderModel:
     out = model.decoder.get_output_embeddings()
     if out.weight is not model.decoder.get_input_embeddings().weight:
         out.weight = model.decoder.get_input_embeddings().weight
-    if spec.cross_attention_gain is not None:
-        _init_cross_attention(model, spec.cross_attention_gain)
+    if cross_attention_gain is not None:
+        _init_cross_attention(model, cross_attention_gain)
     return model
 
 

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .paths import cache_dir, repo_root
+from .tasks import NONE_TASK
 
 if TYPE_CHECKING:
     from .grid import Node
@@ -476,7 +477,7 @@ def _subprocess_env() -> dict[str, str]:
 
 def node_params(model: str, train_n: int, eval_n: int, eval_langs: tuple[str, ...], **hp: Any) -> dict[str, Any]:
     """run_target keyword arguments of one XNLI baseline node (no intermediate task)."""
-    return {"model": model, "target": TARGET, "intermediate": "none", "seed": 0, "init_from": "",
+    return {"model": model, "target": TARGET, "intermediate": NONE_TASK, "seed": 0, "init_from": "",
             "train_n": train_n, "eval_n": eval_n, "eval_langs": list(eval_langs), "epochs": 1.0,
             "batch_size": 16, "max_length": 128, **hp}   # the cpu profile's XNLI settings
 

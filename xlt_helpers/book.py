@@ -1,12 +1,13 @@
-"""Build the study's Jupyter Book offline, and load the results its pages show.
+"""Build the study's Jupyter Book offline (the pages read their results through :mod:`xlt_helpers.results`).
 
 Why a function and not just ``jupyter-book build .``:
 
 * the book must work without network: plotly.js is copied from the installed
   ``plotly`` package into ``book/_static/`` (pages embed figures with
   ``include_plotlyjs=False``, see :func:`xlt_helpers.figures.show`);
-* the per-run appendix is assembled from whatever ``results/runs/*.ipynb``
-  exist (each gets a title cell so it has a heading in the table of contents);
+* the per-run appendix is assembled from the ``results/runs/*.ipynb`` of the
+  runs the tables hold (each gets a title cell so it has a heading in the
+  table of contents);
 * warnings are errors (``-W -n --keep-going``), and a failure names the first
   warning instead of ending in a wall of Sphinx output;
 * the build runs on a *staged copy* of ``_config.yml``, ``_toc.yml`` and
@@ -15,31 +16,23 @@ Why a function and not just ``jupyter-book build .``:
   other's ``book/runs``.
 
 The analysis pages find their results through ``$XLT_RESULTS_DIR`` (set here
-for the build) via :func:`results_dir` / :func:`load_results`.
+for the build) via :func:`xlt_helpers.results.load_results`.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from .paths import repo_root
-from .results import results_dir  # noqa: F401  (the pages call book.results_dir)
+from .results import ResultsError, load_results
+from .results import results_dir as _resolve_results_dir  # build_book's parameter shadows the name
 
 REPO_ROOT = repo_root()
-NO_RESULTS = "No reference-study results are committed yet."
-SCORES_COLUMNS: tuple[str, ...] = ("run_id", "family", "model", "size", "intermediate", "target", "seed",
-                                   "lang", "metric", "score", "n")
-PER_EXAMPLE_COLUMNS: tuple[str, ...] = ("run_id", "lang", "example_id", "metric", "value")
-RUN_KEYS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "seed")
 RUNS_INDEX = "book/runs_index"
 _WARNING = re.compile(r"(WARNING|ERROR|CRITICAL|SEVERE):")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -50,152 +43,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _BENIGN = re.compile(r"ERROR:tornado\.general:Uncaught exception in ZMQStream callback")
 
 
-# scores.csv `metric` rows that each registry metric (TaskSpec.metric) produces; the first is the headline
-METRIC_ROWS: dict[str, tuple[str, ...]] = {"accuracy": ("accuracy",), "token_accuracy": ("accuracy",),
-                                           "mlqa_f1_em": ("f1", "em"), "squad_f1_em": ("f1", "em")}
-
-
-def primary_metric(target: str) -> str:
-    """The headline metric of a target task (XNLI: accuracy, MLQA: f1), from the task registry."""
-    from .tasks import get_task
-
-    spec = get_task(target)
-    try:
-        return METRIC_ROWS[spec.metric][0]
-    except KeyError:
-        raise KeyError(f"task {target!r} has registry metric {spec.metric!r}, which book.METRIC_ROWS does not "
-                       f"map to a scores.csv metric; add it there (known: {sorted(METRIC_ROWS)})") from None
-
-
-def targets_in(scores: pd.DataFrame) -> list[str]:
-    """The target tasks present in a scores table, in the task registry's order (XNLI before MLQA)."""
-    from .tasks import TASKS
-
-    present = set(scores["target"])
-    unknown = sorted(present - set(TASKS))
-    if unknown:
-        raise ValueError(f"scores name unknown target task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
-    return [t for t in TASKS if t in present]
-
-
-def stands_for_table(models) -> pd.DataFrame:
-    """model, family, what it stands for — printed next to results, straight from the model registry."""
-    from .models import get_model
-
-    rows = [{"model": m, "family": get_model(m).family, "stands in for": get_model(m).stands_for}
-            for m in models]
-    return pd.DataFrame(rows, columns=["model", "family", "stands in for"])
-
-
-def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """The reader-facing columns of ``robustness.summary_table``, rounded, gains with their 95% CI.
-
-    ``gain [95% CI]`` reads "+1.2 [+0.3, +2.0]*" (``*``: CI excludes 0); without per-example
-    scores the interval is absent and the gain stands alone.
-    """
-    def gain(row) -> str:
-        if pd.isna(row["gain_avg"]):
-            return "–"
-        text = f"{row['gain_avg']:+.1f}"
-        if pd.notna(row.get("gain_avg_lo")):
-            text += f" [{row['gain_avg_lo']:+.1f}, {row['gain_avg_hi']:+.1f}]"
-            sig = row.get("sig_avg")
-            text += "*" if pd.notna(sig) and bool(sig) else ""
-        return text
-
-    out = pd.DataFrame({
-        "model": summary["model"], "intermediate": summary["intermediate"],
-        "target": summary["target"], "metric": summary["metric"],
-        "en": summary["en"].round(1), "mean": summary["avg"].round(1),
-        "gap": summary["gap"].round(1), "gain [95% CI]": summary.apply(gain, axis=1),
-        "hurt": summary["neg_transfer_share"].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.0f}%"),
-        "worst": summary["worst_lang"].fillna("–"),
-        "seeds": summary["n_seeds"]})
-    return out
-
-
-RESULTS_HINT = ("Run the study (<code>make study</code>, or <code>xlt run --profile cpu</code>) and rebuild the "
-                "book (<code>xlt book</code>); this page is drawn from <code>results/</code> once it holds results.")
-
-
-def no_results_html(what: str = NO_RESULTS, hint: str = RESULTS_HINT) -> str:
-    """The plain notice a page shows instead of figures when its input is absent (no fake numbers)."""
-    return f'<div class="no-results"><p><b>{what}</b></p><p>{hint}</p></div>'
-
-
-
-def progress_html(res: "Results") -> str:
-    """How much of the profile's grid the committed results cover, so a partial study says so."""
-    meta = res.meta or {}
-    name, done = meta.get("profile"), meta.get("nodes")
-    try:
-        from .grid import build_grid
-        from .profiles import load_profile
-        total = len(build_grid(load_profile(name))) if name else None
-    except Exception:  # noqa: BLE001 - a renamed/removed profile must not break the book
-        total = None
-    if not done or not total or done >= total:
-        return ""
-    return (f'<div class="no-results"><p><b>Study in progress:</b> {done} of the {total} nodes of profile '
-            f'<code>{name}</code> are finished and committed; every number below comes from those alone and will '
-            f'change as the rest arrive (<code>make study</code> resumes it).</p></div>')
-
-
 class BookBuildError(RuntimeError):
     """The book did not build cleanly; the message names the first warning and the log file."""
-
-
-_resolve_results_dir = results_dir  # build_book's parameter shadows the name
-
-
-@dataclass(frozen=True)
-class Results:
-    """The tidy result tables of one results directory (``None`` where a file is absent)."""
-
-    dir: Path
-    scores: pd.DataFrame
-    per_example: pd.DataFrame | None      # scores' run keys joined on, as robustness expects
-    intermediate: pd.DataFrame | None
-    meta: dict | None
-    runs: tuple[Path, ...]
-
-
-def _require(df: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path} lacks column(s) {missing} (has {list(df.columns)}); the results format is "
-                         f"{list(columns)} — regenerate it with the study's collect step.")
-
-
-def load_results(directory: str | os.PathLike | None = None) -> Results | None:
-    """Read ``scores.csv`` (+ ``per_example.csv.gz``, ``intermediate.csv``, ``meta.json``, ``runs/``).
-
-    Returns None when ``scores.csv`` is absent: the pages then say :data:`NO_RESULTS`
-    rather than inventing numbers. A present but malformed file is an error.
-    """
-    d = results_dir(directory)
-    scores_path = d / "scores.csv"
-    if not scores_path.is_file():
-        return None
-    scores = pd.read_csv(scores_path)
-    _require(scores, SCORES_COLUMNS, scores_path)
-    per_example = None
-    pe_path = d / "per_example.csv.gz"
-    if pe_path.is_file():
-        per_example = pd.read_csv(pe_path)
-        _require(per_example, PER_EXAMPLE_COLUMNS, pe_path)
-        keys = scores[["run_id", *RUN_KEYS]].drop_duplicates("run_id")
-        unknown = sorted(set(per_example["run_id"]) - set(keys["run_id"]))
-        if unknown:
-            raise ValueError(f"{pe_path}: run_id(s) {unknown[:5]} have no row in {scores_path}; "
-                             f"the two files come from different collections — regenerate both.")
-        per_example = per_example.merge(keys, on="run_id", how="left")
-    inter_path = d / "intermediate.csv"
-    intermediate = pd.read_csv(inter_path) if inter_path.is_file() else None
-    meta_path = d / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
-    runs = tuple(sorted((d / "runs").glob("*.ipynb")))
-    return Results(d, scores, per_example, intermediate, meta, runs)
 
 
 def plotly_js_path() -> Path:
@@ -213,7 +62,11 @@ def _titled_run_notebook(src: Path, dst: Path) -> None:
     """Copy a per-run notebook, adding an H1 with its run id when it has none (a toc entry needs a title)."""
     import nbformat
 
-    nb = nbformat.read(src, as_version=4)
+    try:
+        nb = nbformat.read(src, as_version=4)
+    except Exception as e:  # noqa: BLE001 - nbformat raises several types (NotJSONError, ValidationError, ...)
+        raise ResultsError(f"{src}: cannot read it as a notebook ({type(e).__name__}: {str(e)[:200]}). Fix: restore "
+                           f"the file (e.g. git checkout -- {src}) or delete it to leave that run out") from None
     first_md = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first_md is None or not first_md.source.lstrip().startswith("# "):
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Run `{src.stem}`\n\nExecuted notebook of this run, "
@@ -227,7 +80,11 @@ def _titled_run_notebook(src: Path, dst: Path) -> None:
 
 
 def stage_sources(stage: Path, results: Path, *, repo: Path = REPO_ROOT) -> list[Path]:
-    """Copy the book's sources into ``stage``, add plotly.js and the per-run notebooks; return the runs copied."""
+    """Copy the book's sources into ``stage``, add plotly.js and the per-run notebooks; return the runs copied.
+
+    The per-run notebooks are those of the runs the tables hold (:attr:`xlt_helpers.results.Results.runs`),
+    not every notebook in ``results/runs``: a node of an older version of the profile is kept in the
+    store but is not part of the study the book shows."""
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
@@ -241,7 +98,8 @@ def stage_sources(stage: Path, results: Path, *, repo: Path = REPO_ROOT) -> list
     runs_dst = stage / "book" / "runs"
     runs_dst.mkdir()
     copied = []
-    for nb in sorted((results / "runs").glob("*.ipynb")):
+    res = load_results(results)
+    for nb in res.runs if res is not None else ():
         _titled_run_notebook(nb, runs_dst / nb.name)
         copied.append(runs_dst / nb.name)
     if copied:
@@ -282,6 +140,10 @@ def build_book(results_dir: Path | None = None, out_dir: Path | None = None, str
     a failure raises :class:`BookBuildError` naming the first warning and the full log's path.
     """
     results = _resolve_results_dir(results_dir)
+    if results_dir is not None and not results.is_dir():
+        raise ResultsError(f"results folder {results} does not exist. Fix: pass the folder that holds scores.csv "
+                           f"(default: <repo>/results), or omit --results")
+    load_results(results)   # a corrupt table fails here, naming its file, instead of deep in a page's build log
     out = Path(out_dir).resolve() if out_dir is not None else REPO_ROOT
     build = out / "_build"
     for stale in ("html", ".doctrees", "jupyter_execute"):

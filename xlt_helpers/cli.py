@@ -13,16 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .grid import Node, build_grid, dependents, select
+from .results import ResultsError
 from .profiles import ProfileError, available_profiles, configs_dir, load_profile
-from .runs import (CHECKPOINT_DIR, DONE_FILE, FAILED_FILE, NODE_FILE, RunsLocked, first_error_line,
-                   lock_holder, node_dir, node_state, read_marker, runs_dir, runs_lock)
+from .tasks import NONE_TASK
+from .runs import (CHECKPOINT_DIR, DONE_FILE, FAILED_FILE, NODE_FILE, RunsFolderError, RunsLocked,
+                   first_error_line, lock_holder, node_dir, node_state, read_marker, runs_dir, runs_lock,
+                   verify_node)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xlt", description=(
         "Zero-shot cross-lingual transfer study: run a profile's grid of notebooks (resumable), "
         "show its status, build the book."))
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,book,clean,transfer,bench}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,status,plan,results,book,clean,transfer,bench}")
 
     def profile_args(sp: argparse.ArgumentParser, required: bool) -> None:
         sp.add_argument("--profile", required=required,
@@ -51,21 +54,42 @@ def _parser() -> argparse.ArgumentParser:
                    help="run only nodes matching FILTER (and their dependencies): a substring or glob of the "
                         "node id, or key=value on its params (e.g. model=e5-L3); repeat to AND filters")
 
+    r.add_argument("--verify", action="store_true",
+                   help="check the sha256 of every finished node's files (sizes are always checked); a node "
+                        "that does not verify is moved aside and runs again")
+
     s = sub.add_parser("status", help="done / failed / pending nodes of a profile, per phase")
     profile_args(s, required=True)
+    s.add_argument("--verify", action="store_true",
+                   help="also check the sha256 of every finished node's files against DONE.json")
+
+    rs = sub.add_parser("results", help="verify the committed results store (every node, sha256 included)")
+    rs.add_argument("--results-dir", default=None, help="default: $XLT_RESULTS_DIR or <repo>/results")
+    rs.add_argument("--record-hashes", action="store_true",
+                    help="add size and sha256 records to committed DONE.json files that lack them "
+                         "(nodes exported before DONE.json recorded files); run ids do not change")
+
+    pl = sub.add_parser("plan", help="per node setup: parameters, estimated peak GPU memory, steps, whether it "
+                                     "fits (xlt_helpers/plan.py; estimates, no GPU needed)")
+    pl.add_argument("--profile", required=True, help="profile name in configs/ or a path to a YAML file")
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile field")
+    pl.add_argument("--gpu-mem", type=float, default=80.0, help="GiB of memory of one GPU (default 80)")
 
     b = sub.add_parser("book", help="build the Jupyter book from results/")
     b.add_argument("--results", default=None, help="results folder (default: <repo>/results)")
 
-    c = sub.add_parser("clean", help="delete unfinished node directories (and more with the flags)")
+    c = sub.add_parser("clean", help="delete unfinished node directories that xlt run made (and more with the flags); "
+                                     "never a folder without node.json (xlt transfer output, your own files)")
     profile_args(c, required=False)
     c.add_argument("--failed", action="store_true", help="also delete failed nodes' directories")
     c.add_argument("--prune-checkpoints", action="store_true",
                    help="delete the checkpoint of phase-1 nodes whose dependents are all done")
+    c.add_argument("--dry-run", action="store_true", help="list what would be deleted, and why; delete nothing")
+    c.add_argument("--yes", action="store_true", help="do not ask before deleting (asked only at a terminal)")
     t = sub.add_parser("transfer", help="one model through the three phases in this process (no grid, no papermill) "
                                         "and a per-language table; e.g. the e5-L3 SST-2 -> XNLI check")
     t.add_argument("--model", default="e5-L3", help="a name in xlt_helpers.models (default e5-L3)")
-    t.add_argument("--intermediate", default="sst2", help='intermediate task, or "none" (default sst2)')
+    t.add_argument("--intermediate", default="sst2", help=f'intermediate task, or "{NONE_TASK}" (default sst2)')
     t.add_argument("--target", default="xnli", help="target task (default xnli)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--intermediate-n", type=int, default=2000, help="phase-1 training examples (default 2000)")
@@ -96,13 +120,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_transfer_args(args: argparse.Namespace) -> None:
+    """Raise ProfileError (one line: the flag, the bad value, the valid ones) before anything loads.
+
+    The names and number rules are the profiles' own (one place): a transfer run is a one-node profile."""
+    from .models import MODELS
+    from .hparams import ParameterError, check_hparam, check_int
+    from .profiles import _COUNT, _intermediate_tasks, _target_tasks, check_max_length
+
+    for flag, value, valid in (("--model", args.model, sorted(MODELS)),
+                               ("--intermediate", args.intermediate, _intermediate_tasks()),
+                               ("--target", args.target, _target_tasks())):
+        if value not in valid:
+            raise ProfileError(f"{flag} {value!r} is not one of the valid values: {', '.join(valid)}")
+    for flag, key in (("--intermediate-n", "train_n"), ("--train-n", "train_n"), ("--eval-n", "eval_n"),
+                      ("--epochs", "epochs"), ("--learning-rate", "learning_rate"),
+                      ("--batch-size", "batch_size"), ("--max-length", "max_length")):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None or key != "learning_rate":
+            try:
+                _COUNT(value, flag) if key.endswith("_n") else check_hparam(key, value, flag)
+            except ParameterError as e:   # "(or null for ...)" is a profile's way out, not a flag's
+                raise ProfileError(str(e).split(" (or null")[0]) from None
+    try:
+        check_int(0)(args.seed, "--seed")
+    except ParameterError as e:
+        raise ProfileError(str(e)) from None
+    check_max_length(args.model, args.max_length, "--max-length")
+
+
 def cmd_transfer(args: argparse.Namespace) -> int:
     """Both phases in-process, then print English, the others' mean and every language."""
+    check_transfer_args(args)
     from .pipeline import run_intermediate, run_target
     out = Path(args.out) if args.out else runs_dir(None) / f"transfer-{args.model}-{args.intermediate}-{args.target}-s{args.seed}"
     hp = dict(batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.learning_rate, warmup_ratio=0.1)
     init = ""
-    if args.intermediate != "none":
+    if args.intermediate != NONE_TASK:
         m1 = run_intermediate(model=args.model, task=args.intermediate, seed=args.seed, out_dir=str(out / "intermediate"),
                               train_n=args.intermediate_n, dev_n=400, epochs=1, **hp)
         print(f"phase 1 {args.intermediate}: English dev {m1['metric']} {m1['dev'][m1['metric']]:.1f} "
@@ -148,9 +202,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if profile.export_results:
             from . import results as store
             res = store.results_dir(args.results_dir)
-            restored = store.restore(res, runs)
+            refused: list[tuple[str, str]] = []
+            restored = store.restore(res, runs, refused)
             if restored:
                 print(f"restored {len(restored)} finished nodes from {res / 'nodes'}")
+            in_grid = {n.id for n in grid}
+            for rid, why in refused:
+                if node_state(runs, rid) == "done" and verify_node(node_dir(runs, rid), hashes=True) is None:
+                    store.export(runs, res, [rid])   # the runs folder holds a good copy: it replaces the bad one
+                    print(f"replaced {res / 'nodes' / rid} ({why}) with the verified copy in {runs / rid}")
+                    continue
+                fate = "it trains again and its export replaces it" if rid in in_grid else "not in this grid"
+                print(f"refused {res / 'nodes' / rid}: {why} ({fate}; or restore the committed copy: "
+                      f"git checkout -- {res / 'nodes' / rid})", file=sys.stderr)
+            unreplaced = {rid for rid, _ in refused if rid in in_grid and node_state(runs, rid) != "done"}
             from .grid import framework_versions
             mismatch = store.version_mismatch(res, profile.name, framework_versions())
             pending = [n.id for n in nodes if node_state(runs, n.id) != "done"]
@@ -168,10 +233,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             def on_done(nid: str) -> None:
                 if store.export(runs, res, [nid]):
-                    store.write_tables(res, profile.name, grid_ids)
+                    unreplaced.discard(nid)
+                    if not unreplaced:   # tables would read the refused copies: wait until all are replaced
+                        store.write_tables(res, profile.name, grid_ids)
         summary = run_grid(nodes, runs, executor=args.executor, workers=args.workers, address=args.address,
-                           resources=profile.resources, on_done=on_done)
-    if not (summary.done or summary.failed or summary.skipped):
+                           resources=profile.resources, on_done=on_done, verify_hashes=args.verify)
+    if summary.stopped:
+        print(f"xlt run: stopped: {summary.stopped}", file=sys.stderr)
+    if not (summary.done or summary.failed or summary.skipped or summary.stopped):
         print(f"all {len(nodes)} nodes of {profile.name} already done in {runs} (nothing to run)")
         return 0
     print(f"{profile.name}: {len(summary.done)} done, {len(summary.failed)} failed, "
@@ -183,13 +252,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ status
-def node_states(nodes: Sequence[Node], runs: Path) -> dict[str, str]:
-    """done / failed / skipped (a dependency failed) / running (a live run holds the lock and the
-    directory exists) / pending."""
+def node_states(nodes: Sequence[Node], runs: Path, hashes: bool = False,
+                problems: dict[str, str] | None = None) -> dict[str, str]:
+    """done / bad (has DONE.json but does not verify: :func:`runs.verify_node`, sha256 too with
+    ``hashes``; the cause goes into ``problems``) / failed / skipped (a dependency failed) / running
+    (a live run holds the lock and the directory exists) / pending."""
     live = lock_holder(runs) is not None
     out: dict[str, str] = {}
     for n in nodes:  # grid order: dependencies come first
         st = node_state(runs, n.id)
+        if st == "done":
+            why = verify_node(node_dir(runs, n.id), hashes=hashes)
+            if why is not None:
+                st = "bad"
+                if problems is not None:
+                    problems[n.id] = why
         if st == "pending":
             if any(out.get(d) in ("failed", "skipped") for d in n.deps):
                 st = "skipped"
@@ -205,8 +282,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, args.set)
     nodes = build_grid(profile, args.notebooks_dir)
     runs = runs_dir(args.runs_dir)
-    states = node_states(nodes, runs)
-    cols = ("done", "failed", "skipped", "running", "pending")
+    problems: dict[str, str] = {}
+    states = node_states(nodes, runs, hashes=args.verify, problems=problems)
+    cols = ("done", "bad", "failed", "skipped", "running", "pending")
     table = Table(title=f"profile {profile.name}: {len(nodes)} nodes in {runs}")
     table.add_column("phase")
     for c in (*cols, "total"):
@@ -217,6 +295,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     table.add_row("all", *(str(sum(s == c for s in states.values())) for c in cols), str(len(nodes)))
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
+    if problems:
+        console.print(f"finished nodes that do not verify (`xlt run{' --verify' if args.verify else ''}` moves "
+                      "each aside as <id>.bad-<time> and runs it again):")
+        for nid, why in problems.items():
+            console.print(f"  {nid}: {why}", markup=False, highlight=False)
     failed = [n.id for n in nodes if states[n.id] == "failed"]
     if failed:
         console.print("failed nodes:")
@@ -225,22 +308,57 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ plan
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the GPU plan; exit 0 even when setups do not fit (the table says which, and the fix)."""
+    from .plan import print_plan
+    print_plan(args.profile, args.set, args.gpu_mem)
+    return 0
+
+
+# ------------------------------------------------------------------ results
+def cmd_results(args: argparse.Namespace) -> int:
+    """Verify every committed node; with --record-hashes, add file records to legacy DONE.json files."""
+    from . import results as store
+    res = store.results_dir(args.results_dir)
+    if not (res / "nodes").is_dir():
+        print(f"xlt results: {res / 'nodes'} does not exist; pass --results-dir", file=sys.stderr)
+        return 2
+    if args.record_hashes:
+        updated = store.record_hashes(res)
+        print(f"recorded file sizes and sha256 in {len(updated)} DONE.json files of {res / 'nodes'}")
+    good, bad = store.verify_store(res)
+    for rid, why in bad:
+        print(f"  BAD {res / 'nodes' / rid}: {why}")
+    print(f"{len(good)} committed nodes verify, {len(bad)} do not ({res / 'nodes'})")
+    return 1 if bad else 0
+
+
 # ------------------------------------------------------------------ book
 def cmd_book(args: argparse.Namespace) -> int:
-    from .book import build_book  # written separately; imported only here (it pulls in jupyter-book)
-    out = build_book(results_dir=Path(args.results) if args.results else None)
+    from .book import BookBuildError, build_book  # imported only here (it pulls in jupyter-book)
+    try:
+        out = build_book(results_dir=Path(args.results) if args.results else None)
+    except (BookBuildError, ValueError) as e:   # ResultsError, a table lacking columns: named in the message
+        print(f"xlt book: {e}", file=sys.stderr)
+        return 2
     print(f"book built: {out}")
     return 0
 
 
 # ------------------------------------------------------------------ clean
 def _disk_nodes(runs: Path) -> list[Node]:
+    """The node folders ``xlt run`` made in ``runs``: a ``node.json`` that parses as a node whose id is
+    the folder's name. Anything else (an ``xlt transfer`` output, a user's folder, a node folder moved
+    aside as ``<id>.bad-<time>`` by verification) is not xlt's to delete."""
     out = []
     for f in sorted(runs.glob(f"*/{NODE_FILE}")):
         try:
-            out.append(Node.from_json(read_marker(runs, f.parent.name, NODE_FILE)))
-        except (KeyError, TypeError):
+            node = Node.from_json(read_marker(runs, f.parent.name, NODE_FILE))
+        except (KeyError, TypeError, AttributeError):
             continue
+        if node.id == f.parent.name:
+            out.append(node)
     return out
 
 
@@ -255,6 +373,36 @@ def _all_profile_nodes(notebooks_dir: str | None) -> list[Node]:
     return out
 
 
+def clean_plan(runs: Path, disk: Sequence[Node], grid: Sequence[Node], scope: set[str] | None,
+               failed: bool, prune: bool) -> list[tuple[Path, str]]:
+    """What ``xlt clean`` deletes, as (path, reason): only folders of ``disk`` (made by xlt run),
+    within ``scope`` (a profile's ids; None = every xlt-made folder)."""
+    plan: list[tuple[Path, str]] = []
+    ours = sorted(n.id for n in disk if scope is None or n.id in scope)
+    for nid in ours:
+        st = node_state(runs, nid)
+        if st == "pending":
+            plan.append((node_dir(runs, nid), "unfinished: made by xlt run, no DONE.json"))
+        elif st == "failed" and failed:
+            plan.append((node_dir(runs, nid), f"failed (--failed): {first_error_line(runs, nid)}"))
+    if prune:
+        deps_of = dependents([*grid, *disk])
+        for nid in ours:
+            ckpt = node_dir(runs, nid) / CHECKPOINT_DIR
+            users = deps_of.get(nid, [])
+            if ckpt.is_dir() and node_state(runs, nid) == "done" and users and \
+                    all((node_dir(runs, u) / DONE_FILE).is_file() for u in users):
+                plan.append((ckpt, f"checkpoint (--prune-checkpoints): all {len(users)} dependents are done"))
+    return plan
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def cmd_clean(args: argparse.Namespace) -> int:
     runs = runs_dir(args.runs_dir)
     if not runs.is_dir():
@@ -264,42 +412,38 @@ def cmd_clean(args: argparse.Namespace) -> int:
         disk = _disk_nodes(runs)
         if args.profile:
             grid = _nodes(args)
-            scope = {n.id for n in grid}
+            scope: set[str] | None = {n.id for n in grid}
         else:
             grid = _all_profile_nodes(args.notebooks_dir)
-            scope = {d.name for d in runs.iterdir() if d.is_dir()}
-        removed = 0
-        for nid in sorted(scope):
-            d = node_dir(runs, nid)
-            if not d.is_dir():
-                continue
-            st = node_state(runs, nid)
-            if st == "pending" or (st == "failed" and args.failed):
-                shutil.rmtree(d)
-                removed += 1
-                print(f"removed {st:<7} {nid}")
-        pruned = 0
-        if args.prune_checkpoints:
-            deps_of = dependents([*grid, *disk])
-            for nid in sorted(scope):
-                ckpt = node_dir(runs, nid) / CHECKPOINT_DIR
-                users = deps_of.get(nid, [])
-                if ckpt.is_dir() and node_state(runs, nid) == "done" and users and \
-                        all((node_dir(runs, u) / DONE_FILE).is_file() for u in users):
-                    shutil.rmtree(ckpt)
-                    pruned += 1
-                    print(f"pruned checkpoint of {nid}")
-    print(f"clean: removed {removed} node directories, pruned {pruned} checkpoints in {runs}")
+            scope = None
+        plan = clean_plan(runs, disk, grid, scope, args.failed, args.prune_checkpoints)
+        made = {n.id for n in disk}
+        foreign = sorted(p.name for p in runs.iterdir() if p.is_dir() and p.name not in made)
+        if foreign:
+            print(f"left alone (not node folders made by xlt run: no node.json of that id): {', '.join(foreign)}")
+        verb = "would remove" if args.dry_run else "remove"
+        for path, why in plan:
+            print(f"{verb} {path.relative_to(runs)}  ({why})")
+        if args.dry_run or not plan:
+            print(f"clean: {'dry run, ' if args.dry_run else ''}{len(plan)} to delete in {runs}")
+            return 0
+        if not args.yes and sys.stdin.isatty() and not _confirm(f"Delete these {len(plan)} in {runs}?"):
+            print("clean: nothing deleted")
+            return 1
+        for path, _why in plan:
+            shutil.rmtree(path)
+    removed = sum(p.name != CHECKPOINT_DIR for p, _ in plan)
+    print(f"clean: removed {removed} node directories, pruned {len(plan) - removed} checkpoints in {runs}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "status": cmd_status, "book": cmd_book, "clean": cmd_clean,
-               "transfer": cmd_transfer, "bench": cmd_bench}[args.command]
+    handler = {"run": cmd_run, "status": cmd_status, "plan": cmd_plan, "results": cmd_results, "book": cmd_book,
+               "clean": cmd_clean, "transfer": cmd_transfer, "bench": cmd_bench}[args.command]
     try:
         return handler(args)
-    except (ProfileError, RunsLocked) as e:
+    except (ProfileError, RunsLocked, RunsFolderError, ResultsError) as e:
         print(f"xlt {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

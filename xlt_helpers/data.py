@@ -5,7 +5,9 @@ under the data folder (:func:`xlt_helpers.paths.data_dir`) or the Hugging Face
 hub, and returns a ``datasets.Dataset`` with exactly the columns of the task's
 kind (:func:`xlt_helpers.schema.features_for`), ``lang`` filled and unique
 string ids. Everything about *which* file or hub dataset lives in the spec;
-everything about *how to read it* lives in :mod:`readers` / :mod:`hub`.
+everything about *how to read it* lives in :mod:`readers` / :mod:`hub`. Every
+local file is checked against the data folder's ``MANIFEST.sha256`` before it
+is read and its record count against ``COUNTS.tsv`` after (:mod:`manifest`).
 
 Two guards against measuring training items:
 
@@ -15,6 +17,8 @@ Two guards against measuring training items:
   ids, or titles for SQuAD so that questions sharing a paragraph never straddle
   the split. The choice is a hash of each group key with a fixed salt: it does
   not depend on the ``seed`` argument, the row order or the Python version.
+  A hub split marked ``hub_holdout`` (CosmosQA validation) is cut the same way,
+  so hub and local dev hold the same items.
 * :func:`assert_disjoint` raises :class:`LeakageError` when a training set
   shares ids or texts with an evaluation set (e.g. MLQA's local training data
   contains SQuAD v1.1 dev, of which XQuAD is a translation).
@@ -36,12 +40,12 @@ from typing import Literal, Sequence
 
 from datasets import Dataset
 
-from . import hub, readers
+from . import hub, manifest, readers
 from .paths import DATA_ENV, DataError, DataFileMissing, data_dir as resolve_data_dir
 from .hub import column
 from .readers import Columns, MalformedRecord
 from .schema import COLUMNS, features_for
-from .tasks import MLQA_LANGS, TASKS, Source, TaskSpec
+from .tasks import MLQA_LANGS, TASKS, Source, TaskSpec, fill_lang
 
 __all__ = ["load_task", "subsample", "assert_disjoint", "holdout_split", "local_paths", "text_keys",
            "DataError", "DataFileMissing", "MalformedRecord", "LeakageError", "HOLDOUT_SALT"]
@@ -85,21 +89,6 @@ def _check_split_lang(spec: TaskSpec, split: str, lang: str) -> None:
                         f"valid languages: {', '.join(valid)}{extra}")
 
 
-def fill_lang(template: str, lang: str) -> str:
-    """Substitute ``{lang}``; for a pair ``"ar.de"`` the 1st occurrence gets ``ar``, the 2nd ``de``.
-
-    So ``dev-context-{lang}-question-{lang}.json`` and ``mlqa.{lang}.{lang}`` both
-    name the pair's file / hub config, and a single code fills every occurrence.
-    """
-    parts = lang.split(".")
-    if len(parts) == 1:
-        return template.replace("{lang}", lang)
-    out = template
-    for part in parts:
-        out = out.replace("{lang}", part, 1)
-    return out
-
-
 # ------------------------------------------------------------------ local files
 def local_paths(task: str, split: str, lang: str = "en", *, data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The absolute local file(s) of (task, split, lang); raises if the task is hub-only or the folder is missing."""
@@ -119,7 +108,7 @@ def local_paths(task: str, split: str, lang: str = "en", *, data_dir: str | os.P
 
 
 def _rel(src: Source, lang: str) -> list[str]:
-    return [fill_lang(t, lang) for t in (src.local or ())]
+    return list(src.local_files(lang))
 
 
 def _hub_ref(src: Source, lang: str) -> str:
@@ -142,12 +131,18 @@ def _read_cached(path: str, mtime_ns: int, size: int, fmt: str, labels: tuple[st
     return readers.read(fmt, Path(path), labels=labels, id_prefix=id_prefix)
 
 
-def _read_local(spec: TaskSpec, src: Source, paths: Sequence[Path]) -> Columns:
+def _read_local(spec: TaskSpec, src: Source, root: Path, rels: Sequence[str]) -> Columns:
+    """Read ``root/rel`` for each of ``rels``, each first checked against the folder's manifest and,
+    once read, its record count against COUNTS.tsv (:mod:`xlt_helpers.manifest`)."""
+    manifest.verify_files(root, rels)
     parts = []
-    for path in paths:
+    for rel in rels:
+        path = root / rel
         st = path.stat()
-        parts.append(_read_cached(str(path), st.st_mtime_ns, st.st_size, src.fmt or "", tuple(spec.labels),
-                                  f"{spec.name}-{path.stem}"))
+        cols = _read_cached(str(path), st.st_mtime_ns, st.st_size, src.fmt or "", tuple(spec.labels),
+                            f"{spec.name}-{path.stem}")
+        manifest.check_count(root, rel, len(cols["id"]))
+        parts.append(cols)
     if len(parts) == 1:
         return parts[0]
     return {col: [v for part in parts for v in part[col]] for col in parts[0]}
@@ -227,7 +222,7 @@ def load_task(task: str, split: str, lang: str = "en", *, n: int | None = None, 
             raise DataFileMissing(f"{_missing_message(task, split, lang, missing, src)} "
                                   f"The hub fallback failed too: {e}") from e
 
-    cols = _read_local(spec, src, paths)
+    cols = _read_local(spec, src, resolve_data_dir(data_dir), _rel(src, lang))
     if _same_file_holdout(spec, split, lang):
         cols = holdout_split(cols, fraction=spec.holdout, key=spec.holdout_key, part=split)  # type: ignore[arg-type]
     return subsample(_to_dataset(spec, cols, lang, ", ".join(str(p) for p in paths)), n, seed)
@@ -240,6 +235,11 @@ def _load_hub(spec: TaskSpec, split: str, lang: str, src: Source) -> Dataset:
     hub_id, config, hub_split = src.hub
     config = fill_lang(config, lang) if config else None
     cols = hub.load(hub_id, config, hub_split, task=spec.name, lang=lang, labels=spec.labels)
+    if src.hub_holdout:
+        if split not in ("train", "dev") or spec.holdout <= 0:
+            raise DataError(f"task {spec.name!r} split {split!r}: hub_holdout needs split 'train' or 'dev' and "
+                            f"a hold-out fraction (holdout={spec.holdout!r}); fix the spec in xlt_helpers/tasks.py")
+        cols = holdout_split(cols, fraction=spec.holdout, key=spec.holdout_key, part=split)  # type: ignore[arg-type]
     return _to_dataset(spec, cols, lang, hub.describe(hub_id, config, hub_split))
 
 

@@ -23,7 +23,7 @@ import torch
 from datasets import Dataset
 
 from . import featurize, metrics
-from .robustness import pointwise_v_information
+from .metrics import pointwise_v_information
 from .train import Collator, PhaseResult, TrainConfig
 
 _COPIES: "weakref.WeakKeyDictionary[torch.nn.Module, dict[str, torch.nn.Module]]" = weakref.WeakKeyDictionary()
@@ -101,7 +101,7 @@ def evaluate(result: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig,
     """(per-example rows, {metric: score on 0..100}) of ``result`` on ``ds``.
 
     With ``null_logp`` (the null model's log-probability per label, see
-    ``robustness.null_log_prior``), rows of the tasks where V-usable information is cheap — one
+    ``metrics.null_log_prior``), rows of the tasks where V-usable information is cheap — one
     distribution over labels or choices per example, or per word for tagging — also carry
     ``logp_gold`` (natural log) and ``pvi`` (bits; a tagged sentence's mean over its words).
     Extractive QA and generated tags have no such distribution and carry neither."""
@@ -210,7 +210,8 @@ def _score_seq2seq(model, tok, task, ds: Dataset, lang: str, cfg: TrainConfig, n
                 preds[i] = best[j]
                 cand_lp[i] = norm[j]
         else:
-            gen = model.generate(**enc, max_new_tokens=32 if task.kind == "extractive-QA" else cfg.max_length,
+            gen = model.generate(**enc, max_new_tokens=(32 if task.kind == "extractive-QA"
+                                                        else featurize.max_target_length(task, cfg.max_length)),
                                  num_beams=1, do_sample=False)
             for j, i in enumerate(idx):
                 preds[i] = tok.decode(gen[j], skip_special_tokens=True).strip()

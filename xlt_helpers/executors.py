@@ -23,7 +23,9 @@ from typing import Any, Protocol
 
 from .grid import Node
 from .profiles import Resources
-from .runs import CHECKPOINT_DIR, State, finish_node, fork_node, node_dir, node_state, reap
+from .runs import (CHECKPOINT_DIR, FAILED_FILE, RunsFolderError, State, disk_failure, finish_node,
+                   first_error_line, fork_node, move_aside, node_dir, node_state, reap, verify_node,
+                   write_failed)
 
 
 @dataclass
@@ -34,11 +36,14 @@ class RunSummary:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # finished nodes that failed verification: (id, why, where the folder was moved); they run again
+    moved_aside: list[tuple[str, str, Path]] = field(default_factory=list)
+    stopped: str | None = None     # why the grid stopped early (a full or read-only runs folder)
     wall_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped
+        return not self.failed and not self.skipped and self.stopped is None
 
 
 class Backend(Protocol):
@@ -134,6 +139,7 @@ class LocalBackend:
     def __init__(self, runs: Path) -> None:
         self.runs = runs
         self.procs: dict[str, tuple[Node, int, float]] = {}
+        self.folder_errors: list[RunsFolderError] = []   # FAILED.json could not be written (read by run_grid)
 
     def submit(self, node: Node) -> None:
         self.procs[node.id] = (node, fork_node(node, self.runs), time.time())
@@ -146,7 +152,12 @@ class LocalBackend:
                 rc = reap(pid)
                 if rc is not None:
                     del self.procs[nid]
-                    out.append((nid, finish_node(node, self.runs, rc), time.time() - t0))
+                    try:
+                        state = finish_node(node, self.runs, rc)
+                    except RunsFolderError as e:   # not done either way; the scheduler stops on it
+                        self.folder_errors.append(e)
+                        state = "failed"
+                    out.append((nid, state, time.time() - t0))
             if out or time.time() >= deadline:
                 return out
             time.sleep(0.1)
@@ -201,8 +212,8 @@ class RayBackend:
                 res = self.ray.get(ref)
                 out.append((nid, res["state"], res["wall_s"]))
             except Exception as e:  # the Ray task itself died (worker crash, node lost)
-                from .runs import node_dir, write_failed
-                write_failed(node_dir(self.runs, nid), f"Ray task failed: {type(e).__name__}: {e}", repr(e))
+                with contextlib.suppress(OSError):   # a full disk: the node is failed all the same
+                    write_failed(node_dir(self.runs, nid), f"Ray task failed: {type(e).__name__}: {e}", repr(e))
                 out.append((nid, "failed", time.time() - t0))
         return out
 
@@ -214,15 +225,36 @@ class RayBackend:
 
 
 # ------------------------------------------------------------------ the scheduler
+def _stop(summary: RunSummary, why: str, nid: str | None, runs: Path, states: dict[str, str],
+          reporter: ProgressReporter) -> None:
+    """Node ``nid`` could not even start (the runs folder cannot be written): mark it failed
+    (FAILED.json if it still fits) and start nothing more."""
+    if summary.stopped is None:
+        summary.stopped = why
+    if nid is None:
+        return
+    states[nid] = "failed"
+    summary.failed.append(nid)
+    if node_dir(runs, nid).is_dir() and not (node_dir(runs, nid) / FAILED_FILE).is_file():
+        with contextlib.suppress(OSError):
+            write_failed(node_dir(runs, nid), why, "(the runs folder could not be written)")
+    reporter.finished(nid, "failed", was_running=False)
+
+
 def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", workers: int = 1,
              address: str | None = None, resources: Resources | None = None,
              progress: bool = True, stream: Any = None,
-             on_done: Callable[[str], None] | None = None) -> RunSummary:
+             on_done: Callable[[str], None] | None = None, verify_hashes: bool = False) -> RunSummary:
     """Run every node of ``nodes`` that is not done yet, honouring dependencies.
 
     ``nodes`` must be closed under dependencies (:func:`xlt_helpers.grid.select`
     guarantees it). Local: at most ``workers`` nodes at once. Ray: every ready
     node is submitted and Ray's resource accounting decides what runs.
+
+    A finished node counts as done only if :func:`~xlt_helpers.runs.verify_node` passes (sizes
+    always, sha256 with ``verify_hashes``); one that fails is named, moved aside and runs again.
+    When the runs folder fills up or turns read-only, no further node starts: the nodes running
+    end, the one that hit it is marked failed, and ``summary.stopped`` says why.
     """
     t_start = time.time()
     runs = Path(runs)
@@ -233,8 +265,16 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
     if missing:
         raise ValueError(f"nodes depend on ids outside the selection: {sorted(missing)}; use grid.select()")
     states: dict[str, str] = {}
+    out = stream or sys.stdout
     for n in nodes:
         if node_state(runs, n.id) == "done":
+            why = verify_node(node_dir(runs, n.id), hashes=verify_hashes)
+            if why is not None:
+                moved = move_aside(node_dir(runs, n.id))
+                summary.moved_aside.append((n.id, why, moved))
+                print(f"node {n.id} did not verify ({why}): moved aside to {moved.name}; it runs again",
+                      file=out, flush=True)
+                continue
             states[n.id] = "done"
             summary.already_done.append(n.id)
     # a done phase-1 node whose checkpoint was pruned (xlt clean --prune-checkpoints) runs again
@@ -277,24 +317,44 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
                         changed = True
             ready = sorted((nid for nid in waiting if all(states.get(d) == "done" for d in by_id[nid].deps)),
                            key=order.__getitem__)
-            for nid in ready[: max(0, limit - len(running))]:
+            for nid in ready[: max(0, limit - len(running))] if summary.stopped is None else []:
                 waiting.discard(nid)
+                try:
+                    backend.submit(by_id[nid])
+                except RunsFolderError as e:
+                    _stop(summary, str(e), nid, runs, states, reporter)
+                    break
                 running.add(nid)
-                backend.submit(by_id[nid])
                 reporter.started(nid)
             if not running:
-                if waiting:  # cannot happen with a closed DAG; guard against a silent hang
+                if waiting and summary.stopped is None:  # cannot happen with a closed DAG; guard against a silent hang
                     raise RuntimeError(f"no node can start: {sorted(waiting)} wait on unfinished dependencies")
                 break
-            for nid, state, wall in backend.wait(timeout=1.0):
+            finished = backend.wait(timeout=1.0)
+            errors = getattr(backend, "folder_errors", [])   # a runner ended and its FAILED.json did not fit
+            if errors:
+                summary.stopped = summary.stopped or str(errors[0])
+                errors.clear()
+            for nid, state, wall in finished:
                 running.discard(nid)
                 states[nid] = state
                 (summary.done if state == "done" else summary.failed).append(nid)
                 reporter.finished(nid, state, wall)
+                if state == "failed" and summary.stopped is None and disk_failure(runs, nid):
+                    summary.stopped = (f"the runs folder {runs} is full or read-only: {nid} failed with "
+                                       f"{first_error_line(runs, nid)}. Free space (or make it writable) "
+                                       f"and run again: finished nodes are kept")
                 if state == "done" and on_done is not None:
-                    on_done(nid)  # e.g. export to results/ at once, so a killed sitting loses nothing finished
+                    try:
+                        on_done(nid)  # e.g. export to results/ at once, so a killed sitting loses nothing finished
+                    except OSError as e:
+                        if summary.stopped is None:
+                            summary.stopped = (f"{nid} finished, but recording it failed: {e}. Free space "
+                                               f"(or make the folder writable) and run again")
     finally:
         backend.close()
         reporter.close()
+    if summary.stopped and waiting:
+        summary.stopped += f" ({len(waiting)} nodes not started)"
     summary.wall_s = time.time() - t_start
     return summary

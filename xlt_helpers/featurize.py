@@ -55,12 +55,6 @@ def encode_tagging(ds: Dataset, tokenizer, max_length: int) -> Dataset:
 
 
 # ------------------------------------------------------- encoder-decoder
-# Target words for label sets whose names are not words a decoder can say.
-LABEL_WORDS: dict[str, tuple[str, ...]] = {
-    "pawsx": ("no", "yes"),
-    "qqp": ("no", "yes"),
-}
-
 TEMPLATES: dict[str, str] = {
     "classification": "{task} premise: {text_a} hypothesis: {text_b}",   # single sentences drop the hypothesis part
     "classification-single": "{task} sentence: {text_a}",
@@ -72,16 +66,12 @@ NO_ANSWER = "unanswerable"
 LETTERS = "ABCDEFGH"
 
 
-def label_words(spec: TaskSpec) -> tuple[str, ...]:
-    return LABEL_WORDS.get(spec.name, spec.labels)
-
-
 def to_text(spec: TaskSpec, ex: dict[str, Any]) -> tuple[str, str]:
     """(input text, target text) of one example under the kind's template."""
     k = spec.kind
     if k == "classification":
         tmpl = TEMPLATES["classification"] if ex["text_b"] else TEMPLATES["classification-single"]
-        return tmpl.format(task=spec.name, **ex), label_words(spec)[ex["label"]]
+        return tmpl.format(task=spec.name, **ex), spec.label_targets()[ex["label"]]
     if k == "multiple-choice":
         opts = " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(ex["choices"]))
         src = TEMPLATES["multiple-choice"].format(task=spec.name, question=ex["question"], context=ex["context"], options=opts)
@@ -97,8 +87,10 @@ def to_text(spec: TaskSpec, ex: dict[str, Any]) -> tuple[str, str]:
 
 def candidates(spec: TaskSpec, ex: dict[str, Any]) -> list[str] | None:
     """Targets to rank by likelihood at evaluation (classification, multiple choice); None = generate."""
+    if spec.generated_targets:
+        return None
     if spec.kind == "classification":
-        return list(label_words(spec))
+        return list(spec.label_targets())
     if spec.kind == "multiple-choice":
         return [LETTERS[i] for i in range(len(ex["choices"]))]
     return None
@@ -113,12 +105,27 @@ def target_ids(tokenizer, texts: list[str], max_length: int = 64) -> list[list[i
     return [x[1:] if bos is not None and x and x[0] == bos else x for x in ids]
 
 
-def encode_seq2seq(spec: TaskSpec, ds: Dataset, tokenizer, max_length: int, max_target_length: int = 64) -> Dataset:
+def max_target_length(spec: TaskSpec, max_length: int) -> int:
+    """The decoder's budget in tokens for ``spec`` with sources of ``max_length`` tokens, used for
+    training targets and for generating tags alike.
+
+    A tag sequence has one tag per source word, and a tag is up to 3 pieces ("▁PUN" "CT" ...), so it
+    needs up to 3x the source's budget: a flat 64 silently cut 14.5% of the UD-POS English training
+    targets (measured on 2,000 sentences: mean 39 tokens, 90th percentile 73, max 235) and taught
+    the decoder to stop mid-sentence. Label words, letters and QA answers fit in 64."""
+    return 3 * max_length if spec.kind == "token-tagging" else 64
+
+
+def encode_seq2seq(spec: TaskSpec, ds: Dataset, tokenizer, max_length: int,
+                   target_length: int | None = None) -> Dataset:
+    """Text-to-text features; targets are cut at ``target_length`` tokens (default :func:`max_target_length`)."""
+    cap = target_length if target_length is not None else max_target_length(spec, max_length)
+
     def fn(b: dict[str, list]) -> dict[str, list]:
         rows = [dict(zip(b, vals)) for vals in zip(*b.values())]
         src, tgt = zip(*(to_text(spec, r) for r in rows))
         enc = tokenizer(list(src), truncation=True, max_length=max_length)
-        enc["labels"] = target_ids(tokenizer, list(tgt), max_target_length)
+        enc["labels"] = target_ids(tokenizer, list(tgt), cap)
         return enc
     return ds.map(fn, batched=True, remove_columns=ds.column_names, desc="tokenize")
 

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from .tasks import NONE_TASK
 from plotly.subplots import make_subplots
 
 # Okabe-Ito: distinguishable under the common colour-vision deficiencies and in greyscale print.
@@ -87,7 +89,7 @@ def _fmt_ci(v: float, lo: float | None, hi: float | None) -> str:
 
 def gain_heatmap(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | None = "gain_avg_lo",
                  hi: str | None = "gain_avg_hi", significant: str | None = "sig_avg",
-                 intermediate: str = "intermediate", model: str = "model", baseline: str = "none",
+                 intermediate: str = "intermediate", model: str = "model", baseline: str = NONE_TASK,
                  title: str = "Gain over the no-intermediate baseline") -> go.Figure:
     """Intermediate task (rows) × model (columns); a cell is the gain over the baseline.
 
@@ -159,7 +161,7 @@ def _by_family_panels(families: Sequence[str], title: str, y_title: str, height:
 
 def gain_vs_size(summary: pd.DataFrame, *, value: str = "gain_avg", lo: str | None = "gain_avg_lo",
                  hi: str | None = "gain_avg_hi", size: str = "size", family: str = "family",
-                 intermediate: str = "intermediate", model: str = "model", baseline: str = "none",
+                 intermediate: str = "intermediate", model: str = "model", baseline: str = NONE_TASK,
                  title: str = "Gain from intermediate training vs model size") -> go.Figure:
     """One panel per model family: gain (y) vs parameters (log x), one line per intermediate task.
 
@@ -202,7 +204,7 @@ def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = N
 
     Input: one row per (model, intermediate) for ONE target and metric — columns ``family``,
     ``model``, ``size``, ``intermediate``, ``value`` (the gap, points), optionally ``lo``/``hi``.
-    One line per family through the baseline (``intermediate == "none"``) rows, or through
+    One line per family through the baseline (``intermediate == NONE_TASK``) rows, or through
     the per-model mean over intermediate tasks when there is no baseline; with
     ``show_intermediates`` the intermediate-task rows are drawn as small grey points behind it.
     ``y_title`` / ``value_label`` rename the quantity when the same picture shows another per-model
@@ -215,14 +217,14 @@ def gap_vs_size(summary: pd.DataFrame, *, value: str = "gap", lo: str | None = N
     fig.update_yaxes(title_text=y_title)
     for k, fam in enumerate(sorted(summary[family].unique())):
         fam_df = summary[summary[family] == fam].sort_values(size)
-        base = fam_df[fam_df[intermediate] == "none"]
+        base = fam_df[fam_df[intermediate] == NONE_TASK]
         label = f"{fam} (no intermediate task)"
         if base.empty:
             base = fam_df.groupby([model, size], as_index=False)[value].mean().sort_values(size)
             label = f"{fam} (mean over intermediate tasks)"
         color = PALETTE[k % len(PALETTE)]
         if show_intermediates:
-            rest = fam_df[fam_df[intermediate] != "none"]
+            rest = fam_df[fam_df[intermediate] != NONE_TASK]
             if not rest.empty:
                 fig.add_trace(go.Scatter(
                     x=rest[size], y=rest[value], mode="markers", name=f"{fam}: with an intermediate task",
@@ -292,7 +294,7 @@ def language_bars(scores: pd.DataFrame, *, by: str = "model", score: str = "scor
     if by == "model" and "model" in scores.columns:
         groups = model_order(scores)
     else:
-        groups = sorted(agg[by].unique(), key=lambda g: (g != "none", str(g)))
+        groups = sorted(agg[by].unique(), key=lambda g: (g != NONE_TASK, str(g)))
     fig = _style(go.Figure(), title or f"Zero-shot score per language, by {by}")
     for k, g in enumerate(groups):
         sub = agg[agg[by] == g].set_index(lang).reindex(langs)
@@ -409,3 +411,127 @@ def scaling_figure(df: pd.DataFrame, *, sweep: str = "sweep", wall: str = "node_
             fig.update_yaxes(title_text=ytitle if col == 1 else None, rangemode="tozero", row=row, col=col)
         fig.update_xaxes(title_text=title, rangemode="tozero", row=2, col=col)
     return _style(fig, "Cost of one phase-2 node (one fresh process per point)", height=560)
+
+
+# --------------------------------------------------------------------------- full scale (published tables)
+
+def _millions(n: float) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def gap_vs_params(gaps: pd.DataFrame, fits: pd.DataFrame, *, value: str = "gap", x: str = "non_embedding",
+                  total: str = "total", family: str = "family", paper: str = "paper", model: str = "model",
+                  reference: pd.DataFrame | None = None, reference_value: str = "gap_tt",
+                  reference_label: str = "mT5 translate-train (reference: target-language data)",
+                  title: str = "Transfer gap vs non-embedding parameters") -> go.Figure:
+    """Transfer gap (y) vs non-embedding parameters (log x), one marker series per (family, paper), and
+    each family's fitted line ``gap = intercept + slope * log10(x)`` over its ladder's range.
+
+    ``gaps``: one row per model for ONE task and metric (published.transfer_gaps with sizes): columns
+    ``family, paper, model, value, x, total``. ``fits``: published.gap_size_fit's per-family table
+    (``family, models, slope, slope_lo, slope_hi, intercept``); the slope and its interval go in the
+    legend. ``reference`` (optional): ``model, reference_value, x`` drawn as a dotted grey line.
+    Hover: model, paper, gap, non-embedding and total parameters."""
+    _check_columns(gaps, [family, paper, model, value, x, total], "gap_vs_params")
+    fig = _style(go.Figure(), title, height=480)
+    fig.update_layout(showlegend=True)
+    fig.update_xaxes(type="log", title_text="non-embedding parameters (log scale; total in the hover)")
+    fig.update_yaxes(title_text="English − mean of other languages (points)")
+    fams = sorted(gaps[family].unique())
+    for (fam, pap), g in gaps.sort_values(x).groupby([family, paper], sort=True):
+        k = fams.index(fam)
+        in_fit = fits is not None and not fits[(fits["family"] == fam) &
+                                               fits["models"].str.contains(g[model].iloc[0], regex=False)].empty
+        fig.add_trace(go.Scatter(
+            x=g[x], y=g[value], mode="markers+text", name=f"{fam}: {pap}",
+            text=g[model], textposition="top center", textfont=dict(size=10, color="#555"),
+            marker=dict(size=11 if in_fit else 13, color=PALETTE[k % len(PALETTE)] if in_fit else "white",
+                        line=dict(color=PALETTE[k % len(PALETTE)], width=2), symbol=FAMILY_SYMBOL.get(fam, "circle")),
+            customdata=np.column_stack([g[model], [_millions(v) for v in g[total]], [_millions(v) for v in g[x]],
+                                        g[paper]]),
+            hovertemplate=("%{customdata[0]} (%{customdata[3]})<br>gap %{y:.2f} points<br>non-embedding "
+                           "%{customdata[2]}, total %{customdata[1]}<extra></extra>")))
+    if fits is not None:
+        for _, f in fits.iterrows():
+            k = fams.index(f["family"]) if f["family"] in fams else 0
+            members = gaps[gaps[model].isin([m.strip() for m in f["models"].split(",")])]
+            if members.empty:
+                continue
+            xs = np.geomspace(members[x].min(), members[x].max(), 20)
+            fig.add_trace(go.Scatter(
+                x=xs, y=f["intercept"] + f["slope"] * np.log10(xs), mode="lines",
+                name=(f"{f['family']} fit: slope {f['slope']:+.2f} [{f['slope_lo']:+.2f}, {f['slope_hi']:+.2f}] "
+                      "per 10x"),
+                line=dict(color=PALETTE[k % len(PALETTE)], width=1.6, dash=FAMILY_DASH.get(f["family"], "solid")),
+                hoverinfo="skip"))
+    if reference is not None and not reference.empty:
+        r = reference.sort_values(x)
+        fig.add_trace(go.Scatter(x=r[x], y=r[reference_value], mode="lines+markers", name=reference_label,
+                                 line=dict(color="#999", width=1.4, dash="dot"), marker=dict(size=6, color="#999"),
+                                 customdata=r[[model]].to_numpy(),
+                                 hovertemplate="%{customdata[0]} translate-train<br>gap %{y:.2f}<extra></extra>"))
+    return fig
+
+
+def language_gap_heatmap(table: pd.DataFrame, *, model: str = "model", lang: str = "lang", value: str = "gap",
+                         models: Sequence[str] | None = None,
+                         title: str = "Gap to English per language, by model size") -> go.Figure:
+    """Language (rows, largest mean gap on top) × model (columns, in ``models`` order, e.g. by size);
+    a cell is English minus that language (points). Input: one row per (model, language)."""
+    _check_columns(table, [model, lang, value], "language_gap_heatmap")
+    cols = list(models) if models is not None else list(dict.fromkeys(table[model]))
+    langs = table.groupby(lang)[value].mean().sort_values().index.tolist()
+    z = np.full((len(langs), len(cols)), np.nan)
+    for _, r in table.iterrows():
+        if r[model] in cols:
+            z[langs.index(r[lang]), cols.index(r[model])] = float(r[value])
+    fig = go.Figure(go.Heatmap(z=z, x=cols, y=langs, text=np.vectorize(lambda v: f"{v:.1f}")(z),
+                               texttemplate="%{text}", colorscale="Oranges", zmin=0,
+                               hovertemplate="%{x}, %{y}: English − %{y} = %{z:.1f} points<extra></extra>",
+                               colorbar=dict(title=dict(text="gap<br>(points)"), thickness=14), xgap=2, ygap=2))
+    fig.update_xaxes(title_text="model (by size)", showline=False, ticks="")
+    fig.update_yaxes(title_text="language", showline=False, ticks="")
+    return _style(fig, title, height=max(300, 140 + 30 * len(langs)))
+
+
+def catch_up_scatter(table: pd.DataFrame, *, share: str = "share", closed: str = "closed", lang: str = "lang",
+                     title: str = "Share of each language's gap closed by scaling vs its pre-training share"
+                     ) -> go.Figure:
+    """Per language: pre-training share (log x, %) vs the fraction of its own gap to English that
+    scaling closed (y, %), labelled with the language code. Input: published.catch_up's table."""
+    _check_columns(table, [share, closed, lang], "catch_up_scatter")
+    t = table.dropna(subset=[share, closed])
+    fig = _style(go.Figure(), title)
+    fig.add_trace(go.Scatter(x=t[share], y=100 * t[closed], mode="markers+text", text=t[lang],
+                             textposition="top center", marker=dict(size=10, color=PALETTE[1]), showlegend=False,
+                             hovertemplate="%{text}: %{x:.2f}% of pre-training data<br>%{y:.0f}% of its gap "
+                                           "closed<extra></extra>"))
+    fig.update_xaxes(type="log", title_text="share of mT5's pre-training data (%, log scale)")
+    fig.update_yaxes(title_text="share of the language's gap closed (%)", rangemode="tozero")
+    return fig
+
+
+def task_target_heatmap(table: pd.DataFrame, *, task: str = "intermediate", target: str = "target",
+                        value: str = "gain", targets: Sequence[str] | None = None,
+                        title: str = "Gain of each intermediate task per target") -> go.Figure:
+    """Intermediate task (rows, best mean gain on top) × target task (columns, in ``targets`` order);
+    a cell is the printed gain over the baseline (points; colours diverge around 0). Input: one row per
+    (task, target) — filter to one metric per target and one training setting first."""
+    _check_columns(table, [task, target, value], "task_target_heatmap")
+    if table.duplicated([task, target]).any():
+        raise ValueError("task_target_heatmap: several rows per (task, target); filter to one metric per target "
+                         "and one setting (e.g. mlm == 'no') first.")
+    cols = list(targets) if targets is not None else list(dict.fromkeys(table[target]))
+    tasks = table.groupby(task)[value].mean().sort_values().index.tolist()
+    z = np.full((len(tasks), len(cols)), np.nan)
+    for _, r in table.iterrows():
+        if r[target] in cols:
+            z[tasks.index(r[task]), cols.index(r[target])] = float(r[value])
+    bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(go.Heatmap(z=z, x=cols, y=tasks, text=np.vectorize(lambda v: f"{v:+.1f}")(z),
+                               texttemplate="%{text}", colorscale="RdBu", zmid=0, zmin=-bound, zmax=bound,
+                               hovertemplate="%{y} → %{x}: %{z:+.1f} points<extra></extra>",
+                               colorbar=dict(title=dict(text="gain<br>(points)"), thickness=14), xgap=2, ygap=2))
+    fig.update_xaxes(title_text="target task", showline=False, ticks="")
+    fig.update_yaxes(title_text="intermediate task", showline=False, ticks="")
+    return _style(fig, title, height=max(300, 150 + 40 * len(tasks)))

@@ -7,8 +7,11 @@ baseline) and evaluates zero-shot in every language.
 
 A node's id is a readable slug plus a hash of everything that changes its
 result: its fully resolved parameters, the ids of its dependencies (so a
-changed phase-1 setting re-runs its phase-2 dependents), :data:`CODE_VERSION`
-and the torch/transformers major.minor versions. The profile name is *not*
+changed phase-1 setting re-runs its phase-2 dependents), :data:`CODE_VERSION`,
+the torch/transformers major.minor versions and the data manifest entries of
+the files it reads. Two rules keep the committed study's ids: a parameter at
+its :data:`HASH_OMIT_DEFAULTS` value and a data file whose entry equals the
+committed snapshot (:data:`xlt_helpers.manifest.SNAPSHOT`) add nothing. The profile name is *not*
 hashed, so identical nodes are shared between profiles and never recomputed.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any, Literal
 
 import yaml
 
+from . import hparams, manifest
 from .models import MODELS
 from .paths import repo_root
 from .profiles import NONE_TASK, Profile
@@ -39,12 +43,24 @@ Phase = Literal["intermediate", "target"]
 PHASE_NOTEBOOKS: dict[str, str] = {"intermediate": "01_intermediate.ipynb", "target": "02_target.ipynb"}
 HASH_CHARS = 10
 
-#: Node parameters added after nodes were committed, with the value that reproduces what those
-#: nodes did (their historical behaviour). ``run_id`` leaves a parameter out of the hashed payload
-#: when it has this value, so committed ids stay put; any other value is hashed and gives a new id.
+#: Node parameters that entered the run-id hash after the committed study was made: a parameter
+#: whose value equals its entry here is left out of the hashed payload, so the committed nodes keep
+#: their ids; any other value enters the hash and moves the id. Each value is the one every committed
+#: node ran with (read from ``config`` in each of the 98 results/nodes/*/metrics.json, or, for a
+#: parameter added after the study, the behaviour every committed node had).
 HASH_OMIT_DEFAULTS: dict[str, Any] = {
-    "precision": "fp32",          # training arithmetic (train.TrainConfig.precision)
-    "eval_precision": "fp32",     # evaluation arithmetic (train.TrainConfig.eval_precision)
+    # the notebooks' default and TrainConfig's: no committed node passed one
+    "weight_decay": 0.0,
+    # the notebooks' default and TrainConfig's: word embeddings frozen in every committed node
+    "freeze_word_embeddings": True,
+    # the notebooks' default (TrainConfig's was 64 but never reached a node; it is 32 now)
+    "eval_batch_size": 32,
+    # the notebooks' default and TrainConfig's (jiant/HF run_qa.py use 30 too)
+    "max_answer_length": 30,
+    "gradient_accumulation_steps": 1,     # one micro-batch per optimizer step
+    "gradient_checkpointing": False,      # activations kept, not recomputed
+    "precision": "fp32",                  # training arithmetic (hparams.TrainConfig.precision)
+    "eval_precision": "fp32",             # evaluation arithmetic (hparams.TrainConfig.eval_precision)
 }
 
 
@@ -102,36 +118,46 @@ def run_id(phase: Phase, params: dict[str, Any], deps: Sequence[str] = ()) -> st
         slug = f"p2-{params['model']}-{params['intermediate']}-{params['target']}-s{params['seed']}"
     else:
         raise ValueError(f"unknown phase {phase!r}; expected 'intermediate' or 'target'")
-    hashed = {k: v for k, v in params.items() if not (k in HASH_OMIT_DEFAULTS and v == HASH_OMIT_DEFAULTS[k])}
+    hashed = {k: v for k, v in params.items() if not _at_historical_default(k, v)}
     payload = {"phase": phase, "params": hashed, "deps": sorted(deps), "code_version": CODE_VERSION,
                "versions": framework_versions()}
-    recipe = MODELS[params["model"]].weight_recipe() if params.get("model") in MODELS else {}
+    task = TASKS.get(params.get("target") or params.get("task"))       # the task this node trains
+    recipe = (MODELS[params["model"]].weight_recipe(generated_targets=task is not None and task.generated_targets)
+              if params.get("model") in MODELS else {})
     if recipe:
         payload["weight_recipe"] = recipe
+    data = manifest.changed_entries(phase, params)
+    if data:                        # only data that differs from what the committed study read
+        payload["data"] = data
     digest = hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:HASH_CHARS]
     return f"{_slug(slug)}-{digest}"
 
 
-def _lr(value: float | None, model: str) -> float:
-    return MODELS[model].learning_rate if value is None else value
+def _at_historical_default(name: str, value: Any) -> bool:
+    """Whether ``value`` is ``name``'s entry in HASH_OMIT_DEFAULTS (``1`` is not ``True``)."""
+    if name not in HASH_OMIT_DEFAULTS:
+        return False
+    old = HASH_OMIT_DEFAULTS[name]
+    return isinstance(value, bool) == isinstance(old, bool) and value == old
 
 
 def intermediate_params(profile: Profile, model: str, task: str, seed: int) -> dict[str, Any]:
-    """Everything phase 1 needs, resolved (learning rate from models.py when null)."""
-    s = profile.intermediate.for_task(task)
-    if TASKS[task].kind != "extractive-QA":
-        s.pop("doc_stride")
-    s["learning_rate"] = _lr(s["learning_rate"], model)
+    """Everything phase 1 needs, resolved (the intermediate ``per_model`` overrides for ``model``
+    applied, learning rate from models.py when null; hyperparameters that mean nothing for the task's
+    kind, e.g. doc_stride outside QA, left out)."""
+    kind = TASKS[task].kind
+    s = {k: v for k, v in profile.intermediate.for_task(task, model).items()
+         if k not in hparams.HPARAMS or hparams.applies(k, kind)}
+    s["learning_rate"] = hparams.resolve_learning_rate(s["learning_rate"], model)
     return {"model": model, "task": task, "seed": seed, "trim_vocab": profile.trim_vocab, **s}
 
 
 def target_params(profile: Profile, model: str, intermediate: str, target: str, seed: int) -> dict[str, Any]:
     """Everything phase 2 needs, resolved (the target's ``per_model`` overrides for ``model`` applied,
     eval languages listed, learning rate from models.py when null)."""
-    t = profile.target[target].for_model(model)
-    s = {k: v for k, v in t.items() if v is not None or k != "doc_stride"}
-    s["eval_langs"] = list(t["eval_langs"])
-    s["learning_rate"] = _lr(t["learning_rate"], model)
+    s = profile.target[target].for_model(model)
+    s["eval_langs"] = list(s["eval_langs"])
+    s["learning_rate"] = hparams.resolve_learning_rate(s["learning_rate"], model)
     return {"model": model, "intermediate": intermediate, "target": target, "seed": seed,
             "trim_vocab": profile.trim_vocab, **s}
 

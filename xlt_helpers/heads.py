@@ -45,6 +45,13 @@ class EncoderWithHead(nn.Module):
         self.head = nn.Linear(hidden, out)
         self.config = body.config  # Trainer reads a few config fields
 
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers: int = 1,
+                                        offload: bool = False) -> None:
+        """What the Trainer calls for ``activation_checkpointing=True``: checkpoint the body's layers
+        (the head is one linear layer, nothing to save)."""
+        self.body.activation_checkpointing_enable(activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+                                                  every_n_layers=every_n_layers, offload=offload)
+
     def forward(self, input_ids, attention_mask, labels=None, start_positions=None, end_positions=None, **_):
         shape = input_ids.shape
         if self.kind == "multiple-choice":

@@ -12,6 +12,10 @@ drop the language's articles, then tokenise on whitespace (mixed CJK
 segmentation for ``zh``). ``lang="en"`` is what the study calls SQuAD scoring;
 it differs from SQuAD v1.1's own script only in removing *Unicode* punctuation
 (curly quotes, dashes) rather than ASCII punctuation alone.
+
+V-usable information (:func:`pointwise_v_information`, :func:`v_information`,
+:func:`null_log_prior`) scores how much a task's inputs tell a model family
+about its labels: a metric of the intermediate tasks' difficulty.
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 # ------------------------------------------------------------ classification
 
@@ -189,3 +195,43 @@ def qa_corpus(per_example: Mapping[str, Mapping[str, float]]) -> dict[str, float
     n = len(per_example)
     return {"f1": 100.0 * sum(s["f1"] for s in per_example.values()) / n,
             "em": 100.0 * sum(s["em"] for s in per_example.values()) / n}
+
+
+# ------------------------------------------------------------ V-usable information
+
+def pointwise_v_information(logp_model: np.ndarray, logp_null: np.ndarray,
+                            log_base: float = np.e) -> np.ndarray:
+    """PVI (Ethayarajh et al. 2022): ``log2 p_model(y|x) - log2 p_null(y)`` per example, in bits.
+
+    Inputs are log-probabilities of the gold label in base ``log_base`` (natural log by
+    default, as torch's ``log_softmax`` gives): the model fine-tuned with inputs, and the
+    "null" model fine-tuned on empty inputs.
+    """
+    m, z = np.asarray(logp_model, float), np.asarray(logp_null, float)
+    if m.shape != z.shape:
+        raise ValueError(f"PVI: {m.shape} model log-probs vs {z.shape} null log-probs; "
+                         "give one of each per example, same order")
+    if np.any(m > 1e-9) or np.any(z > 1e-9):
+        raise ValueError("PVI: log-probabilities must be <= 0; pass log p, not p or logits")
+    return (m - z) * np.log2(log_base)   # log2 p = log_b p * log2 b
+
+
+def v_information(logp_model: np.ndarray, logp_null: np.ndarray, log_base: float = np.e) -> float:
+    """V-usable information of a dataset: the mean PVI, in bits (higher = easier for V)."""
+    return float(np.mean(pointwise_v_information(logp_model, logp_null, log_base)))
+
+
+def null_log_prior(labels: Sequence[int], n_classes: int, smoothing: float = 1.0) -> np.ndarray:
+    """Natural-log label prior of the training labels: the "null" term of V-usable information.
+
+    Ethayarajh et al. (2022) fine-tune a second model on empty inputs; under cross-entropy such a
+    model can do no better than the training-label frequencies, so the prior is what it converges
+    to, at no training cost. ``smoothing`` (add-k) keeps a label unseen in training finite."""
+    if n_classes < 1:
+        raise ValueError(f"null_log_prior: n_classes must be >= 1, got {n_classes}")
+    y = np.asarray(list(labels), dtype=int)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"null_log_prior: labels must lie in 0..{n_classes - 1}; got {y.min()}..{y.max()}")
+    counts = np.bincount(y, minlength=n_classes).astype(float) + smoothing
+    with np.errstate(divide="ignore"):   # smoothing=0 gives log 0 = -inf for an unseen label, as it should
+        return np.log(counts / counts.sum())

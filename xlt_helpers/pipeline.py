@@ -26,19 +26,32 @@ from datasets import Dataset
 from . import featurize
 from .data import assert_disjoint, load_task, text_keys
 from .evaluate import evaluate
-from .models import get_model
-from .robustness import null_log_prior
-from .tasks import TaskSpec, get_task
-from .runs import write_json_atomic as write_json
+from .files import write_json_atomic as write_json
+from .manifest import verify_node_inputs
+from .metrics import null_log_prior
+from .tasks import NONE_TASK, TaskSpec, get_task
 from .train import TrainConfig, peak_rss_mb, save_body, train_phase
 
 DATA_SEED = 0
 
 
+def cpu_model_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what :mod:`platform` knows (e.g. x86_64)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_description() -> str:
+    """What trained this node, recorded in every node's metrics.json (and, per model, in
+    results/meta.json and the book): ``GPU: <torch.cuda.get_device_name()>`` or ``CPU: <model>, N threads``."""
     if torch.cuda.is_available():
         return f"GPU: {torch.cuda.get_device_name(0)}"
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    return f"CPU: {cpu_model_name()}, {torch.get_num_threads()} threads"
 
 
 def _eval_langs(task_name: str, eval_langs: Any) -> list[str]:
@@ -77,6 +90,7 @@ def run_intermediate(*, model: str, task: str, seed: int, out_dir: str, train_n:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig.from_params({**hparams, "seed": seed})
+    data_files = verify_node_inputs("intermediate", {"task": task})
     train = load_task(task, "train", "en", n=train_n, seed=DATA_SEED)
     dev = load_task(task, "dev", "en", n=dev_n, seed=DATA_SEED)
     spec = get_task(task)
@@ -95,9 +109,10 @@ def run_intermediate(*, model: str, task: str, seed: int, out_dir: str, train_n:
                "dev": scores, "metric": main_metric, "chance": 100.0 * (spec.chance or 0.0),
                "n_dev": len(dev), "dev_overlap_removed": n_overlap, "train": res.stats, "eval_wall_s": eval_wall, "peak_rss_mb": peak_rss_mb(),
                "device": device_description(), "config": vars(cfg), "log_history": res.log_history,
+               "data_files": data_files,       # local files verified against the data manifest
                # V-usable information of the dev set (Ethayarajh et al. 2022), bits; None where not cheap
                "v_information_bits": float(np.mean(pvi)) if pvi else None,
-               "v_information_null": "training-label prior, add-one (robustness.null_log_prior)" if pvi else None}
+               "v_information_null": "training-label prior, add-one (metrics.null_log_prior)" if pvi else None}
     write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -122,13 +137,14 @@ def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir
     evaluate zero-shot in every language of ``eval_langs``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if intermediate != "none" and not init_from:
+    if intermediate != NONE_TASK and not init_from:
         raise ValueError(f"intermediate={intermediate!r} needs init_from (the phase-1 checkpoint dir); "
                          f"use intermediate='none' for the no-intermediate baseline")
     cfg = TrainConfig.from_params({**hparams, "seed": seed})
     spec = get_task(target)
-    train = load_task(target, "train", "en", n=train_n, seed=DATA_SEED)
     langs = _eval_langs(target, eval_langs)
+    data_files = verify_node_inputs("target", {"target": target, "eval_langs": langs})
+    train = load_task(target, "train", "en", n=train_n, seed=DATA_SEED)
     evals = {l: load_task(target, "dev", l, n=eval_n, seed=DATA_SEED) for l in langs}
     assert_disjoint(train, list(evals.values()), task=target)
     texts = featurize.texts_of(spec, train) + [t for d in evals.values() for t in featurize.texts_of(spec, d)]
@@ -140,11 +156,10 @@ def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir
         scores[lang] = {**s, "n": len(ds)}
     eval_wall = time.perf_counter() - t0
     _write_rows(out / "predictions.jsonl.gz", rows)
-    mspec = get_model(model)
-    metrics = {"phase": "target", "model": model, "family": mspec.family, "stands_for": mspec.stands_for,
+    metrics = {"phase": "target", "model": model, "family": res.spec.family, "stands_for": res.spec.stands_for,
                "target": target, "intermediate": intermediate, "seed": seed, "scores": scores,
                "train": res.stats, "eval_wall_s": eval_wall, "eval_examples": sum(len(d) for d in evals.values()),
                "peak_rss_mb": peak_rss_mb(), "device": device_description(), "config": vars(cfg),
-               "log_history": res.log_history}
+               "log_history": res.log_history, "data_files": data_files}
     write_json(out / "metrics.json", metrics)
     return metrics

@@ -24,70 +24,68 @@ from typing import Any
 
 import yaml
 
+from . import hparams
 from .models import MODELS
 from .paths import repo_root
-from .tasks import TASKS
+from .tasks import NONE_TASK, TASKS
 
-NONE_TASK = "none"          # the no-intermediate baseline
 ALL_LANGS = "all"           # eval_langs: every language of the target's dev split
 
 
-class ProfileError(ValueError):
+class ProfileError(hparams.ParameterError):
     """A profile file (or a --set override) that does not describe a valid study."""
 
 
 # ------------------------------------------------------------------ settings
+class _Hparams:
+    """``settings.batch_size`` reads the resolved hyperparameter from ``settings.hparams``."""
+
+    def __getattr__(self, name: str) -> Any:
+        hp = self.__dict__.get("hparams", {})
+        if name in hp:
+            return hp[name]
+        raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+
+
 @dataclass(frozen=True)
-class IntermediateSettings:
+class IntermediateSettings(_Hparams):
     """Phase-1 sizes and hyperparameters (the same for every intermediate task,
     except where ``per_task`` overrides a field for one task, e.g. a longer
-    ``max_length`` for extractive QA)."""
+    ``max_length`` for extractive QA). ``hparams`` holds every phase field of
+    :class:`~xlt_helpers.hparams.TrainConfig`, defaults filled in."""
 
     train_n: int | None            # None = the whole training split
     dev_n: int | None
-    epochs: float
-    max_steps: int | None          # None = no cap (epochs decide)
-    batch_size: int
-    learning_rate: float | None    # None = the model's default (models.py)
-    max_length: int
-    warmup_ratio: float
-    doc_stride: int = 128          # extractive-QA intermediate tasks only
-    precision: str = "fp32"        # training arithmetic: fp32 | bf16 (train.PRECISIONS)
-    eval_precision: str = "fp32"   # evaluation arithmetic: fp32 | bf16 | int8 (train.EVAL_PRECISIONS)
+    hparams: Mapping[str, Any]
     per_task: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # per-model overrides, applied after per_task (e.g. checkpointing for mT5-XL only); a model without
+    # an entry gets exactly the settings above, so its run ids do not move
+    per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def for_task(self, task: str) -> dict[str, Any]:
-        """The settings of ``task``: the shared ones with its ``per_task`` entry applied."""
-        base = {k: getattr(self, k) for k in _INTERMEDIATE_FIELDS}
-        base.update(self.per_task.get(task, {}))
-        return base
+    def for_task(self, task: str, model: str | None = None) -> dict[str, Any]:
+        """The settings of ``task`` (for ``model``): the shared ones, its ``per_task`` entry, then the
+        model's ``per_model`` entry."""
+        return {"train_n": self.train_n, "dev_n": self.dev_n, **self.hparams, **self.per_task.get(task, {}),
+                **(self.per_model.get(model, {}) if model is not None else {})}
 
 
 @dataclass(frozen=True)
-class TargetSettings:
-    """Phase-2 sizes and hyperparameters of one target task."""
+class TargetSettings(_Hparams):
+    """Phase-2 sizes and hyperparameters of one target task (``hparams``: every phase field of
+    TrainConfig that applies to the target's kind, defaults filled in; doc_stride: QA only)."""
 
     train_n: int | None
     eval_n: int | None             # per evaluation language
     eval_langs: tuple[str, ...]    # resolved: "all" becomes the dev split's languages
-    epochs: float
-    max_steps: int | None
-    batch_size: int
-    learning_rate: float | None
-    max_length: int
-    warmup_ratio: float
-    doc_stride: int | None = None  # extractive-QA targets only
-    precision: str = "fp32"        # training arithmetic: fp32 | bf16 (train.PRECISIONS)
-    eval_precision: str = "fp32"   # evaluation arithmetic: fp32 | bf16 | int8 (train.EVAL_PRECISIONS)
+    hparams: Mapping[str, Any]
     # per-model overrides of the hyperparameters above (e.g. a smaller learning rate for a deeper
     # model); a model without an entry gets exactly the shared settings, so its run ids do not move
     per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def for_model(self, model: str) -> dict[str, Any]:
         """The settings ``model`` trains with: the shared ones with its ``per_model`` entry applied."""
-        base = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "per_model"}
-        base.update(self.per_model.get(model, {}))
-        return base
+        return {"train_n": self.train_n, "eval_n": self.eval_n, "eval_langs": self.eval_langs,
+                **self.hparams, **self.per_model.get(model, {})}
 
 
 @dataclass(frozen=True)
@@ -138,68 +136,15 @@ class Profile:
 
 
 # ------------------------------------------------------------------ checkers
-# A checker takes (value, where) and returns the cleaned value or raises ProfileError.
-Checker = Callable[[Any, str], Any]
+# The scalar checkers and the hyperparameters' own checks live in hparams (the notebooks use them too).
+Checker = hparams.Checker
+_type_name = hparams.type_name
+_int, _number, _optional, _str, _bool = (hparams.check_int, hparams.check_number, hparams.optional,
+                                         hparams.check_str, hparams.check_bool)
 
 
 def _err(where: str, msg: str) -> ProfileError:
     return ProfileError(f"{where}: {msg}")
-
-
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _int(minimum: int) -> Checker:
-    def check(v: Any, where: str) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _err(where, f"expected an integer >= {minimum}, got {v!r} ({_type_name(v)})")
-        if v < minimum:
-            raise _err(where, f"expected an integer >= {minimum}, got {v}")
-        return v
-    return check
-
-
-def _number(minimum: float, maximum: float | None = None, *, strict_min: bool = False) -> Checker:
-    """A float; YAML strings like ``1e-5`` (PyYAML reads them as str) are accepted as numbers."""
-    def check(v: Any, where: str) -> float:
-        if isinstance(v, str):
-            try:
-                v = float(v)
-            except ValueError:
-                pass
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise _err(where, f"expected a number, got {v!r} ({_type_name(v)})")
-        low_ok = v > minimum if strict_min else v >= minimum
-        if not low_ok or (maximum is not None and v > maximum):
-            rng = f"{'>' if strict_min else '>='} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-            raise _err(where, f"expected a number {rng}, got {v}")
-        # integral values become ints so that ``2`` and ``2.0`` give the same run id
-        return int(v) if float(v).is_integer() else float(v)
-    return check
-
-
-def _optional(inner: Checker, meaning: str) -> Checker:
-    def check(v: Any, where: str) -> Any:
-        if v is None:
-            return None
-        try:
-            return inner(v, where)
-        except ProfileError as e:
-            raise ProfileError(f"{e} (or null for {meaning})") from None
-    return check
-
-
-def _str(v: Any, where: str) -> str:
-    if not isinstance(v, str):
-        raise _err(where, f"expected a string, got {v!r} ({_type_name(v)})")
-    return v
-
-
-def _bool(v: Any, where: str) -> bool:
-    if not isinstance(v, bool):
-        raise _err(where, f"expected true or false, got {v!r} ({_type_name(v)})")
-    return v
 
 
 def _names(allowed: Sequence[str], what: str, one: str) -> Checker:
@@ -217,20 +162,6 @@ def _names(allowed: Sequence[str], what: str, one: str) -> Checker:
     return check
 
 
-def _one_of(allowed: Sequence[str], meaning: str) -> Checker:
-    def check(v: Any, where: str) -> str:
-        if v not in allowed:
-            raise _err(where, f"unknown {meaning} {v!r}; allowed: {', '.join(allowed)}")
-        return v
-    return check
-
-
-# the allowed values live in train.py (which imports torch); repeated here so that loading a profile
-# stays torch-free, and pinned equal by tests/test_profiles.py
-PRECISIONS = ("fp32", "bf16")
-EVAL_PRECISIONS = ("fp32", "bf16", "int8")
-
-
 def _seeds(v: Any, where: str) -> tuple[int, ...]:
     if not isinstance(v, list) or not v:
         raise _err(where, f"expected a non-empty list of integers >= 0, got {v!r}")
@@ -241,25 +172,25 @@ def _seeds(v: Any, where: str) -> tuple[int, ...]:
 
 
 _COUNT = _optional(_int(1), "all examples")
-_SETTING_CHECKERS: dict[str, Checker] = {
-    "train_n": _COUNT,
-    "dev_n": _COUNT,
-    "eval_n": _COUNT,
-    "epochs": _number(0, strict_min=True),
-    "max_steps": _optional(_int(1), "no step cap"),
-    "batch_size": _int(1),
-    "learning_rate": _optional(_number(0, strict_min=True), "the model's default from models.py"),
-    "max_length": _int(8),
-    "warmup_ratio": _number(0, 1),
-    "doc_stride": _int(1),
-    "precision": _one_of(PRECISIONS, "training precision"),
-    "eval_precision": _one_of(EVAL_PRECISIONS, "evaluation precision"),
-}
-_INTERMEDIATE_FIELDS = ("train_n", "dev_n", "epochs", "max_steps", "batch_size", "learning_rate",
-                        "max_length", "warmup_ratio", "doc_stride", "precision", "eval_precision")
-_TARGET_FIELDS = ("train_n", "eval_n", "eval_langs", "epochs", "max_steps", "batch_size", "learning_rate",
-                  "max_length", "warmup_ratio", "doc_stride", "precision", "eval_precision")
-_OPTIONAL_SETTINGS = {"doc_stride", "precision", "eval_precision"}
+_SIZE_CHECKERS: dict[str, Checker] = {"train_n": _COUNT, "dev_n": _COUNT, "eval_n": _COUNT}
+_INTERMEDIATE_FIELDS = ("train_n", "dev_n", *hparams.PHASE_HPARAMS)
+_TARGET_FIELDS = ("train_n", "eval_n", "eval_langs", *hparams.PHASE_HPARAMS)
+# every other field is optional and defaults to TrainConfig's value
+_REQUIRED_SETTINGS = ("train_n", "dev_n", "eval_n", "eval_langs", "epochs", "max_steps", "batch_size",
+                      "learning_rate", "max_length", "warmup_ratio")
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    """One setting checked: a size here, a hyperparameter by its TrainConfig checker."""
+    if name in _SIZE_CHECKERS:
+        return _SIZE_CHECKERS[name](value, where)
+    return hparams.check_hparam(name, value, where)
+
+
+def _hparams(values: Mapping[str, Any], kind: str | None = None) -> dict[str, Any]:
+    """Every phase hyperparameter (that applies to ``kind``; None = any), given or defaulted."""
+    return {n: values.get(n, hparams.default(n)) for n in hparams.PHASE_HPARAMS
+            if kind is None or hparams.applies(n, kind)}
 
 
 def _mapping(v: Any, source: str, path: str, allowed: Sequence[str], required: Sequence[str]) -> dict[str, Any]:
@@ -317,6 +248,15 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
     Every error message starts with ``source`` and the dotted field path, and
     names the allowed values or type, so the fix is obvious from the message.
     """
+    try:
+        return _validate_profile(raw, source)
+    except ProfileError:
+        raise
+    except hparams.ParameterError as e:      # a shared checker (hparams) failed: same message, profile type
+        raise ProfileError(str(e)) from None
+
+
+def _validate_profile(raw: Any, source: str) -> Profile:
     def at(path: str) -> str:
         return f"{source}: field {path}"
 
@@ -337,9 +277,9 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
 
     # phase 1
     ip = "intermediate"
-    sec = _mapping(raw[ip], source, ip, (*_INTERMEDIATE_FIELDS, "per_task"),
-                   [f for f in _INTERMEDIATE_FIELDS if f not in _OPTIONAL_SETTINGS])
-    vals = {k: _SETTING_CHECKERS[k](sec[k], at(f"{ip}.{k}")) for k in _INTERMEDIATE_FIELDS if k in sec}
+    sec = _mapping(raw[ip], source, ip, (*_INTERMEDIATE_FIELDS, "per_task", "per_model"),
+                   [f for f in _INTERMEDIATE_FIELDS if f in _REQUIRED_SETTINGS])
+    vals = {k: _check(k, sec[k], at(f"{ip}.{k}")) for k in _INTERMEDIATE_FIELDS if k in sec}
     per_task: dict[str, dict[str, Any]] = {}
     pt = sec.get("per_task") or {}
     if not isinstance(pt, dict):
@@ -350,8 +290,19 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
                        f"unknown task {task!r}; allowed: the profile's intermediate_tasks "
                        f"({', '.join(t for t in inter if t != NONE_TASK)})")
         o = _mapping(overrides, source, f"{ip}.per_task.{task}", _INTERMEDIATE_FIELDS, ())
-        per_task[task] = {k: _SETTING_CHECKERS[k](v, at(f"{ip}.per_task.{task}.{k}")) for k, v in o.items()}
-    intermediate = IntermediateSettings(**vals, per_task=per_task)
+        per_task[task] = {k: _check(k, v, at(f"{ip}.per_task.{task}.{k}")) for k, v in o.items()}
+    pmi = sec.get("per_model") or {}
+    if not isinstance(pmi, dict):
+        raise _err(at(f"{ip}.per_model"), f"expected a mapping model -> settings, got {pmi!r}")
+    per_model_inter: dict[str, dict[str, Any]] = {}
+    for m, overrides in pmi.items():
+        if m not in models:
+            raise _err(at(f"{ip}.per_model.{m}"),
+                       f"unknown model {m!r}; allowed: the profile's models ({', '.join(models)})")
+        o = _mapping(overrides, source, f"{ip}.per_model.{m}", [f for f in _INTERMEDIATE_FIELDS if f != "dev_n"], ())
+        per_model_inter[m] = {k: _check(k, v, at(f"{ip}.per_model.{m}.{k}")) for k, v in o.items()}
+    intermediate = IntermediateSettings(vals.get("train_n"), vals.get("dev_n"), _hparams(vals), per_task,
+                                        per_model_inter)
 
     # phase 2
     tp = "target"
@@ -359,11 +310,10 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
     target: dict[str, TargetSettings] = {}
     for name, sub in tsec.items():
         spec = TASKS[name]
-        qa = spec.kind == "extractive-QA"
-        fields = [f for f in _TARGET_FIELDS if qa or f != "doc_stride"]
+        fields = [f for f in _TARGET_FIELDS if f not in hparams.HPARAMS or hparams.applies(f, spec.kind)]
         sub = _mapping(sub, source, f"{tp}.{name}", (*fields, "per_model"),
-                       [f for f in fields if f not in _OPTIONAL_SETTINGS])
-        tv = {k: _SETTING_CHECKERS[k](sub[k], at(f"{tp}.{name}.{k}"))
+                       [f for f in fields if f in _REQUIRED_SETTINGS])
+        tv = {k: _check(k, sub[k], at(f"{tp}.{name}.{k}"))
               for k in fields if k in sub and k != "eval_langs"}
         pm = sub.get("per_model") or {}
         if not isinstance(pm, dict):
@@ -375,27 +325,25 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
                 raise _err(at(f"{tp}.{name}.per_model.{m}"),
                            f"unknown model {m!r}; allowed: the profile's models ({', '.join(models)})")
             o = _mapping(overrides, source, f"{tp}.{name}.per_model.{m}", tunable, ())
-            per_model_target[m] = {k: _SETTING_CHECKERS[k](v, at(f"{tp}.{name}.per_model.{m}.{k}"))
+            per_model_target[m] = {k: _check(k, v, at(f"{tp}.{name}.per_model.{m}.{k}"))
                                    for k, v in o.items()}
-        tv["per_model"] = per_model_target
         dev_langs = spec.langs_for("dev")
         langs = sub["eval_langs"]
         if langs == ALL_LANGS:
-            tv["eval_langs"] = tuple(dev_langs)
+            eval_langs = tuple(dev_langs)
         else:
-            tv["eval_langs"] = _names(list(dev_langs), "languages (or the string 'all')",
+            eval_langs = _names(list(dev_langs), "languages (or the string 'all')",
                                       f"language for {name} (its dev split has no such language)")(
                 langs, at(f"{tp}.{name}.eval_langs"))
-        if qa:
-            tv.setdefault("doc_stride", 128)
-        target[name] = TargetSettings(**tv)
+        target[name] = TargetSettings(tv.get("train_n"), tv.get("eval_n"), eval_langs, _hparams(tv, spec.kind),
+                                      per_model_target)
 
     res_raw = _mapping(raw.get("resources", {}), source, "resources", ("num_cpus", "num_gpus"), ())
     resources = Resources(
         num_cpus=_number(0, strict_min=True)(res_raw.get("num_cpus", 1), at("resources.num_cpus")),
         num_gpus=_number(0)(res_raw.get("num_gpus", 0), at("resources.num_gpus")),
     )
-    return Profile(
+    profile = Profile(
         name=_str(raw["name"], at("name")),
         description=_str(raw.get("description", ""), at("description")),
         models=models, intermediate_tasks=inter, seq2seq_intermediate_tasks=s2s,
@@ -405,6 +353,33 @@ def validate_profile(raw: Any, source: str = "<profile>") -> Profile:
         export_results=_bool(raw.get("export_results", False), at("export_results")),
         resources=resources, source=source,
     )
+    _check_positions(profile, sec, tsec, at)
+    return profile
+
+
+def check_max_length(model: str, max_length: int, where: str) -> None:
+    """``max_length`` must fit ``model``'s position table (models.py ``max_positions``)."""
+    limit = MODELS[model].max_positions
+    if limit is not None and max_length > limit:
+        raise _err(where, f"{max_length} is more than the {limit} token positions of model {model!r} "
+                          f"(models.py max_positions); use at most {limit}")
+
+
+def _check_positions(profile: Profile, inter_raw: Mapping[str, Any], target_raw: Mapping[str, Any],
+                     at: Callable[[str], str]) -> None:
+    """Every max_length a model trains with fits its positions; the message names the field that set it."""
+    for model in profile.models:
+        for task in profile.intermediate_tasks_for(model):
+            if task != NONE_TASK:
+                by_model = "max_length" in ((inter_raw.get("per_model") or {}).get(model) or {})
+                by_task = "max_length" in ((inter_raw.get("per_task") or {}).get(task) or {})
+                path = f"per_model.{model}." if by_model else f"per_task.{task}." if by_task else ""
+                check_max_length(model, profile.intermediate.for_task(task, model)["max_length"],
+                                 at(f"intermediate.{path}max_length"))
+        for t in profile.targets_for(model):
+            own = "max_length" in ((target_raw[t].get("per_model") or {}).get(model) or {})
+            check_max_length(model, profile.target[t].for_model(model)["max_length"],
+                             at(f"target.{t}.{'per_model.' + model + '.' if own else ''}max_length"))
 
 
 # ------------------------------------------------------------------ overrides

@@ -297,7 +297,26 @@ def read(fmt: str, path: Path, *, labels: Sequence[str], id_prefix: str) -> Colu
         reader = READERS[fmt]
     except KeyError:
         raise DataError(f"no reader for format {fmt!r} (file {path}); known formats: {', '.join(sorted(READERS))}") from None
-    return reader(Path(path), labels=labels, id_prefix=id_prefix)
+    try:
+        return reader(Path(path), labels=labels, id_prefix=id_prefix)
+    except UnicodeDecodeError as e:
+        raise utf8_error(Path(path), e) from None
+
+
+def utf8_error(path: Path, error: UnicodeDecodeError) -> MalformedRecord:
+    """The error for a file that is not UTF-8, naming its first bad line (the decoder only knows an
+    offset into a buffer). Lines are split on the byte 0x0A, which never occurs inside a UTF-8 character."""
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return MalformedRecord(
+                    f"{path}:{line_no}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1}: "
+                    f"{e.reason}). The study's data files are UTF-8: check the folder against its manifest "
+                    f"(sha256sum -c MANIFEST.sha256) and restore the file, or convert it with "
+                    f"iconv -f <its encoding> -t UTF-8")
+    return MalformedRecord(f"{path}: not valid UTF-8 ({error})")
 
 
 def duplicated(values: Sequence[str]) -> list[str]:

@@ -14,9 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from .book import primary_metric
-
-BASELINE = "none"
+from .tasks import NONE_TASK, primary_metric
 
 
 def load_node(node_dir: str | Path) -> dict[str, Any]:
@@ -57,7 +55,7 @@ def find_baseline(node_dir: str | Path) -> Path | None:
     """
     d = Path(node_dir)
     me = load_node(d)
-    if me.get("phase") != "target" or me.get("intermediate") == BASELINE:
+    if me.get("phase") != "target" or me.get("intermediate") == NONE_TASK:
         return None
     want = comparison_key(me)
     for other in sorted(p for p in d.parent.iterdir() if p.is_dir() and p != d):
@@ -65,7 +63,7 @@ def find_baseline(node_dir: str | Path) -> Path | None:
         if not path.is_file():
             continue
         m = json.loads(path.read_text())
-        if m.get("phase") == "target" and m.get("intermediate") == BASELINE and comparison_key(m) == want:
+        if m.get("phase") == "target" and m.get("intermediate") == NONE_TASK and comparison_key(m) == want:
             return other
     return None
 

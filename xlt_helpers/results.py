@@ -6,8 +6,8 @@
     results/nodes/<run-id>/{node.json, DONE.json, metrics.json, predictions.jsonl.gz}
     results/runs/<run-id>.ipynb                     the executed notebook (per-run appendix)
 
-and the tidy tables made from them (the formats of :mod:`xlt_helpers.book` and
-:mod:`xlt_helpers.robustness`):
+and the tidy tables made from them (:func:`write_tables` writes them, :func:`load_results`
+reads them back for the book's pages; :mod:`xlt_helpers.robustness` takes them from there):
 
     results/scores.csv            one row per (target run, language, metric)
     results/per_example.csv.gz    one row per (target run, language, example, metric)
@@ -18,6 +18,10 @@ Why both: a long study runs in sittings on machines that do not keep ``runs/``.
 :func:`restore` copies exported nodes back into ``runs/`` so ``xlt run`` treats
 them as done and resumes where the last sitting stopped (a phase-1 node whose
 checkpoint was not kept is re-run only if a pending phase-2 node needs it).
+Restoring verifies every committed node (:func:`xlt_helpers.runs.verify_node`,
+sha256 included) and refuses a bad one by name; every file read or written
+here names itself when that fails (:class:`ResultsError`, or an ``OSError``
+whose message holds the path).
 """
 from __future__ import annotations
 
@@ -25,19 +29,59 @@ import gzip
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .grid import major_minor
+
+if TYPE_CHECKING:
+    import pandas as pd   # imported where used: `xlt run` on a finished grid must not pay for it
 from .paths import repo_root
-from .runs import DONE_FILE, METRICS_FILE, NODE_FILE, write_bytes_atomic, write_json_atomic
+from .files import write_bytes_atomic
+from .runs import DONE_FILE, METRICS_FILE, NODE_FILE, RECORDS_KEY, file_records, verify_node
 
 PREDICTIONS = "predictions.jsonl.gz"
+# the columns of the tidy files as written (robustness.SCORE_COLUMNS / PER_EXAMPLE_COLUMNS: as analysed)
+SCORES_FILE_COLUMNS: tuple[str, ...] = ("run_id", "family", "model", "size", "intermediate", "target", "seed",
+                                        "lang", "metric", "score", "n")
+PER_EXAMPLE_FILE_COLUMNS: tuple[str, ...] = ("run_id", "lang", "example_id", "metric", "value")
+# the scores columns that describe a run; load_results joins them onto every per-example row
+RUN_COLUMNS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "seed")
 KEPT = (NODE_FILE, DONE_FILE, METRICS_FILE, PREDICTIONS)
 # per-example values on the scale robustness.PER_EXAMPLE_SCALE expects: accuracy 0/1, f1 and em 0..100
 _TO_SCALE = {"accuracy": 0.01, "f1": 100.0, "em": 100.0}
+
+
+class ResultsError(ValueError):
+    """A file of the results store that cannot be read as what it should be; the message names it."""
+
+
+def read_json(path: Path) -> Any:
+    """``path`` parsed, or :class:`ResultsError` naming the file and the cause."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ResultsError(f"{path}: cannot read it as JSON ({type(e).__name__}: {e}). Fix: restore the file "
+                           f"(e.g. git checkout -- {path}) or regenerate it") from None
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A tidy table (csv, or csv.gz), or :class:`ResultsError` naming the file and the cause."""
+    import pandas as pd
+    try:
+        return pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, ValueError, EOFError) as e:   # pandas' ParserError is a ValueError
+        raise ResultsError(f"{path}: cannot read it as a table ({type(e).__name__}: {e}). Fix: restore the file "
+                           f"(e.g. git checkout -- {path}) or regenerate it (xlt run writes the tables)") from None
+
+
+def _write(path: Path, data: bytes) -> Path:
+    """Atomic write whose error names the file (an OSError with its errno kept: ENOSPC stops a grid)."""
+    try:
+        return write_bytes_atomic(path, data)
+    except OSError as e:
+        raise OSError(e.errno, f"{e.strerror or e} (writing {path})") from e
 
 
 def results_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -58,29 +102,45 @@ def export(runs: Path, results: Path, ids: Iterable[str] | None = None) -> list[
     candidates = ids if ids is not None else (p.name for p in sorted(runs.iterdir()) if p.is_dir()) if runs.is_dir() else []
     for rid in candidates:
         src, dst = runs / rid, results / "nodes" / rid
-        if not (src / DONE_FILE).is_file() or (dst / DONE_FILE).is_file():
+        if not (src / DONE_FILE).is_file() or verify_node(src) is not None:   # unfinished, damaged, moved aside
             continue
-        dst.mkdir(parents=True, exist_ok=True)
+        if (dst / DONE_FILE).is_file() and verify_node(dst, hashes=True) is None:
+            continue
+        try:
+            (dst / DONE_FILE).unlink(missing_ok=True)   # a committed copy that does not verify is replaced
+            dst.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(e.errno, f"{e.strerror or e} (writing {dst})") from e
         for name in (NODE_FILE, METRICS_FILE, PREDICTIONS):
             if (src / name).is_file():
-                write_bytes_atomic(dst / name, (src / name).read_bytes())
+                _write(dst / name, (src / name).read_bytes())
         for nb in src.glob("0*.ipynb"):
-            (results / "runs").mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(results / "runs" / f"{rid}.ipynb", nb.read_bytes())
-        write_bytes_atomic(dst / DONE_FILE, (src / DONE_FILE).read_bytes())  # last: marks the export complete
+            _write(results / "runs" / f"{rid}.ipynb", nb.read_bytes())
+        _write(dst / DONE_FILE, (src / DONE_FILE).read_bytes())  # last: marks the export complete
         done.append(rid)
     return done
 
 
-def restore(results: Path, runs: Path) -> list[str]:
-    """Copy exported nodes that ``runs`` lacks back into it (so the grid sees them as done)."""
+def restore(results: Path, runs: Path, refused: list[tuple[str, str]] | None = None) -> list[str]:
+    """Copy exported nodes that ``runs`` lacks back into it (so the grid sees them as done).
+
+    Every committed node is verified first (sha256 where its DONE.json records files); one that
+    fails is not restored and goes into ``refused`` as (id, "file: cause"), so it counts as not
+    done instead of being trusted and crashing a later step."""
     restored = []
     nodes = Path(results) / "nodes"
     if not nodes.is_dir():
         return restored
     for src in sorted(nodes.iterdir()):
         dst = Path(runs) / src.name
-        if not (src / DONE_FILE).is_file() or (dst / DONE_FILE).is_file():
+        if not (src / DONE_FILE).is_file():
+            continue
+        why = verify_node(src, hashes=True)
+        if why is not None:
+            if refused is not None:
+                refused.append((src.name, why))
+            continue
+        if (dst / DONE_FILE).is_file():
             continue
         if dst.exists():
             shutil.rmtree(dst)  # an unfinished attempt: the exported result wins
@@ -102,7 +162,9 @@ def version_mismatch(results: Path, profile: str, installed: dict[str, str]) -> 
     path = Path(results) / "meta.json"
     if not path.is_file():
         return {}
-    meta = json.loads(path.read_text())
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise ResultsError(f"{path}: expected a JSON object, got {type(meta).__name__}")
     if meta.get("profile") != profile:
         return {}
     out = {}
@@ -116,8 +178,12 @@ def version_mismatch(results: Path, profile: str, installed: dict[str, str]) -> 
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+    except (OSError, EOFError, UnicodeDecodeError, ValueError) as e:
+        raise ResultsError(f"{path}: cannot read it as gzipped JSON lines ({type(e).__name__}: {e}). Fix: restore "
+                           f"the file (e.g. git checkout -- {path}) or re-run the node") from None
 
 
 def _finished_nodes(results: Path, ids: Iterable[str] | None = None) -> Iterator[Path]:
@@ -131,27 +197,41 @@ def _finished_nodes(results: Path, ids: Iterable[str] | None = None) -> Iterator
 def tidy_tables(results: Path, ids: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
     """scores / per_example / intermediate tables from ``results/nodes`` (only ``ids`` when given:
     nodes of an older version of a profile stay in the store but not in its tables)."""
+    import pandas as pd
     scores, per_ex, inter = [], [], []
     for d in _finished_nodes(results, ids):
-        m = json.loads((d / METRICS_FILE).read_text())
+        m = read_json(d / METRICS_FILE)
         rid = d.name
-        size = m["train"].get("params_total")
-        if m["phase"] == "intermediate":
-            inter.append({"run_id": rid, "model": m["model"], "intermediate": m["task"], "seed": m["seed"],
-                          "metric": m["metric"], "score": m["dev"][m["metric"]], "chance": m["chance"],
-                          "n": m["n_dev"], "v_info_bits": m.get("v_information_bits")})
-            continue
-        for lang, vals in m["scores"].items():
-            for metric, score in vals.items():
-                if metric != "n":
-                    scores.append({"run_id": rid, "family": m["family"], "model": m["model"], "size": size,
-                                   "intermediate": m["intermediate"], "target": m["target"], "seed": m["seed"],
-                                   "lang": lang, "metric": metric, "score": score, "n": vals["n"]})
-        if (d / PREDICTIONS).is_file():
-            for r in _read_rows(d / PREDICTIONS):
-                per_ex.append({"run_id": rid, "lang": r["lang"], "example_id": r["example_id"],
-                               "metric": r["metric"], "value": r["value"] * _TO_SCALE[r["metric"]]})
+        try:
+            _tidy_rows(m, rid, scores, inter)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ResultsError(f"{d / METRICS_FILE}: not the metrics of a phase node ({type(e).__name__}: {e}). "
+                               f"Fix: restore the file (e.g. git checkout -- {d}) or re-run the node") from None
+        if m["phase"] != "intermediate" and (d / PREDICTIONS).is_file():
+            try:
+                per_ex += [{"run_id": rid, "lang": r["lang"], "example_id": r["example_id"],
+                            "metric": r["metric"], "value": r["value"] * _TO_SCALE[r["metric"]]}
+                           for r in _read_rows(d / PREDICTIONS)]
+            except (KeyError, TypeError) as e:
+                raise ResultsError(f"{d / PREDICTIONS}: a row lacks a field of the per-example format "
+                                   f"({type(e).__name__}: {e}). Fix: restore the file or re-run the node") from None
     return {"scores": pd.DataFrame(scores), "per_example": pd.DataFrame(per_ex), "intermediate": pd.DataFrame(inter)}
+
+
+def _tidy_rows(m: dict[str, Any], rid: str, scores: list[dict[str, Any]], inter: list[dict[str, Any]]) -> None:
+    """The scores / intermediate rows of one node's metrics.json."""
+    size = m["train"].get("params_total")
+    if m["phase"] == "intermediate":
+        inter.append({"run_id": rid, "model": m["model"], "intermediate": m["task"], "seed": m["seed"],
+                      "metric": m["metric"], "score": m["dev"][m["metric"]], "chance": m["chance"],
+                      "n": m["n_dev"], "v_info_bits": m.get("v_information_bits")})
+        return
+    for lang, vals in m["scores"].items():
+        for metric, score in vals.items():
+            if metric != "n":
+                scores.append({"run_id": rid, "family": m["family"], "model": m["model"], "size": size,
+                               "intermediate": m["intermediate"], "target": m["target"], "seed": m["seed"],
+                               "lang": lang, "metric": metric, "score": score, "n": vals["n"]})
 
 
 def write_tables(results: Path, profile: str | None = None, ids: Iterable[str] | None = None) -> dict[str, int]:
@@ -161,26 +241,118 @@ def write_tables(results: Path, profile: str | None = None, ids: Iterable[str] |
     counts = {k: len(v) for k, v in t.items()}
     if t["scores"].empty:
         return counts
-    write_bytes_atomic(results / "scores.csv", t["scores"].to_csv(index=False).encode())
-    write_bytes_atomic(results / "per_example.csv.gz", gzip.compress(t["per_example"].to_csv(index=False).encode(), mtime=0))
+    _write(results / "scores.csv", t["scores"].to_csv(index=False).encode())
+    _write(results / "per_example.csv.gz", gzip.compress(t["per_example"].to_csv(index=False).encode(), mtime=0))
     if not t["intermediate"].empty:
-        write_bytes_atomic(results / "intermediate.csv", t["intermediate"].to_csv(index=False).encode())
-    write_json_atomic(results / "meta.json", meta(results, profile, ids))
+        _write(results / "intermediate.csv", t["intermediate"].to_csv(index=False).encode())
+    _write(results / "meta.json", (json.dumps(meta(results, profile, ids), indent=2, sort_keys=True) + "\n").encode())
     return counts
 
 
 def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -> dict[str, Any]:
     """Which device produced the results, with which versions, in how much wall time."""
-    devices, walls = set(), []
+    devices, walls, by_model = set(), [], {}
     for d in _finished_nodes(results, ids):
-        m = json.loads((d / METRICS_FILE).read_text())
+        m = read_json(d / METRICS_FILE)
         devices.add(m.get("device", "unknown"))
-        walls.append(json.loads((d / DONE_FILE).read_text()).get("wall_s", 0.0))
+        by_model.setdefault(m.get("model", "unknown"), set()).add(m.get("device", "unknown"))
+        walls.append(read_json(d / DONE_FILE).get("wall_s", 0.0))
     import platform
 
     import torch
     import transformers
     return {"profile": profile, "device": "; ".join(sorted(devices)) or "unknown", "devices": sorted(devices),
+            # per model, so a book mixing CPU and GPU runs labels each model with what trained it
+            "devices_by_model": {k: sorted(v) for k, v in sorted(by_model.items())},
             "nodes": len(walls),
             "node_wall_s_total": round(sum(walls), 1), "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def verify_store(results: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """(ids that verify, [(id, "file: cause")] of those that do not) over ``results/nodes``, sha256 included."""
+    good, bad = [], []
+    for d in _finished_nodes(results):
+        why = verify_node(d, hashes=True)
+        (bad.append((d.name, why)) if why else good.append(d.name))
+    return good, bad
+
+
+def record_hashes(results: Path) -> list[str]:
+    """Add the size and sha256 of every file to committed DONE.json files written before DONE.json
+    recorded them, so restoring checks them byte for byte from then on. Only nodes that verify are
+    recorded (a bad one raises :class:`ResultsError` naming it: its bytes must not be blessed). The
+    other fields of DONE.json stay as they are, and run ids do not change (DONE.json is not hashed).
+    Returns the ids updated."""
+    results = Path(results)
+    _good, bad = verify_store(results)
+    if bad:
+        rid, why = bad[0]
+        raise ResultsError(f"{results / 'nodes' / rid}: {why}; not recording hashes of a node that does not "
+                           f"verify ({len(bad)} such). Fix: restore it (e.g. git checkout -- {results / 'nodes' / rid})")
+    updated = []
+    for d in _finished_nodes(results):
+        done = read_json(d / DONE_FILE)
+        if RECORDS_KEY in done:
+            continue
+        done[RECORDS_KEY] = file_records(d)
+        _write(d / DONE_FILE, (json.dumps(done, indent=2, sort_keys=True) + "\n").encode())
+        updated.append(d.name)
+    return updated
+
+
+# ------------------------------------------------------------------ reading the tidy tables back
+@dataclass(frozen=True)
+class Results:
+    """The tidy result tables of one results directory (``None`` where a file is absent)."""
+
+    dir: Path
+    scores: pd.DataFrame
+    per_example: pd.DataFrame | None      # RUN_COLUMNS joined on from scores, as robustness expects
+    intermediate: pd.DataFrame | None
+    meta: dict | None
+    runs: tuple[Path, ...]                # runs/<run_id>.ipynb of the runs in scores / intermediate
+
+
+def _require(df: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing} (has {list(df.columns)}); the results format is "
+                         f"{list(columns)} — regenerate it with the study's collect step.")
+
+
+def load_results(directory: str | os.PathLike | None = None) -> Results | None:
+    """Read ``scores.csv`` (+ ``per_example.csv.gz``, ``intermediate.csv``, ``meta.json``, ``runs/``).
+
+    Returns None when ``scores.csv`` is absent: the pages then say
+    :data:`xlt_helpers.analysis.NO_RESULTS` rather than inventing numbers. A present but
+    malformed file is an error.
+    """
+    d = results_dir(directory)
+    scores_path = d / "scores.csv"
+    if not scores_path.is_file():
+        return None
+    scores = read_csv(scores_path)
+    _require(scores, SCORES_FILE_COLUMNS, scores_path)
+    per_example = None
+    pe_path = d / "per_example.csv.gz"
+    if pe_path.is_file():
+        per_example = read_csv(pe_path)
+        _require(per_example, PER_EXAMPLE_FILE_COLUMNS, pe_path)
+        keys = scores[["run_id", *RUN_COLUMNS]].drop_duplicates("run_id")
+        unknown = sorted(set(per_example["run_id"]) - set(keys["run_id"]))
+        if unknown:
+            raise ValueError(f"{pe_path}: run_id(s) {unknown[:5]} have no row in {scores_path}; "
+                             f"the two files come from different collections — regenerate both.")
+        per_example = per_example.merge(keys, on="run_id", how="left")
+    inter_path = d / "intermediate.csv"
+    intermediate = read_csv(inter_path) if inter_path.is_file() else None
+    meta_path = d / "meta.json"
+    meta = read_json(meta_path) if meta_path.is_file() else None
+    if meta is not None and not isinstance(meta, dict):
+        raise ResultsError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")
+    # the executed notebooks of the runs these tables hold: the store keeps those of older versions of a
+    # profile too (their nodes stay in results/nodes), but the book shows only what its numbers come from
+    shown = set(scores["run_id"]) | (set(intermediate["run_id"]) if intermediate is not None else set())
+    runs = tuple(p for p in sorted((d / "runs").glob("*.ipynb")) if p.stem in shown)
+    return Results(d, scores, per_example, intermediate, meta, runs)

@@ -28,32 +28,33 @@ numbers all mean the same thing):
   that language (same family, model, target, metric): the intermediate task
   hurt that language. NaN for the baseline itself or when it is missing.
 * *gain*: intermediate minus baseline, on the cross-language mean and on English.
-  Its 95% CI is a **paired bootstrap**: each resample draws examples with
-  replacement per language -- the same example ids for both runs, so the
-  difficulty of the drawn examples cancels -- and then draws seeds with
-  replacement within each arm (seeds are not paired across arms: run *s* of
-  the baseline and run *s* of the intermediate model share nothing but a
-  number). Significant = the CI excludes 0. With several seeds this crossed
-  (examples x seeds) resampling is **conservative**: per-example noise that
-  differs between seeds is counted by both stages (Owen 2007's "pigeonhole"
-  bootstrap over-states variance by the interaction term). On synthetic data
-  with 3 seeds x 2 languages x 400 examples the bootstrap sd was ~1.4x the true
-  sd (coverage 99.5% for a nominal 95%); with one seed it was on target (93.5%).
-  A "significant" gain is therefore trustworthy; a non-significant one may be
-  a miss.
+  Its 95% interval is **calibrated** (:func:`linear_contrast`; the same for the size and family
+  contrasts): the paired example-level variance -- per example, the seed-mean difference of the runs
+  on the *same* example, so the example's own difficulty cancels -- plus the run-level seed variance
+  (a seed moves a whole run), measured in the study by ANOVA (:func:`variance_components`) and pooled
+  over a model's runs; t quantile with Welch-Satterthwaite df. Simulating the study's design with its
+  measured components (``xlt_helpers.calibration``), it covers 93-97% at one and at three seeds. The
+  former crossed bootstrap (:func:`bootstrap_gain`: examples, then seeds within each arm) is kept as the
+  comparison: it counts per-example seed noise twice (Owen 2007's "pigeonhole" over-statement) and, with
+  one seed, misses the run-level seed variance altogether (the simulated coverage is on the methods
+  page). Significant = the interval excludes 0. Every interval comes with its half-width and the
+  minimal detectable effect at 80% power (:func:`mde`).
 * *task difficulty*: ``1 - (score - chance) / (100 - chance)`` of the English
   intermediate-task dev score, clipped to [0, 1]: 0 = solved, 1 = at chance.
 """
 from __future__ import annotations
 
 import functools
+import math
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
-from .tasks import TASKS
+from .tasks import NONE_TASK, TASKS
 
 SCORE_COLUMNS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "seed",
                                   "lang", "metric", "score", "n")
@@ -65,7 +66,6 @@ GROUP_KEYS: tuple[str, ...] = ("family", "model", "size", "intermediate", "targe
 # per-example values -> the scores' 0..100 scale (accuracy is stored 0/1, f1 0..100, em 0/100)
 PER_EXAMPLE_SCALE: dict[str, float] = {"accuracy": 100.0, "f1": 1.0, "em": 1.0}
 ENGLISH = "en"
-BASELINE = "none"
 
 
 # ------------------------------------------------------------------ validation
@@ -148,7 +148,7 @@ def language_stats(scores: pd.DataFrame, english: str = ENGLISH) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def negative_transfer(scores: pd.DataFrame, baseline: str = BASELINE,
+def negative_transfer(scores: pd.DataFrame, baseline: str = NONE_TASK,
                       english: str = ENGLISH) -> pd.DataFrame:
     """Share of non-English languages an intermediate task hurt (seed-mean below baseline's).
 
@@ -173,7 +173,7 @@ def negative_transfer(scores: pd.DataFrame, baseline: str = BASELINE,
     return pd.DataFrame(rows)
 
 
-def gains(scores: pd.DataFrame, baseline: str = BASELINE, english: str = ENGLISH) -> pd.DataFrame:
+def gains(scores: pd.DataFrame, baseline: str = NONE_TASK, english: str = ENGLISH) -> pd.DataFrame:
     """Point gains over the no-intermediate run: ``gain_avg`` (cross-language mean) and ``gain_en``."""
     stats = language_stats(scores, english)
     keys = ["family", "model", "target", "metric"]
@@ -270,7 +270,9 @@ def _gain_from_boots(treat: Mapping[str, np.ndarray], base: Mapping[str, np.ndar
 def bootstrap_gain(treat: Mapping[str, np.ndarray], base: Mapping[str, np.ndarray],
                    n_boot: int = 1000, seed: int = 0, english: str = ENGLISH,
                    key: Sequence[object] = ()) -> dict[str, object]:
-    """Paired bootstrap of the gain (treat - base) on the cross-language mean and on English.
+    """Paired (crossed) bootstrap of the gain (treat - base) on the cross-language mean and on English:
+    the book's interval before issue 16, kept as the comparison in ``xlt_helpers.calibration`` (the book
+    now uses :func:`linear_contrast`, whose coverage the simulation shows to be on target).
 
     ``treat[lang]`` and ``base[lang]`` are arrays (n_seeds, n_examples) on the 0..100 scale
     whose columns are the **same examples in the same order** (the pairing). Each resample
@@ -381,7 +383,7 @@ def _pair(arms: Mapping[tuple, Arm], run: tuple, baseline: str) -> tuple[dict, d
 
 
 def paired_bootstrap(per_example: pd.DataFrame, family: str, model: str, target: str, metric: str,
-                     intermediate: str, baseline: str = BASELINE, n_boot: int = 1000, seed: int = 0,
+                     intermediate: str, baseline: str = NONE_TASK, n_boot: int = 1000, seed: int = 0,
                      english: str = ENGLISH) -> dict[str, object]:
     """:func:`bootstrap_gain` of one intermediate task over the baseline, from the per-example table.
 
@@ -410,23 +412,28 @@ def _run_draws(arm: Mapping[str, np.ndarray], n_boot: int, seed: int, key: Seque
 
 
 def size_contrast(per_example: pd.DataFrame, family: str, target: str, metric: str, small: str, large: str,
-                  intermediates: Sequence[str], baseline: str = BASELINE, n_boot: int = 1000, seed: int = 0,
-                  english: str = ENGLISH) -> dict[str, object]:
+                  intermediates: Sequence[str], baseline: str = NONE_TASK, english: str = ENGLISH,
+                  components: pd.DataFrame | None = None) -> dict[str, object]:
     """How the transfer gap and the intermediate-task gain change from model ``small`` to ``large``.
 
     Returns the no-intermediate transfer gap of each model (English − mean of the others) and its
     change ``gap_change`` = large − small; the gain over the baseline (cross-language mean) of each
-    model averaged over ``intermediates`` and its change ``gain_change``; each change with a 95%
-    bootstrap interval (examples resampled with draws shared by both models, since both were
-    scored on the same examples; then seeds within each run). A missing run raises and names it.
+    model averaged over ``intermediates`` and its change ``gain_change``; each change with its calibrated
+    95% interval (:func:`linear_contrast`: both models were scored on the same examples, so the contrast is
+    paired example by example; seed components from ``components`` (:func:`variance_components`, default:
+    measured on ``per_example``)), its half-width, SE, df and minimal detectable effect
+    (``*_lo, *_hi, *_hw, *_se, *_df, *_mde``). A missing run raises and names it.
     """
     return model_contrast(per_example, target, metric, (family, small), (family, large), intermediates,
-                          baseline=baseline, n_boot=n_boot, seed=seed, english=english)
+                          baseline=baseline, english=english, components=components)
+
+
+CHANGE_FIELDS: dict[str, str] = {"lo": "lo", "hi": "hi", "hw": "half_width", "se": "se", "df": "df", "mde": "mde"}
 
 
 def model_contrast(per_example: pd.DataFrame, target: str, metric: str, first: tuple[str, str],
-                   second: tuple[str, str], intermediates: Sequence[str], baseline: str = BASELINE,
-                   n_boot: int = 1000, seed: int = 0, english: str = ENGLISH) -> dict[str, object]:
+                   second: tuple[str, str], intermediates: Sequence[str], baseline: str = NONE_TASK,
+                   english: str = ENGLISH, components: pd.DataFrame | None = None) -> dict[str, object]:
     """:func:`size_contrast` between any two (family, model) pairs scored on the same examples, e.g.
     an encoder and an encoder-decoder of one depth. ``first`` fills the ``*_small`` keys and
     ``second`` the ``*_large`` keys; every change is second − first."""
@@ -435,40 +442,60 @@ def model_contrast(per_example: pd.DataFrame, target: str, metric: str, first: t
     (fam_a, small), (fam_b, large) = first, second
     family = fam_a if fam_a == fam_b else f"{fam_a} vs {fam_b}"
     families = {small: fam_a, large: fam_b}
-    arms = per_example_arrays(per_example[per_example["family"].isin({fam_a, fam_b}) & (per_example["target"] == target)
-                                          & (per_example["metric"] == metric)])
-    draws: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-    point: dict[tuple[str, str], dict[str, float]] = {}
+    sel = per_example[per_example["family"].isin({fam_a, fam_b}) & (per_example["target"] == target)
+                      & (per_example["metric"] == metric)]
+    arms = per_example_arrays(sel)
+    seed_var = seed_variances(components if components is not None else variance_components(sel))
+    cells: dict[tuple, dict[str, np.ndarray]] = {}
+    ids: dict[str, np.ndarray] = {}
     for model in (small, large):
         for inter in (baseline, *intermediates):
             run = (families[model], model, target, metric, inter)
             if run not in arms:
                 raise ValueError(f"size_contrast: no per-example rows for {dict(zip(RUN_KEYS, run))}")
-            arm = {lang: v for lang, (_ids, v) in arms[run].items()}
-            draws[model, inter] = _run_draws(arm, n_boot, seed, run)
-            point[model, inter] = {lang: float(v.mean()) for lang, v in arm.items()}
-    langs = sorted(point[small, baseline])
-    if any(sorted(point[k]) != langs for k in point):
+            cells[run] = {}
+            for lang, (run_ids, v) in arms[run].items():
+                if not np.array_equal(ids.setdefault(lang, run_ids), run_ids):
+                    raise ValueError(f"size_contrast: language {lang!r}: {model} / {inter} was scored on other "
+                                     "examples than the first run; a paired contrast needs the same examples")
+                cells[run][lang] = v
+    langs = sorted(cells[(fam_a, small, target, metric, baseline)])
+    if any(sorted(c) != langs for c in cells.values()):
         raise ValueError(f"size_contrast: {small} and {large} runs differ in languages; compare like with like")
     others = [lang for lang in langs if lang != english]
+    runs_seed = {run: seed_var[run[:4]] for run in cells}
 
-    def gap(d: Mapping[str, object]):
-        return d[english] - sum(d[lang] for lang in others) / len(others)
+    def gap_coef(model, sign):
+        return {(families[model], model, target, metric, baseline):
+                {lang: sign * (1.0 if lang == english else -1.0 / len(others)) for lang in langs}}
 
-    def gain(d_t: Mapping[str, object], d_b: Mapping[str, object]):
-        return sum(d_t[lang] - d_b[lang] for lang in langs) / len(langs)
+    def gain_coef(model, sign):
+        out: dict[tuple, dict[str, float]] = {}
+        for t in intermediates:
+            for run, w in gain_coefficients((families[model], model, target, metric, t),
+                                            (families[model], model, target, metric, baseline), langs).items():
+                acc = out.setdefault(run, {})
+                for lang, x in w.items():
+                    acc[lang] = acc.get(lang, 0.0) + sign * x / len(intermediates)
+        return out
+
+    def summed(*coefs):
+        out: dict[tuple, dict[str, float]] = {}
+        for c in coefs:
+            for run, w in c.items():
+                acc = out.setdefault(run, {})
+                for lang, x in w.items():
+                    acc[lang] = acc.get(lang, 0.0) + x
+        return out
 
     out: dict[str, object] = {"family": family, "target": target, "metric": metric, "small": small, "large": large,
                               "intermediates": tuple(intermediates)}
-    g = {m: gap(point[m, baseline]) for m in (small, large)}
-    gd = gap(draws[large, baseline]) - gap(draws[small, baseline])
-    out.update(gap_small=g[small], gap_large=g[large], gap_change=g[large] - g[small])
-    out["gap_change_lo"], out["gap_change_hi"] = _ci(gd)
-    gains = {m: np.mean([gain(point[m, t], point[m, baseline]) for t in intermediates]) for m in (small, large)}
-    gain_d = {m: np.mean([gain(draws[m, t], draws[m, baseline]) for t in intermediates], axis=0) for m in (small, large)}
-    out.update(gain_small=float(gains[small]), gain_large=float(gains[large]),
-               gain_change=float(gains[large] - gains[small]))
-    out["gain_change_lo"], out["gain_change_hi"] = _ci(gain_d[large] - gain_d[small])
+    for stat, coef_of in (("gap", gap_coef), ("gain", gain_coef)):
+        one = {m: linear_contrast(cells, coef_of(m, 1.0), runs_seed)["estimate"] for m in (small, large)}
+        change = linear_contrast(cells, summed(coef_of(large, 1.0), coef_of(small, -1.0)), runs_seed)
+        out.update({f"{stat}_small": one[small], f"{stat}_large": one[large], f"{stat}_change": change["estimate"]})
+        out.update({f"{stat}_change_{k}": change[v] for k, v in CHANGE_FIELDS.items()})
+    out["seed_var_source"] = "; ".join(sorted({runs_seed[r].source for r in cells}))
     return out
 
 
@@ -491,6 +518,414 @@ def language_resampled_gap_change(small: Mapping[str, float], large: Mapping[str
     lo, hi = _ci(boot)
     return {"gap_small": small[english] - s_o.mean(), "gap_large": large[english] - l_o.mean(),
             "gap_change": float(change), "gap_change_lo": lo, "gap_change_hi": hi, "n_langs": len(others)}
+
+
+# ------------------------------------------------------- calibrated intervals (issue 16)
+#
+# Every gain, gap change and gain change the book reports is a *linear contrast* of (run, language) cell
+# means: estimate = sum over runs r and languages l of c[r][l] * (mean over seeds and examples of run r in
+# language l). Its sampling variance, with the languages fixed (the study reports its own languages), has
+# two parts that the design keeps apart:
+#
+# * examples: for each evaluation example i of language l, z_li = sum_r c[r][l] * (seed mean of run r on
+#   example i). The estimate is sum_l mean_i z_li, so V_examples = sum_l var_i(z_li) / n_l -- the paired
+#   (same examples in every run) variance, which already holds each run's per-example seed noise / S_r.
+# * seeds: a training run also moves all its scores at once (a run-level shift u, and a seed x language
+#   shift v) that no example-level spread shows: V_seeds = sum_r [(sum_l c_rl)^2 var_seed + sum_l c_rl^2
+#   var_seed_lang] / S_r, with the two components measured in the study (:func:`variance_components`),
+#   pooled over a model's runs because one run has one or two seeds.
+#
+# The interval is estimate +- t_{df, 0.975} sqrt(V_examples + V_seeds), df by Welch-Satterthwaite. The old
+# crossed bootstrap (:func:`bootstrap_gain`) counts the per-example seed noise twice (once when it resamples
+# examples, again when it resamples seeds) and, with one seed, misses V_seeds: see
+# ``xlt_helpers.calibration`` for the simulated coverage of both.
+
+Z_975 = 1.959963984540054     # standard normal 97.5% quantile
+Z_80 = 0.8416212335729143     # standard normal 80% quantile: 80% power
+MDE_FACTOR = Z_975 + Z_80     # 2.8016: a true effect this many SEs from 0 is detected 80% of the time
+
+
+@dataclass(frozen=True)
+class SeedVariance:
+    """The run-level seed components of one model (0..100 scale, squared points): ``var_seed`` moves every
+    language of a run together, ``var_seed_lang`` each language separately; ``df`` = sum over the runs they
+    were pooled from of (seeds - 1), ``df_lang`` = df x (languages - 1) for ``var_seed_lang``; ``noise`` =
+    the per-example seed noise a seed's cross-language mean carries (var_resid / (n L) averaged), which
+    ``var_seed`` was estimated *net of*: its estimate is as uncertain as (var_seed + noise) on ``df``
+    degrees of freedom, which :func:`linear_contrast` counts. ``source`` says where they come from."""
+
+    var_seed: float
+    var_seed_lang: float
+    df: float
+    source: str
+    noise: float = 0.0
+    df_lang: float = np.inf
+
+
+def _ms_two_way(x: np.ndarray) -> tuple[float, float, float]:
+    """Row, column and interaction mean squares of a two-way table with one value per cell (rows r x cols n)."""
+    r, n = x.shape
+    grand = x.mean()
+    rows, cols = x.mean(1), x.mean(0)
+    ms_rows = n * ((rows - grand) ** 2).sum() / (r - 1) if r > 1 else np.nan
+    ms_cols = r * ((cols - grand) ** 2).sum() / (n - 1) if n > 1 else np.nan
+    resid = x - rows[:, None] - cols[None, :] + grand
+    ms_int = (resid ** 2).sum() / ((r - 1) * (n - 1)) if r > 1 and n > 1 else np.nan
+    return float(ms_rows), float(ms_cols), float(ms_int)
+
+
+VC_COLUMNS: tuple[str, ...] = ("var_lang", "var_example", "var_run_example", "var_seed", "var_seed_lang",
+                               "var_resid")
+
+
+def components_of_runs(runs: Mapping[object, Mapping[str, np.ndarray]]) -> dict[str, float]:
+    """Method-of-moments (ANOVA) variance components of one model's runs on one target and metric.
+
+    ``runs[run][lang]`` is (n_seeds, n_examples) on the 0..100 scale, the same examples in the same order in
+    every run of a language. The model behind the estimates, per run r, seed s, language l, example i::
+
+        y = mu_rl + e_li + x_rli + u_rs + v_rsl + w_rsli
+
+    ``var_example`` = var(e) (the example's own difficulty, shared by every run: the pairing removes it),
+    ``var_run_example`` = var(x) (how a run's training changes which examples it gets right),
+    ``var_seed`` = var(u) and ``var_seed_lang`` = var(v) (a seed moves a whole run, or a run's language),
+    ``var_resid`` = var(w) (per-example seed noise); ``var_lang`` = the spread of the language means
+    (fixed effects here, shown for scale). Estimates are the expected-mean-square solutions, clipped at 0;
+    the seed parts need runs with >= 2 seeds (else NaN, ``df_seed`` 0), ``var_run_example`` needs >= 2 runs.
+    """
+    langs = sorted(set().union(*(set(r) for r in runs.values()))) if runs else []
+    if not langs:
+        raise ValueError("components_of_runs: no runs given")
+    res_num = res_df = 0.0
+    a_num = b_num = seed_df = noise_num = 0.0
+    for arm in runs.values():
+        s = next(iter(arm.values())).shape[0]
+        if s < 2:
+            continue
+        ms_res = {}
+        within = []
+        for lang, v in arm.items():
+            ms_seed, _, ms_int = _ms_two_way(np.asarray(v, float))
+            n = v.shape[1]
+            ms_res[lang] = ms_int
+            res_num += ms_int * (s - 1) * (n - 1)
+            res_df += (s - 1) * (n - 1)
+            within.append((ms_seed - ms_int) / n)
+        per_seed = np.mean([np.asarray(v, float).mean(1) for v in arm.values()], axis=0)   # (S,) cross-language means
+        L = len(arm)
+        noise = sum(ms_res[lang] / arm[lang].shape[1] for lang in arm) / L ** 2
+        b = per_seed.var(ddof=1) - noise
+        noise_num += noise * (s - 1)
+        a_num += np.mean(within) * (s - 1)
+        b_num += b * (s - 1)
+        seed_df += s - 1
+    out = {c: np.nan for c in VC_COLUMNS}
+    resid = res_num / res_df if res_df else np.nan
+    out["var_resid"] = resid
+    L = len(langs)
+    if seed_df:
+        a, b = a_num / seed_df, b_num / seed_df         # E[a] = u + v, E[b] = u + v / L
+        v_lang = (a - b) * L / (L - 1) if L > 1 else 0.0
+        out["var_seed_lang"] = max(v_lang, 0.0)
+        out["var_seed"] = max(b - max(v_lang, 0.0) / L, 0.0)
+        out["noise_seed_mean"] = noise_num / seed_df
+    else:
+        out["noise_seed_mean"] = np.nan
+    # examples and run x example: seed-averaged runs x examples table per language
+    ex_num = rx_num = ex_df = 0.0
+    lang_means = []
+    for lang in langs:
+        arms = [arm[lang] for arm in runs.values() if lang in arm]
+        if len({a.shape[1] for a in arms}) > 1:
+            raise ValueError(f"components_of_runs: language {lang!r} has runs with {sorted({a.shape[1] for a in arms})} "
+                             "examples; every run of a model must be scored on the same examples")
+        table = np.stack([np.asarray(a, float).mean(0) for a in arms])        # (R, n)
+        lang_means.append(table.mean())
+        inv_s = np.mean([1.0 / a.shape[0] for a in arms])
+        r, n = table.shape
+        if r < 2 or n < 2:
+            continue
+        _, ms_ex, ms_int = _ms_two_way(table)
+        noise = (resid if not np.isnan(resid) else 0.0) * inv_s
+        rx_num += (ms_int - noise) * (n - 1)
+        ex_num += (ms_ex - ms_int) / r * (n - 1)
+        ex_df += n - 1
+    if ex_df:
+        out["var_run_example"] = max(rx_num / ex_df, 0.0) if not np.isnan(resid) else np.nan
+        out["var_example"] = max(ex_num / ex_df, 0.0)
+    out["var_lang"] = float(np.var(lang_means, ddof=1)) if L > 1 else np.nan
+    out.update(n_langs=L, n_runs=len(runs), n_examples=int(np.median([next(iter(a.values())).shape[1]
+                                                                        for a in runs.values()])),
+               n_seeds=int(max(next(iter(a.values())).shape[0] for a in runs.values())), df_seed=seed_df)
+    return out
+
+
+def variance_components(per_example: pd.DataFrame) -> pd.DataFrame:
+    """:func:`components_of_runs` for every (family, model, target, metric) of a per-example table: one row
+    each, the measured variance components (squared points on the 0..100 scale) and their design."""
+    arms = per_example_arrays(per_example)
+    by_model: dict[tuple, dict] = {}
+    for run, arm in arms.items():
+        by_model.setdefault(run[:4], {})[run[4]] = {lang: v for lang, (_ids, v) in arm.items()}
+    rows = [{**dict(zip(RUN_KEYS[:4], key)), **components_of_runs(runs)} for key, runs in sorted(by_model.items())]
+    return pd.DataFrame(rows)
+
+
+def pooled_components(components: pd.DataFrame) -> pd.DataFrame:
+    """One row per (target, metric): the models' variance components averaged (the seed components
+    weighted by their seed df, over the models that have replicated seeds), with the design's median
+    languages and examples. What ``xlt_helpers.calibration`` plants, and what the evaluation size needed for a
+    target half-width is computed from (:func:`examples_for_half_width`)."""
+    rows = []
+    for (target, metric), g in components.groupby(["target", "metric"], sort=True):
+        rep = g[g["df_seed"] > 0]
+        row = {"target": target, "metric": metric, "n_models": len(g),
+               "n_langs": int(g["n_langs"].median()), "n_examples": int(g["n_examples"].median()),
+               "df_seed": float(rep["df_seed"].sum())}
+        for c in ("var_lang", "var_example", "var_run_example", "var_resid"):
+            row[c] = float(g[c].mean())
+        for c in ("var_seed", "var_seed_lang"):
+            row[c] = float((rep[c] * rep["df_seed"]).sum() / rep["df_seed"].sum()) if len(rep) else 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seed_pairing(per_example: pd.DataFrame, baseline: str = NONE_TASK) -> pd.DataFrame:
+    """Are seed *s* of an intermediate-task run and seed *s* of its baseline paired? Per (family, model,
+    target, metric): the mean Pearson correlation, over intermediate tasks and languages, of the
+    per-example scores of the same seed number in the two runs, and of different seed numbers. A higher
+    same-seed correlation means the two runs share randomness (the target phase's seed)."""
+    arms = per_example_arrays(per_example)
+    rows = []
+    for run, arm in sorted(arms.items()):
+        base = arms.get((*run[:4], baseline))
+        if run[4] == baseline or base is None:
+            continue
+        same, cross = [], []
+        for lang, (_ids, t) in arm.items():
+            b = base[lang][1]
+            for i in range(min(len(t), len(b))):
+                for j in range(min(len(t), len(b))):
+                    if t[i].std() > 0 and b[j].std() > 0:
+                        (same if i == j else cross).append(np.corrcoef(t[i], b[j])[0, 1])
+        rows.append({**dict(zip(RUN_KEYS, run)), "same_seed_corr": np.mean(same) if same else np.nan,
+                     "cross_seed_corr": np.mean(cross) if cross else np.nan})
+    if not rows:
+        return pd.DataFrame(columns=[*RUN_KEYS[:4], "tasks", "same_seed_corr", "cross_seed_corr"])
+    df = pd.DataFrame(rows)
+    return (df.groupby(list(RUN_KEYS[:4]), sort=True)
+              .agg(tasks=("intermediate", "nunique"), same_seed_corr=("same_seed_corr", "mean"),
+                   cross_seed_corr=("cross_seed_corr", "mean")).reset_index())
+
+
+def seed_variance(c: Mapping[str, float], source: str) -> SeedVariance:
+    """The :class:`SeedVariance` of one model's components (a :func:`components_of_runs` result)."""
+    return SeedVariance(float(c["var_seed"]), float(c["var_seed_lang"]), float(c["df_seed"]), source,
+                        float(c["noise_seed_mean"]), float(c["df_seed"] * max(c["n_langs"] - 1, 1)))
+
+
+def seed_variances(components: pd.DataFrame) -> dict[tuple, SeedVariance]:
+    """(family, model, target, metric) -> :class:`SeedVariance` for the intervals.
+
+    A model whose runs have >= 2 seeds uses its own pooled estimate. A model with one seed per run cannot
+    separate a run's seed shift from its effect, so it borrows the df-weighted pool of the other models of
+    the same target and metric (``source`` says so); with no replicated model at all the seed term is 0 and
+    ``source`` says the interval omits it (it then covers example sampling only)."""
+    out: dict[tuple, SeedVariance] = {}
+    keys = list(RUN_KEYS[:4])
+    for _, r in components.iterrows():
+        key = tuple(r[k] for k in keys)
+        if r["df_seed"] > 0:
+            out[key] = seed_variance(r, f"{r['model']}: {int(r['df_seed'])} seed df")
+            continue
+        pool = components[(components["target"] == r["target"]) & (components["metric"] == r["metric"])
+                          & (components["df_seed"] > 0)]
+        if pool.empty:
+            out[key] = SeedVariance(0.0, 0.0, np.inf, "omitted: one seed per run and no replicated model")
+        else:
+            w = pool["df_seed"]
+            out[key] = SeedVariance(float((pool["var_seed"] * w).sum() / w.sum()),
+                                    float((pool["var_seed_lang"] * w).sum() / w.sum()), float(w.sum()),
+                                    f"pooled from {', '.join(pool['model'])} (one seed per run)",
+                                    float((pool["noise_seed_mean"] * w).sum() / w.sum()),
+                                    float((w * (pool["n_langs"] - 1).clip(lower=1)).sum()))
+    return out
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta function (Lentz; Numerical Recipes 6.4)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def t_cdf(t: float, df: float) -> float:
+    """Student t CDF through the regularized incomplete beta function (no scipy in the environment)."""
+    if not np.isfinite(df):
+        return NormalDist().cdf(t)
+    x = df / (df + t * t)
+    a, b = df / 2.0, 0.5
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) \
+        if 0 < x < 1 else 0.0
+    ibeta = front * _betacf(a, b, x) / a if x < (a + 1) / (a + b + 2) else 1.0 - front * _betacf(b, a, 1 - x) / b
+    return 1.0 - 0.5 * ibeta if t >= 0 else 0.5 * ibeta
+
+
+def _t_quantile_expansion(z: float, df: float) -> float:
+    """Cornish-Fisher expansion of the t quantile in 1/df (Abramowitz & Stegun 26.7.5); error < 1e-6 from
+    df 30 on, a start for Newton's method below that."""
+    g1 = (z ** 3 + z) / 4
+    g2 = (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96
+    g3 = (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384
+    g4 = (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z) / 92160
+    return z + g1 / df + g2 / df ** 2 + g3 / df ** 3 + g4 / df ** 4
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student t quantile (df may be fractional, e.g. Satterthwaite's): the expansion from df 30 on,
+    below it Newton's method on :func:`t_cdf` from the expansion, guarded by bisection."""
+    if not 0 < p < 1 or not df > 0:
+        raise ValueError(f"t_quantile: need 0 < p < 1 and df > 0, got p={p!r}, df={df!r}")
+    z = NormalDist().inv_cdf(p)
+    if not np.isfinite(df):
+        return z
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    x = _t_quantile_expansion(z, df)
+    if df >= 30:
+        return x
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    lo, hi = 0.0, max(2 * x, 1.0)
+    while t_cdf(hi, df) < p:
+        hi *= 2
+    x = min(max(x, lo), hi)
+    for _ in range(100):
+        f = t_cdf(x, df) - p
+        if abs(f) < 1e-13:
+            break
+        lo, hi = (x, hi) if f < 0 else (lo, x)
+        step = x - f / math.exp(log_c - (df + 1) / 2 * math.log1p(x * x / df))
+        x = step if lo < step < hi else (lo + hi) / 2
+        if hi - lo < 1e-12:
+            break
+    return x
+
+
+def linear_contrast(cells: Mapping[object, Mapping[str, np.ndarray]], coef: Mapping[object, Mapping[str, float]],
+                    seed_var: Mapping[object, SeedVariance], level: float = 0.95) -> dict[str, float]:
+    """Calibrated interval of ``sum_r sum_l coef[r][l] * mean(cells[r][l])`` (see the section comment).
+
+    ``cells[r][lang]`` is (n_seeds, n_examples) on 0..100; within a language every run with a coefficient
+    must be scored on the same examples in the same order (the pairing, checked by shape; ids are checked
+    by the callers that have them). ``seed_var[r]`` gives the run's seed components; runs sharing a
+    :class:`SeedVariance` (one model's) share its degrees of freedom in the Satterthwaite sum.
+
+    Returns ``estimate, se, se_examples, se_seeds, df, lo, hi, half_width, mde`` (``mde``: the true effect
+    detected with 80% power by a two-sided 5% test, ``MDE_FACTOR * se``).
+    """
+    langs = sorted({lang for r in coef for lang, c in coef[r].items() if c != 0})
+    if not langs:
+        raise ValueError("linear_contrast: every coefficient is 0; give the runs and languages to compare")
+    estimate = v_ex = df_ex = 0.0
+    for lang in langs:
+        z = None
+        for r, cs in coef.items():
+            c = cs.get(lang, 0.0)
+            if c == 0:
+                continue
+            if r not in cells or lang not in cells[r]:
+                raise ValueError(f"linear_contrast: run {r!r} has no scores in language {lang!r}")
+            m = c * np.asarray(cells[r][lang], float).mean(0)
+            if z is not None and m.shape != z.shape:
+                raise ValueError(f"linear_contrast: language {lang!r}: run {r!r} has {m.shape[0]} examples, "
+                                 f"others {z.shape[0]}; pairing needs the same examples in every run")
+            z = m if z is None else z + m
+        n = z.shape[0]
+        if n < 2:
+            raise ValueError(f"linear_contrast: language {lang!r} has {n} example(s); a variance needs >= 2")
+        estimate += z.mean()
+        v_ex += z.var(ddof=1) / n
+        df_ex += n - 1
+    # per source (one model's components): the run-level part, the residual noise its estimate carries
+    # (see SeedVariance), and the seed x language part
+    by_source: dict[SeedVariance, np.ndarray] = {}
+    for r, cs in coef.items():
+        sv = seed_var[r]
+        s = np.asarray(next(iter(cells[r].values()))).shape[0]
+        c = np.array([cs.get(lang, 0.0) for lang in langs])
+        add = np.array([c.sum() ** 2 * sv.var_seed, c.sum() ** 2 * sv.noise, (c ** 2).sum() * sv.var_seed_lang]) / s
+        by_source[sv] = by_source.get(sv, 0.0) + add
+    v_seed = float(sum(v[0] + v[2] for v in by_source.values()))
+    var = v_ex + v_seed
+    den = v_ex ** 2 / df_ex
+    for sv, (v_u, n_u, v_v) in by_source.items():
+        n_u = min(n_u, v_ex)   # the noise this contrast carries is what its own example spread shows, at most
+        if np.isfinite(sv.df) and sv.df > 0:
+            den += (v_u + n_u) ** 2 / sv.df if v_u > 0 or n_u > 0 else 0.0
+        if np.isfinite(sv.df_lang) and sv.df_lang > 0:
+            den += v_v ** 2 / sv.df_lang
+    df = var ** 2 / den if den > 0 else np.inf
+    se = float(np.sqrt(var))
+    half = t_quantile(0.5 + level / 2, df) * se
+    return {"estimate": float(estimate), "se": se, "se_examples": float(np.sqrt(v_ex)),
+            "se_seeds": float(np.sqrt(v_seed)), "df": float(df), "lo": float(estimate - half),
+            "hi": float(estimate + half), "half_width": float(half), "mde": mde(se)}
+
+
+def mde(se: float | np.ndarray, alpha: float = 0.05, power: float = 0.8) -> float | np.ndarray:
+    """Minimal detectable effect: the true difference a two-sided level-``alpha`` z test finds with
+    probability ``power``, ``(z_{1-alpha/2} + z_{power}) * se`` (2.80 SE at 5% / 80%)."""
+    factor = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
+    out = factor * np.asarray(se, float)
+    return float(out) if out.ndim == 0 else out
+
+
+def gain_coefficients(treated: object, baseline: object, langs: Sequence[str],
+                      part: str = "avg", english: str = ENGLISH) -> dict[object, dict[str, float]]:
+    """Coefficients of a gain: ``avg`` = cross-language mean (1/L each), ``en`` = English only."""
+    if part == "avg":
+        w = {lang: 1.0 / len(langs) for lang in langs}
+    elif part == "en":
+        w = {english: 1.0}
+    else:
+        raise ValueError(f"gain part {part!r}: use 'avg' (cross-language mean) or 'en' (English)")
+    return {treated: dict(w), baseline: {lang: -x for lang, x in w.items()}}
+
+
+def half_width_for_examples(n_examples: float | np.ndarray, components: Mapping[str, float], n_langs: int,
+                            n_seeds: int, level: float = 0.95) -> float | np.ndarray:
+    """Predicted half-width of a cross-language-mean gain with ``n_examples`` per language, from measured
+    variance components: V = [2 var_run_example + 2 var_resid / S] / (n L) + 2 (var_seed + var_seed_lang / L) / S
+    (both arms, S seeds each); z quantile (df is large at these sizes)."""
+    c = components
+    per_example = 2 * c["var_run_example"] + 2 * c["var_resid"] / n_seeds
+    v = per_example / (np.asarray(n_examples, float) * n_langs) + 2 * (c["var_seed"] + c["var_seed_lang"] / n_langs) / n_seeds
+    out = NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(v)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def examples_for_half_width(target: float, components: Mapping[str, float], n_langs: int, n_seeds: int,
+                            level: float = 0.95) -> float:
+    """Evaluation examples per language at which :func:`half_width_for_examples` reaches ``target``; inf
+    when the seed term alone is wider (then more seeds, not more examples, are needed)."""
+    c = components
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    room = (target / z) ** 2 - 2 * (c["var_seed"] + c["var_seed_lang"] / n_langs) / n_seeds
+    if room <= 0:
+        return float("inf")
+    return float((2 * c["var_run_example"] + 2 * c["var_resid"] / n_seeds) / (n_langs * room))
 
 
 # ------------------------------------------------------------------- difficulty
@@ -535,44 +970,6 @@ def difficulty_table(dev: pd.DataFrame) -> pd.DataFrame:
         v_info_bits=("v_info_bits", "mean"), n_seeds_v_info=("v_info_bits", "count")).reset_index()
     g["difficulty"] = task_difficulty(g["dev_score"].to_numpy(), g["chance"].to_numpy())
     return g
-
-
-def pointwise_v_information(logp_model: np.ndarray, logp_null: np.ndarray,
-                            log_base: float = np.e) -> np.ndarray:
-    """PVI (Ethayarajh et al. 2022): ``log2 p_model(y|x) - log2 p_null(y)`` per example, in bits.
-
-    Inputs are log-probabilities of the gold label in base ``log_base`` (natural log by
-    default, as torch's ``log_softmax`` gives): the model fine-tuned with inputs, and the
-    "null" model fine-tuned on empty inputs.
-    """
-    m, z = np.asarray(logp_model, float), np.asarray(logp_null, float)
-    if m.shape != z.shape:
-        raise ValueError(f"PVI: {m.shape} model log-probs vs {z.shape} null log-probs; "
-                         "give one of each per example, same order")
-    if np.any(m > 1e-9) or np.any(z > 1e-9):
-        raise ValueError("PVI: log-probabilities must be <= 0; pass log p, not p or logits")
-    return (m - z) * np.log2(log_base)   # log2 p = log_b p * log2 b
-
-
-def v_information(logp_model: np.ndarray, logp_null: np.ndarray, log_base: float = np.e) -> float:
-    """V-usable information of a dataset: the mean PVI, in bits (higher = easier for V)."""
-    return float(np.mean(pointwise_v_information(logp_model, logp_null, log_base)))
-
-
-def null_log_prior(labels: Sequence[int], n_classes: int, smoothing: float = 1.0) -> np.ndarray:
-    """Natural-log label prior of the training labels: the "null" term of V-usable information.
-
-    Ethayarajh et al. (2022) fine-tune a second model on empty inputs; under cross-entropy such a
-    model can do no better than the training-label frequencies, so the prior is what it converges
-    to, at no training cost. ``smoothing`` (add-k) keeps a label unseen in training finite."""
-    if n_classes < 1:
-        raise ValueError(f"null_log_prior: n_classes must be >= 1, got {n_classes}")
-    y = np.asarray(list(labels), dtype=int)
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"null_log_prior: labels must lie in 0..{n_classes - 1}; got {y.min()}..{y.max()}")
-    counts = np.bincount(y, minlength=n_classes).astype(float) + smoothing
-    with np.errstate(divide="ignore"):   # smoothing=0 gives log 0 = -inf for an unseen label, as it should
-        return np.log(counts / counts.sum())
 
 
 # ------------------------------------------------------ gain vs difficulty (tasks)
@@ -684,40 +1081,121 @@ def gain_vs_difficulty(gain_table: pd.DataFrame, difficulty: pd.DataFrame, gain_
     return pd.DataFrame(rows)
 
 
+# ------------------------------------ how the gain-vs-difficulty slope changes with size
+
+MIN_TASKS_FOR_SLOPE_SE = 3    # a line through 2 tasks has no residual: its slope has no standard error
+
+
+def slope_change(difficulty_small: Sequence[float], gain_small: Sequence[float], difficulty_large: Sequence[float],
+                 gain_large: Sequence[float], level: float = 0.95) -> dict[str, object]:
+    """The study's central quantity: how the slope of gain on task difficulty changes from a smaller to a
+    larger model of one family, ``slope_large - slope_small``, with a t interval.
+
+    Each slope is a least-squares line over that model's tasks (each task one point, its gain a
+    cross-language mean); its classical SE comes from the scatter of the tasks about the line, which holds
+    both how far tasks stray from a straight line and each gain's own sampling error (a shared baseline
+    moves every gain of a model alike and so leaves the slope alone). The two models' runs are independent,
+    so the SEs add in quadrature and the df follow Welch-Satterthwaite from the two fits' ``k - 2``.
+
+    With fewer than :data:`MIN_TASKS_FOR_SLOPE_SE` tasks at either size there is no SE: the interval is NaN
+    and ``status`` says which size lacks tasks. With fewer than :data:`MIN_POINTS_FOR_CI` the interval is
+    computed but ``status`` calls it wide (df of 1-2 give t quantiles of 4-13).
+    """
+    fits = {}
+    for name, (x, y) in (("small", (difficulty_small, gain_small)), ("large", (difficulty_large, gain_large))):
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        if x.shape != y.shape or x.ndim != 1:
+            raise ValueError(f"slope_change: {name} difficulty {x.shape} and gain {y.shape} must be 1-D and equally long")
+        ok = ~(np.isnan(x) | np.isnan(y))
+        x, y = x[ok], y[ok]
+        fits[name] = {"k": len(x), **(ols(x, y) if len(x) >= 2 else {"slope": np.nan, "intercept": np.nan,
+                                                                       "slope_se": np.nan})}
+    s, l = fits["small"], fits["large"]
+    out: dict[str, object] = {"k_small": s["k"], "k_large": l["k"], "slope_small": s["slope"],
+                              "slope_small_se": s["slope_se"], "slope_large": l["slope"],
+                              "slope_large_se": l["slope_se"], "slope_change": l["slope"] - s["slope"]}
+    few = [f"{name} model has {f['k']} task(s)" for name, f in fits.items() if f["k"] < MIN_TASKS_FOR_SLOPE_SE]
+    if few or not (np.isfinite(s["slope_se"]) and np.isfinite(l["slope_se"])):
+        reason = "; ".join(few) or "a model's tasks all share one difficulty"
+        out.update(se=np.nan, df=np.nan, lo=np.nan, hi=np.nan,
+                   status=f"undefined: {reason} (a slope's SE needs >= {MIN_TASKS_FOR_SLOPE_SE} tasks of different difficulty)")
+        return out
+    v_s, v_l = s["slope_se"] ** 2, l["slope_se"] ** 2
+    se = float(np.sqrt(v_s + v_l))
+    df = (v_s + v_l) ** 2 / (v_s ** 2 / (s["k"] - 2) + v_l ** 2 / (l["k"] - 2)) if v_s + v_l > 0 else np.inf
+    half = t_quantile(0.5 + level / 2, df) * se
+    k_min = min(s["k"], l["k"])
+    status = ("ok" if k_min >= MIN_POINTS_FOR_CI else
+              f"wide: {k_min} tasks at one size; {MIN_POINTS_FOR_CI} or more per size make it informative")
+    out.update(se=se, df=float(df), lo=out["slope_change"] - half, hi=out["slope_change"] + half, status=status)
+    return out
+
+
+def difficulty_slope_changes(gain_table: pd.DataFrame, difficulty: pd.DataFrame, gain_col: str = "gain_avg",
+                             steps=None) -> pd.DataFrame:
+    """:func:`slope_change` for every size step of every family and target/metric of ``gain_table``
+    (``family, model, size, intermediate, target, metric, <gain_col>``; baseline rows are ignored) with the
+    per-model ``difficulty`` (:func:`difficulty_table`). ``steps(models sorted by size)`` gives the
+    (small, large) pairs; default: adjacent sizes, then smallest → largest when there are three or more."""
+    _require(gain_table, ["family", "model", "size", "intermediate", "target", "metric", gain_col], "gain")
+    _require(difficulty, ["model", "intermediate", "difficulty"], "difficulty")
+    if steps is None:
+        def steps(models):
+            pairs = list(zip(models, models[1:]))
+            return pairs + ([(models[0], models[-1])] if len(models) > 2 else [])
+    merged = gain_table[gain_table["intermediate"] != NONE_TASK].merge(
+        difficulty[["model", "intermediate", "difficulty"]], on=["model", "intermediate"], how="inner"
+    ).dropna(subset=[gain_col])
+    rows = []
+    for (family, target, metric), g in merged.groupby(["family", "target", "metric"], sort=True):
+        models = g.drop_duplicates("model").sort_values("size")["model"].tolist()
+        for small, large in steps(models):
+            a, b = g[g["model"] == small], g[g["model"] == large]
+            rows.append({"family": family, "target": target, "metric": metric, "small": small, "large": large,
+                         **slope_change(a["difficulty"], a[gain_col], b["difficulty"], b[gain_col])})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------ summary
 
 def summary_table(scores: pd.DataFrame, per_example: pd.DataFrame | None = None,
-                  baseline: str = BASELINE, n_boot: int = 1000, seed: int = 0,
-                  english: str = ENGLISH) -> pd.DataFrame:
+                  baseline: str = NONE_TASK, english: str = ENGLISH,
+                  components: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every robustness statistic, one row per (family, model, size, intermediate, target, metric).
 
     Columns: ``n_langs, n_seeds, en, avg, others_mean, gap, rel_gap, worst_lang, worst_score,
-    std_langs, std_seeds, neg_transfer_share, n_neg_langs, gain_avg, gain_en`` and the paired
-    bootstrap ``gain_avg_lo/hi, gain_en_lo/hi, sig_avg, sig_en``. CI columns are NaN (and
-    ``sig_*`` <NA>) for the baseline rows, and where ``per_example`` is None or lacks the run.
+    std_langs, std_seeds, neg_transfer_share, n_neg_langs, gain_avg, gain_en``, the calibrated 95%
+    interval of each gain (:func:`linear_contrast`, paired on the evaluation examples, seed components
+    from ``components`` -- default :func:`variance_components` of ``per_example``): ``gain_avg_lo/hi``,
+    its half-width ``gain_avg_hw``, ``gain_avg_se``, ``gain_avg_df``, the minimal detectable effect
+    ``gain_avg_mde`` (and the same for ``gain_en``), ``sig_avg, sig_en`` and ``seed_var_source``. These
+    are NaN (``sig_*`` <NA>) for the baseline rows, and where ``per_example`` is None or lacks the run.
     """
     stats = language_stats(scores, english)
     out = (stats.merge(negative_transfer(scores, baseline, english), on=list(GROUP_KEYS), how="left")
                 .merge(gains(scores, baseline, english), on=list(GROUP_KEYS), how="left"))
-    for c in ("gain_avg_lo", "gain_avg_hi", "gain_en_lo", "gain_en_hi"):
-        out[c] = np.nan
+    for part in ("avg", "en"):
+        for k in CHANGE_FIELDS:
+            out[f"gain_{part}_{k}"] = np.nan
+    out["seed_var_source"] = None
     if per_example is not None:
-        if n_boot < 1:
-            raise ValueError(f"n_boot={n_boot!r}; it counts resamples and must be >= 1 (default 1000)")
         arms = per_example_arrays(per_example)
-        boots: dict[tuple, dict[str, np.ndarray]] = {}
+        seed_var = seed_variances(components if components is not None else variance_components(per_example))
         for i, row in out.iterrows():
             run = tuple(row[k] for k in RUN_KEYS)
-            if row["intermediate"] == baseline or run not in arms or (*run[:4], baseline) not in arms:
+            base_run = (*run[:4], baseline)
+            if row["intermediate"] == baseline or run not in arms or base_run not in arms:
                 continue
             treat, base = _pair(arms, run, baseline)
-            for r, arm in ((run, treat), ((*run[:4], baseline), base)):
-                if r not in boots:   # each run's resampled seed means once; baselines are reused
-                    boots[r] = _boot_seed_means(arm, seed, n_boot)
-            res = _gain_from_boots(treat, base, boots[run], boots[(*run[:4], baseline)],
-                                   n_boot, seed, english, run)
-            out.loc[i, ["gain_avg_lo", "gain_avg_hi"]] = res["ci_avg"]
-            out.loc[i, ["gain_en_lo", "gain_en_hi"]] = res["ci_en"]
+            cells = {run: treat, base_run: base}
+            sv = {run: seed_var[run[:4]], base_run: seed_var[run[:4]]}
+            for part in ("avg", "en"):
+                if part == "en" and english not in treat:
+                    continue
+                res = linear_contrast(cells, gain_coefficients(run, base_run, sorted(treat), part, english), sv)
+                for k, v in CHANGE_FIELDS.items():
+                    out.loc[i, f"gain_{part}_{k}"] = res[v]
+            out.loc[i, "seed_var_source"] = sv[run].source
     for part in ("avg", "en"):
         lo, hi = out[f"gain_{part}_lo"], out[f"gain_{part}_hi"]
         sig = pd.array((lo > 0) | (hi < 0), dtype="boolean")

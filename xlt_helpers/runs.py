@@ -5,15 +5,19 @@ Layout of a node directory (``runs/<id>/``)::
     node.json          the node (written first)
     <notebook>.ipynb   the executed notebook (papermill)
     log.txt            stdout/stderr of the runner and the kernel
-    metrics.json ...   written by the notebook (use write_json_atomic)
+    metrics.json ...   written by the notebook (use files.write_json_atomic)
     checkpoint/        phase 1: the model phase 2 starts from
-    DONE.json          success: written atomically, last, only after metrics.json exists
+    DONE.json          success: written atomically, last, only after metrics.json exists;
+                       records the size and sha256 of every file the node wrote ("files")
     FAILED.json        failure: error, traceback, log tail (atomic)
 
 A directory without ``DONE.json`` is not done, whatever else it holds: the next
 ``xlt run`` deletes it and starts the node again. Because the markers are
 written with a temp file + ``os.replace``, a SIGKILL at any moment leaves
-either a complete marker or none.
+either a complete marker or none. A directory *with* ``DONE.json`` is done only
+if it holds up (:func:`verify_node`: the recorded sizes, and the hashes when
+asked; metrics.json parses; a safetensors checkpoint is whole): one that does
+not is moved aside (:func:`move_aside`, never deleted) and runs again.
 
 Each node runs in its own runner process whose stdout/stderr is ``log.txt``
 (so the kernel's output lands there too): forked from ``xlt run`` by the
@@ -26,7 +30,10 @@ into a re-run directory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import gzip
+import hashlib
 import json
 import os
 import re
@@ -35,7 +42,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -43,6 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from .files import write_json_atomic
 from .grid import Node
 from .paths import repo_root
 
@@ -54,47 +61,16 @@ LOG_FILE = "log.txt"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoint"
 LOCK_FILE = ".lock"
+PREDICTIONS_FILE = "predictions.jsonl.gz"
+RECORDS_KEY = "files"          # DONE.json: {relative path: {"size": bytes, "sha256": hex}}
+BAD_SUFFIX = ".bad-"           # <id>.bad-<UTC time>: a finished node that failed verification, moved aside
+# errors of the runs folder's filesystem itself (not of a node's code): the grid stops on these
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 KERNEL = "python3"
 LOG_TAIL_LINES = 40
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 State = Literal["done", "failed", "pending"]
-
-
-# ------------------------------------------------------------------ atomic writes
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
-
-    The temp file lives in the same directory (``os.replace`` is atomic only
-    within one filesystem) and is fsynced before the rename.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """``obj`` as indented JSON, written atomically (see :func:`write_bytes_atomic`)."""
-    return write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n").encode())
-
-
-def _jsonable(o: Any) -> Any:
-    """numpy scalars as numbers (not strings), anything else by its str()."""
-    item = getattr(o, "item", None)
-    if callable(item) and getattr(o, "shape", None) == ():
-        return item()
-    return str(o)
 
 
 # ------------------------------------------------------------------ locations and states
@@ -119,6 +95,136 @@ def node_state(runs: Path, node_id: str) -> State:
     if (d / FAILED_FILE).is_file():
         return "failed"
     return "pending"
+
+
+# ------------------------------------------------------------------ verifying a finished node
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _recorded(rel: str) -> bool:
+    """Files DONE.json records: everything a node wrote but the markers, the log (diagnostics that
+    a dying runner may still append to) and hidden temp files of an atomic write."""
+    name = rel.rsplit("/", 1)[-1]
+    return rel not in (DONE_FILE, FAILED_FILE, LOG_FILE) and not name.startswith(".")
+
+
+def file_records(d: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"size", "sha256"}}`` of every file the node in ``d`` wrote (see :func:`_recorded`)."""
+    out = {}
+    for p in sorted(Path(d).rglob("*")):
+        rel = p.relative_to(d).as_posix()
+        if p.is_file() and _recorded(rel):
+            out[rel] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+    return out
+
+
+def _may_be_absent(rel: str) -> bool:
+    """A recorded file that a finished node may lack: its checkpoint (``xlt clean --prune-checkpoints``;
+    the committed store never keeps it, and the scheduler re-runs a phase-1 node whose checkpoint a
+    pending dependent needs) and the executed notebook (kept in results/runs/, not in the node)."""
+    return rel.startswith(CHECKPOINT_DIR + "/") or ("/" not in rel and rel.endswith(".ipynb"))
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why ``path`` is not a whole safetensors file (None if it is), from its header alone: the
+    8-byte header length, the JSON header, and the end of the last tensor == the file's size."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{size} bytes, shorter than a safetensors header"
+            n = int.from_bytes(head, "little")
+            if n > size - 8:
+                return f"header length {n} runs past the end of the file ({size} bytes): truncated"
+            header = json.loads(f.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        return f"unreadable safetensors header ({type(e).__name__}: {e})"
+    if size != 8 + n + end:
+        return f"{size} bytes but its header describes {8 + n + end}: truncated or damaged"
+    return None
+
+
+def _json_problem(path: Path, want: type = dict) -> str | None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"not valid JSON ({type(e).__name__}: {e})"
+    return None if isinstance(obj, want) else f"not a JSON {want.__name__} ({type(obj).__name__})"
+
+
+def verify_node(d: Path, hashes: bool = False) -> str | None:
+    """None when the finished node in ``d`` holds up, else one line naming the file and the cause.
+
+    Always: DONE.json and metrics.json parse (node.json too when present), every file DONE.json
+    records has its recorded size, every safetensors file is whole. With ``hashes``: the recorded
+    sha256 too, and a gzip file reads to its end. DONE.json written before it recorded files
+    (the committed study's first sitting) is accepted with the checks that need no record.
+    """
+    d = Path(d)
+    why = _json_problem(d / DONE_FILE)
+    if why:
+        return f"{DONE_FILE}: {why}"
+    done = json.loads((d / DONE_FILE).read_text(encoding="utf-8"))
+    if done.get("id", d.name) != d.name:
+        return f"{DONE_FILE}: records id {done['id']!r}, not this folder's"
+    records = done.get(RECORDS_KEY)
+    if records is not None:
+        if not isinstance(records, dict) or not all(
+                isinstance(r, dict) and isinstance(r.get("size"), int) and isinstance(r.get("sha256"), str)
+                for r in records.values()):
+            return f"{DONE_FILE}: field {RECORDS_KEY} is not a mapping path -> {{size, sha256}}"
+        for rel, rec in sorted(records.items()):
+            p = d / rel
+            if not p.is_file():
+                if _may_be_absent(rel):
+                    continue
+                return f"{rel}: missing (DONE.json records {rec['size']} bytes)"
+            size = p.stat().st_size
+            if size != rec["size"]:
+                return f"{rel}: {size} bytes, DONE.json records {rec['size']} (truncated or changed after the node finished)"
+            if hashes and sha256_file(p) != rec["sha256"]:
+                return f"{rel}: sha256 differs from DONE.json's record (changed after the node finished)"
+    for name in (METRICS_FILE, NODE_FILE):
+        if name == METRICS_FILE or (d / name).exists():
+            why = _json_problem(d / name)
+            if why:
+                return f"{name}: {why}"
+    for p in sorted(d.rglob("*.safetensors")):
+        why = safetensors_problem(p)
+        if why:
+            return f"{p.relative_to(d).as_posix()}: {why}"
+    if hashes:
+        for p in sorted(d.rglob("*.gz")):
+            try:
+                with gzip.open(p, "rb") as f:
+                    while f.read(1 << 20):
+                        pass
+            except (OSError, EOFError) as e:
+                return f"{p.relative_to(d).as_posix()}: not a whole gzip file ({type(e).__name__}: {e})"
+    return None
+
+
+def move_aside(d: Path) -> Path:
+    """Rename a node folder that failed verification to ``<id>.bad-<UTC time>`` (kept for inspection,
+    never deleted; ``xlt clean`` leaves it alone) so the node can run again under its own id."""
+    d = Path(d)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = d.with_name(f"{d.name}{BAD_SUFFIX}{stamp}")
+    i = 1
+    while target.exists():
+        target = d.with_name(f"{d.name}{BAD_SUFFIX}{stamp}-{i}")
+        i += 1
+    os.replace(d, target)
+    return target
 
 
 def read_marker(runs: Path, node_id: str, name: str) -> dict[str, Any]:
@@ -148,6 +254,24 @@ class RunsLocked(RuntimeError):
     """Another ``xlt run`` (or ``xlt clean``) holds the runs directory."""
 
 
+class RunsFolderError(RuntimeError):
+    """The runs folder cannot be written (full, read-only, no permission); ``node_id``: the node
+    being started or finished when it happened, if any."""
+
+    def __init__(self, message: str, node_id: str | None = None) -> None:
+        super().__init__(message)
+        self.node_id = node_id
+
+
+def folder_error(folder: Path, e: OSError, doing: str, node_id: str | None = None) -> RunsFolderError:
+    """One line for a write that failed in the runs folder: the folder, the file, the cause, the fix."""
+    fix = ("free space there" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "make it writable" if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else "check it")
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    return RunsFolderError(f"cannot {doing} in the runs folder {folder}{where}: {e.strerror or e}. "
+                           f"Fix: {fix}, or pass another --runs-dir (or $XLT_RUNS_DIR)", node_id)
+
+
 @contextlib.contextmanager
 def runs_lock(runs: Path) -> Iterator[Path]:
     """Hold ``runs/.lock`` (fcntl.flock, non-blocking) for the duration; fail at once if held.
@@ -157,9 +281,12 @@ def runs_lock(runs: Path) -> Iterator[Path]:
     the message the next caller sees.
     """
     runs = Path(runs)
-    runs.mkdir(parents=True, exist_ok=True)
     path = runs / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise folder_error(runs, e, "create the lock file") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -168,8 +295,11 @@ def runs_lock(runs: Path) -> Iterator[Path]:
             raise RunsLocked(f"{path} is held by another xlt process (PID {holder}): only one `xlt run` "
                              f"per runs directory at a time. Wait for it to finish (or stop PID {holder}), "
                              f"or pass another --runs-dir.") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            raise folder_error(runs, e, "write the lock file") from None
         _HELD_LOCK_FDS.add(fd)
         yield path
     finally:
@@ -198,10 +328,13 @@ def lock_holder(runs: Path) -> str | None:
 def prepare_node_dir(node: Node, runs: Path) -> Path:
     """A fresh ``runs/<id>/`` holding only ``node.json`` (a leftover of an unfinished run is deleted)."""
     d = node_dir(runs, node.id)
-    if d.exists():
-        shutil.rmtree(d)
-    d.mkdir(parents=True)
-    write_json_atomic(d / NODE_FILE, node.to_json())
+    try:
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        write_json_atomic(d / NODE_FILE, node.to_json())
+    except OSError as e:
+        raise folder_error(runs, e, f"start node {node.id}", node.id) from None
     return d
 
 
@@ -213,10 +346,27 @@ def _log_tail(d: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def write_failed(d: Path, error: str, tb: str) -> None:
+def write_failed(d: Path, error: str, tb: str, errno_: int | None = None) -> None:
+    """FAILED.json; ``errno_`` of an OSError is kept so the scheduler can tell a full or read-only
+    disk (stop the grid) from a failing node (skip its dependents, go on)."""
     sys.stderr.flush()
-    write_json_atomic(d / FAILED_FILE, {"error": error, "traceback": tb, "log_tail": _log_tail(d),
-                                        "failed_at": _now(), "host": socket.gethostname()})
+    marker = {"error": error, "traceback": tb, "log_tail": _log_tail(d), "failed_at": _now(),
+              "host": socket.gethostname()}
+    if errno_ is not None:
+        marker["errno"] = errno_
+    write_json_atomic(d / FAILED_FILE, marker)
+
+
+_ERRNO_TEXT = re.compile(r"\[Errno (\d+)\]")
+
+
+def disk_failure(runs: Path, node_id: str) -> bool:
+    """Whether a failed node failed because its filesystem is full or read-only (in the runner or
+    inside the notebook's kernel, where only the message text says so)."""
+    marker = read_marker(runs, node_id, FAILED_FILE)
+    if marker.get("errno") in DISK_ERRNOS:
+        return True
+    return any(int(m) in DISK_ERRNOS for m in _ERRNO_TEXT.findall(str(marker.get("error", ""))))
 
 
 def _now() -> str:
@@ -251,10 +401,17 @@ def execute_node(d: Path) -> bool:
     except Exception as e:  # any runner-side failure (missing notebook, kernel died, ...)
         tb = traceback.format_exc()
         print(tb, file=sys.stderr)
-        write_failed(d, f"{type(e).__name__}: {e}", tb)
+        write_failed(d, f"{type(e).__name__}: {e}", tb, errno_=getattr(e, "errno", None))
         return False
-    write_json_atomic(d / DONE_FILE, {"id": node.id, "wall_s": round(time.time() - start, 3),
-                                      "finished_at": _now(), "host": socket.gethostname()})
+    try:
+        write_json_atomic(d / DONE_FILE, {"id": node.id, "wall_s": round(time.time() - start, 3),
+                                          "finished_at": _now(), "host": socket.gethostname(),
+                                          RECORDS_KEY: file_records(d)})
+    except OSError as e:   # e.g. the disk filled up: a node without DONE.json is failed, and says why
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr)
+        write_failed(d, f"{type(e).__name__}: {e}", tb, errno_=e.errno)
+        return False
     return True
 
 
@@ -344,8 +501,11 @@ def finish_node(node: Node, runs: Path, returncode: int) -> State:
     state = node_state(runs, node.id)
     if state == "pending":
         how = f"killed by signal {-returncode}" if returncode < 0 else f"exit code {returncode}"
-        write_failed(node_dir(runs, node.id), f"runner process ended ({how}) without writing DONE.json",
-                     "(no Python traceback: the runner process itself died; see log_tail)")
+        try:
+            write_failed(node_dir(runs, node.id), f"runner process ended ({how}) without writing DONE.json",
+                         "(no Python traceback: the runner process itself died; see log_tail)")
+        except OSError as e:   # the node is not done either way; the scheduler stops on this
+            raise folder_error(runs, e, f"write {FAILED_FILE} of {node.id}", node.id) from None
         state = "failed"
     return state
 

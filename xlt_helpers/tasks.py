@@ -14,15 +14,24 @@ is ``xnli/test-en.tsv`` (gold labels attached) because MNLI is not offline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Kind = Literal["classification", "multiple-choice", "extractive-QA", "token-tagging"]
 KINDS: tuple[str, ...] = ("classification", "multiple-choice", "extractive-QA", "token-tagging")
+#: kinds whose text-to-text targets an encoder-decoder generates token by token (QA answers, tag
+#: sequences); the others are ranked among a few candidates (label words, option letters)
+GENERATED_KINDS: tuple[str, ...] = ("extractive-QA", "token-tagging")
 
 XNLI_LANGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
 MLQA_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")
 XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 PAWSX_LANGS = ("de", "en", "es", "fr", "ja", "ko", "zh")
+# The intermediate "task" of the no-intermediate baseline (a phase-2 run straight from the pretrained model):
+# the one name of the marker, in profiles, run parameters, the tidy tables and the published tables alike.
+NONE_TASK = "none"
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART",
              "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
 
@@ -35,11 +44,35 @@ class Source:
     several paths are concatenated in order. ``fmt`` names the local reader.
     ``hub``: (dataset id, config or None, hub split); ``{lang}`` substituted.
     Either may be None when that source does not have this split.
+    ``hub_holdout``: the hub split is cut by the task's hold-out rule (``holdout``,
+    ``holdout_key``; :func:`xlt_helpers.data.holdout_split`) and this split keeps its
+    side, so that a task whose local dev is a hold-out of the hub's validation file
+    is evaluated on the same items with or without the hub (CosmosQA).
     """
 
     local: tuple[str, ...] | None = None
     fmt: str | None = None
     hub: tuple[str, str | None, str] | None = None
+    hub_holdout: bool = False
+
+    def local_files(self, lang: str) -> tuple[str, ...]:
+        """The local path(s) of ``lang``, relative to the data folder (none when hub-only)."""
+        return tuple(fill_lang(t, lang) for t in (self.local or ()))
+
+
+def fill_lang(template: str, lang: str) -> str:
+    """Substitute ``{lang}``; for a pair ``"ar.de"`` the 1st occurrence gets ``ar``, the 2nd ``de``.
+
+    So ``dev-context-{lang}-question-{lang}.json`` and ``mlqa.{lang}.{lang}`` both
+    name the pair's file / hub config, and a single code fills every occurrence.
+    """
+    parts = lang.split(".")
+    if len(parts) == 1:
+        return template.replace("{lang}", lang)
+    out = template
+    for part in parts:
+        out = out.replace("{lang}", part, 1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -61,9 +94,22 @@ class TaskSpec:
     # CosmosQA reuse a context across several items, hence "context" for both.
     holdout: float = 0.0
     holdout_key: str = "id"
+    # What an encoder-decoder says for each label (lm-evaluation-harness's ``doc_to_choice``), where
+    # the label names are not words a decoder can say (PAWS-X's "0"/"1"); empty = the label names.
+    label_words: tuple[str, ...] = ()
 
     def langs_for(self, split: str) -> tuple[str, ...]:
         return self.split_languages.get(split, self.languages)
+
+    def label_targets(self) -> tuple[str, ...]:
+        """The text-to-text target of each label: ``label_words`` if set, else the label names."""
+        return self.label_words or self.labels
+
+    @property
+    def generated_targets(self) -> bool:
+        """Whether an encoder-decoder generates this task's targets rather than ranking candidates;
+        it also picks the cross-attention recipe of warm-started ones (models.ModelSpec.cross_attention_gain_for)."""
+        return self.kind in GENERATED_KINDS
 
 
 TASKS: dict[str, TaskSpec] = {}
@@ -118,7 +164,7 @@ _register(TaskSpec(
 _register(TaskSpec(
     name="pawsx", holdout=0.2, holdout_key="id", kind="classification", role="both", metric="accuracy", chance=0.5,
     description="PAWS-X (Yang et al. 2019): paraphrase adversaries, 2 labels (1 = paraphrase).",
-    labels=("0", "1"), languages=PAWSX_LANGS,
+    labels=("0", "1"), label_words=("no", "yes"), languages=PAWSX_LANGS,
     # local train and dev-en are the same file (PAWS-X train is not offline): a seeded hold-out serves as dev-en
     splits={
         "train": Source(local=("pawsx/dev-en.tsv",), fmt="pawsx_tsv",
@@ -167,14 +213,22 @@ _register(TaskSpec(
             "dev": Source(local=("english/hellaswag/val.jsonl",), fmt="hellaswag_jsonl",
                           hub=("Rowan/hellaswag", None, "validation"))},
 ))
+# CosmosQA: the split is ours. Only the official validation set (2,985 labelled items) is offline and the
+# public test labels are hidden, so dev = the passages (contexts) whose sha256(HOLDOUT_SALT:context) ranks
+# in the first 20% (489 of 2,445 passages, 599 items) and train = the rest (2,386 items). By passage, not
+# by item: 904 items share their passage with another item, 764 of them even the question (asked again
+# with other answer options). The hub's validation split is the same file (wilburOne/cosmosqa
+# data/valid.csv), so hub dev is cut the same way (hub_holdout) and holds the same items; hub train is
+# the official train split (25,262 items).
 _register(TaskSpec(
     name="cosmosqa", holdout=0.2, holdout_key="context", kind="multiple-choice", metric="accuracy", n_choices=4, chance=0.25,
-    description="CosmosQA (Huang et al. 2019): reading comprehension needing commonsense, 4-way.",
+    description="CosmosQA (Huang et al. 2019): reading comprehension needing commonsense, 4-way. Train/dev "
+                "are our seeded-hash split of the official validation set by passage (the test labels are hidden).",
     labels=("0", "1", "2", "3"), languages=("en",),
     splits={"train": Source(local=("english/cosmosqa/valid.jsonl",), fmt="cosmosqa_jsonl",
                             hub=("allenai/cosmos_qa", None, "train")),
             "dev": Source(local=("english/cosmosqa/valid.jsonl",), fmt="cosmosqa_jsonl",
-                          hub=("allenai/cosmos_qa", None, "validation"))},
+                          hub=("allenai/cosmos_qa", None, "validation"), hub_holdout=True)},
 ))
 _register(TaskSpec(
     name="siqa", kind="multiple-choice", metric="accuracy", n_choices=3, chance=1 / 3,
@@ -221,7 +275,7 @@ _register(TaskSpec(
 _register(TaskSpec(
     name="qqp", kind="classification", metric="accuracy", chance=0.5,
     description="Quora Question Pairs (GLUE). Hub only.",
-    labels=("not_duplicate", "duplicate"), languages=("en",),
+    labels=("not_duplicate", "duplicate"), label_words=("no", "yes"), languages=("en",),
     splits={"train": Source(hub=("nyu-mll/glue", "qqp", "train")),
             "dev": Source(hub=("nyu-mll/glue", "qqp", "validation"))},
 ))
@@ -233,3 +287,27 @@ def get_task(name: str) -> TaskSpec:
         return TASKS[name]
     except KeyError:
         raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}") from None
+
+
+# scores.csv `metric` rows that each registry metric (TaskSpec.metric) produces; the first is the headline
+METRIC_ROWS: dict[str, tuple[str, ...]] = {"accuracy": ("accuracy",), "token_accuracy": ("accuracy",),
+                                           "mlqa_f1_em": ("f1", "em"), "squad_f1_em": ("f1", "em")}
+
+
+def primary_metric(target: str) -> str:
+    """The headline metric of a target task (XNLI: accuracy, MLQA: f1), from the task registry."""
+    spec = get_task(target)
+    try:
+        return METRIC_ROWS[spec.metric][0]
+    except KeyError:
+        raise KeyError(f"task {target!r} has registry metric {spec.metric!r}, which tasks.METRIC_ROWS does not "
+                       f"map to a scores.csv metric; add it there (known: {sorted(METRIC_ROWS)})") from None
+
+
+def targets_in(scores: pd.DataFrame) -> list[str]:
+    """The target tasks present in a scores table, in the task registry's order (XNLI before MLQA)."""
+    present = set(scores["target"])
+    unknown = sorted(present - set(TASKS))
+    if unknown:
+        raise ValueError(f"scores name unknown target task(s) {unknown}; valid tasks: {', '.join(TASKS)}")
+    return [t for t in TASKS if t in present]

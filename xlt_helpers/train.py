@@ -23,40 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments, set_seed
 
 from . import featurize
 from .heads import EncoderWithHead
+from .hparams import EVAL_PRECISIONS, PRECISIONS, TrainConfig, resolve_learning_rate  # noqa: F401  (re-exported)
 from .models import ModelSpec, get_model
 from .tasks import TaskSpec, get_task
-
-
-@dataclass
-class TrainConfig:
-    """Hyperparameters of one phase. Full-scale defaults follow jiant's XTREME scripts
-    (lr 1e-5, 10% warmup, max length 256, 384 with stride 128 for QA, 2 epochs)."""
-
-    epochs: float = 2.0
-    max_steps: int = -1
-    batch_size: int = 32
-    learning_rate: float | None = None      # None = the model's default (models.py)
-    max_length: int = 256
-    doc_stride: int = 128
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    freeze_word_embeddings: bool = True
-    trim_vocab: bool = True
-    eval_batch_size: int = 64
-    max_answer_length: int = 30
-    seed: int = 0
-    precision: str = "fp32"                 # training arithmetic: fp32 | bf16 (autocast; native bf16 only)
-    eval_precision: str = "fp32"            # evaluation arithmetic: fp32 | bf16 | int8 (see evaluate.py)
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "TrainConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in params.items() if k in known and v is not None})
 
 
 @dataclass
@@ -71,8 +46,6 @@ class PhaseResult:
 
 
 # ------------------------------------------------------------------ precision
-PRECISIONS = ("fp32", "bf16")                 # training (TrainConfig.precision)
-EVAL_PRECISIONS = ("fp32", "bf16", "int8")    # evaluation (TrainConfig.eval_precision)
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
 
 
@@ -118,12 +91,13 @@ def peak_rss_mb() -> float:
 
 
 def word_embedding_modules(model) -> list[torch.nn.Embedding]:
-    """The word-embedding tables of an encoder body, EncoderDecoderModel or MT5 (deduplicated)."""
+    """The word-embedding tables of an encoder body, EncoderDecoderModel or MT5, one per distinct weight
+    (MT5's encoder and decoder hold their own Embedding modules around the one shared table)."""
     mods = []
     for m in (model, getattr(model, "encoder", None), getattr(model, "decoder", None)):
         if m is not None and hasattr(m, "get_input_embeddings"):
             e = m.get_input_embeddings()
-            if isinstance(e, torch.nn.Embedding) and all(e is not x for x in mods):
+            if isinstance(e, torch.nn.Embedding) and all(e.weight is not x.weight for x in mods):
                 mods.append(e)
     return mods
 
@@ -179,7 +153,10 @@ def build_model(spec: ModelSpec, task: TaskSpec, *, init_from: str | Path | None
     from .vocab import trim_vocab
 
     tok = tokenizer if tokenizer is not None else backbones.load_tokenizer(spec)
-    body = backbones.load_encoder(spec) if spec.family == "encoder" else backbones.load_seq2seq(spec)
+    # Warm-started encoder-decoders start generated-target tasks (QA, tagging) from another
+    # cross-attention than ranked ones (models.ModelSpec.cross_attention_gain_for: why).
+    body = (backbones.load_encoder(spec) if spec.family == "encoder"
+            else backbones.load_seq2seq(spec, generated_targets=task.generated_targets))
     sizes = backbones.param_counts(body)
     if init_from:
         load_body(body, init_from)
@@ -220,7 +197,13 @@ def load_body(body, ckpt_dir: str | Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"no phase-1 body at {path}: run the intermediate node first (xlt run) "
                                 f"or pass init_from='' to start from the pretrained model")
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except SafetensorError as e:   # bare, it names no file
+        raise ValueError(f"{path}: not a readable safetensors checkpoint ({e}); the phase-1 node that wrote it "
+                         f"did not finish writing it or it was damaged since. Re-run that node: `xlt run` "
+                         f"(`--verify` checks every file's sha256) moves a damaged node aside and runs it "
+                         f"again") from None
     kept = state.pop("__kept_ids__", None)
     own = body.state_dict()
     for k, v in state.items():
@@ -269,7 +252,7 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
     keep = None
     if cfg.trim_vocab and vocab_texts is not None:
         from .vocab import covering_ids
-        extra = [*featurize.label_words(task), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
+        extra = [*task.label_targets(), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
         keep = covering_ids(full_tok, [*vocab_texts, *extra])  # targets (label words, letters, tags) stay sayable
     set_seed(cfg.seed)
     model, tok, vocab_map, sizes = build_model(spec, task, init_from=init_from, keep_ids=keep, tokenizer=full_tok)
@@ -280,10 +263,16 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
                              else (TrainingArguments, Trainer))
     args = args_cls(
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate or spec.learning_rate,
+        num_train_epochs=cfg.epochs, max_steps=-1 if cfg.max_steps is None else cfg.max_steps,
+        learning_rate=resolve_learning_rate(cfg.learning_rate, spec.name),
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type="linear", weight_decay=cfg.weight_decay,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        # transformers 5 names it activation checkpointing (gradient_checkpointing is its deprecated alias);
+        # non-reentrant, so gradients reach the layers although the word embeddings are frozen
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
-        save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.batch_size / 20)),
+        save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.effective_batch_size / 20)),
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         bf16=cfg.precision == "bf16",
         label_names=["start_positions", "end_positions"] if task.kind == "extractive-QA" and spec.family == "encoder" else ["labels"],

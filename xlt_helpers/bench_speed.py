@@ -260,7 +260,7 @@ def full_eval_cost(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
             key = (spec.source, target)                  # one tokenizer per source (e5 and e5ed share it)
             if key not in keep_cache:
                 texts = [t for lang in task.langs_for("dev") for t in featurize.texts_of(task, load_task(target, "dev", lang))]
-                extra = [*featurize.label_words(task), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
+                extra = [*task.label_targets(), *featurize.LETTERS, featurize.NO_ANSWER, *task.labels]
                 keep_cache[key] = covering_ids(tok, [*texts, *extra])
             m, t, vmap, _ = build_model(spec, task, keep_ids=keep_cache[key], tokenizer=tok)
             qa = task.kind == "extractive-QA"

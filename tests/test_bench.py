@@ -94,6 +94,8 @@ def test_cli_has_bench_with_fast_and_only():
     assert args.command == "bench" and args.fast and args.only == ["eval"] and args.out == "x"
     with pytest.raises(SystemExit):
         _parser().parse_args(["bench", "--only", "nonsense"])
+    only = next(a for a in _parser()._subparsers._group_actions[0].choices["bench"]._actions if a.dest == "only")
+    assert tuple(only.choices) == bench.SECTIONS, "the CLI offers exactly the sections run_bench knows"
 
 
 def test_run_bench_rejects_unknown_sections(tmp_path):
@@ -186,3 +188,47 @@ def test_padded_tokens_counts_each_batch_at_its_longest():
     assert bench.padded_tokens(lengths, 2, sort=False) == 2 * 5 + 2 * 4
     assert bench.padded_tokens(lengths, 2, sort=True) == 2 * 2 + 2 * 5
     assert bench.padded_tokens(lengths, 3, sort=True) == 3 * 4 + 1 * 5     # a short last batch
+
+
+# ------------------------------------------------------------------ issue 15: precision sections
+def test_precision_helpers_hand_worked():
+    from xlt_helpers import bench_speed as bp
+    assert bp.agreement([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
+    with pytest.raises(ValueError, match="one length"):
+        bp.agreement([0], [0, 1])
+    assert bp.extrapolate(3.0, 150, 37350) == pytest.approx(747.0)     # 20 ms per example × 37,350
+    with pytest.raises(ValueError, match="measured must be > 0"):
+        bp.extrapolate(1.0, 0, 10)
+    assert bp.abba(["fp32", "bf16"]) == ["fp32", "bf16", "bf16", "fp32"]
+    assert bp.abba(["a", "b", "c"]) == ["a", "b", "c", "c", "b", "a"]
+
+
+def test_bf16_section_is_skipped_saying_why_without_native_bf16(monkeypatch, tmp_path):
+    from xlt_helpers import bench_speed as bp, train
+    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2"})
+    s = bp.bf16_section(bench.FAST, tmp_path, "xlt bench --only bf16", tmp_path)
+    assert s.status == "skipped" and "avx512_bf16" in s.notes and "emulated" in s.notes
+    assert bp.eval_precisions_here() == ("fp32", "int8")
+
+
+@pytest.mark.shared_data
+def test_fast_precision_sections(tmp_path, shared_data):
+    """Sections 2b and 6-8 of the fast suite with the tiny models: tables written, full-set sizes counted."""
+    path = bench.run_bench(fast=True, out_dir=tmp_path, sections=("levers", "bf16", "evalprec", "evalcost"))
+    md = path.read_text()
+    lev = pd.read_csv(tmp_path / "levers.csv")
+    assert lev.groupby("lever")["train_tokens"].nunique().eq(1).all() and lev["train_tokens"].nunique() == 1, \
+        "every lever trains the same examples"
+    for title in ("2b. Training levers", "6. bf16 training", "7. Evaluation precision", "8. Cost of full evaluation sets", "Extrapolated"):
+        assert title in md, title
+    cost = pd.read_csv(tmp_path / "full_eval_cost.csv")
+    assert set(cost["target"]) == {"xnli", "mlqa"} and (cost["s_per_example"] > 0).all()
+    np.testing.assert_allclose(cost["full_set_s_extrapolated"],
+                               cost["copy_s"] + cost["s_per_example"] * cost["full_examples"])
+    assert (cost.loc[cost["precision"] == "fp32", "copy_s"] < 0.01).all(), "fp32 evaluates the model itself"
+    assert set(cost.loc[cost["target"] == "xnli", "full_examples"]) == {15 * 2490}
+    assert set(cost.loc[cost["target"] == "mlqa", "full_examples"]) == {4199}
+    ag = pd.read_csv(tmp_path / "eval_precision_agreement.csv")
+    assert (ag.loc[ag["precision"] == "fp32", "agreement"] == 1.0).all()
+    assert ag["agreement"].between(0, 1).all()

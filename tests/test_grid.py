@@ -140,6 +140,25 @@ def test_weight_recipe_is_hashed_only_where_a_model_has_one(monkeypatch):
     assert run_id("intermediate", enc) == before_enc
 
 
+def test_new_fields_at_their_historical_value_keep_committed_ids(smoke_like):
+    """precision / eval_precision (issue 15) join the node params; at fp32 (what every committed node
+    did) they are left out of the hash, so ids stay; any other value is hashed and moves the ids."""
+    base = {n.id: n for n in build_grid(smoke_like)}
+    assert all(n.params["precision"] == "fp32" and n.params["eval_precision"] == "fp32" for n in base.values())
+    without = {k: v for k, v in next(iter(base.values())).params.items() if k not in grid.HASH_OMIT_DEFAULTS}
+    node = next(iter(base.values()))
+    assert run_id(node.phase, without, node.deps) == node.id, "the fp32 entries are not hashed"
+
+    def changed(*overrides: str) -> set[str]:
+        return set(base) - {n.id for n in build_grid(load_profile("smoke", ["seeds=[0, 1]", *overrides]))}
+
+    xnli_p2 = {i for i, n in base.items() if n.params.get("target") == "xnli"}
+    assert changed("target.xnli.precision=fp32", "target.xnli.eval_precision=fp32") == set()
+    assert changed("target.xnli.precision=bf16") == xnli_p2
+    assert changed("target.xnli.eval_precision=int8") == xnli_p2
+    assert changed("intermediate.precision=bf16") == {i for i, n in base.items() if n.phase == "intermediate" or n.deps}
+
+
 def test_memory_levers_enter_run_ids_only_when_not_at_their_historical_default(smoke_like):
     """gradient_accumulation_steps / gradient_checkpointing (grid.HASH_OMIT_DEFAULTS): at 1 / false a
     node keeps the id it had before the fields existed; any other value is a new node."""
@@ -163,6 +182,8 @@ def _another(name, value):
     """A valid value of hyperparameter ``name`` different from ``value`` (its current one)."""
     if isinstance(value, bool):
         return not value
+    if isinstance(value, str):            # precision / eval_precision: fp32 -> bf16
+        return {"precision": "bf16", "eval_precision": "bf16"}[name]
     if value is None:                     # max_steps / learning_rate: null -> a number
         return 7 if name == "max_steps" else 0.0123
     return value + 1 if isinstance(value, int) else round(value + 0.01, 6)
@@ -198,7 +219,7 @@ def test_historical_defaults_are_left_out_of_the_hash():
     assert run_id("intermediate", {**params, "weight_decay": 0}) == before          # 0 is 0.0
     assert run_id("intermediate", {**params, "freeze_word_embeddings": 1}) != before  # 1 is not True
     for name, value in HASH_OMIT_DEFAULTS.items():
-        other = (not value) if isinstance(value, bool) else value + 1
+        other = (not value) if isinstance(value, bool) else "bf16" if isinstance(value, str) else value + 1
         assert run_id("intermediate", {**params, name: other}) != before, name
 
 
@@ -212,7 +233,7 @@ def test_historical_defaults_are_what_every_committed_node_ran_with():
 
     # added after the study, so no committed config records them: every committed node stepped the
     # optimizer once per batch and kept its activations (transformers' own defaults), i.e. 1 / false
-    after_study = {"gradient_accumulation_steps", "gradient_checkpointing"}
+    after_study = {"gradient_accumulation_steps", "gradient_checkpointing", "precision", "eval_precision"}
     nodes = sorted((Path(__file__).resolve().parents[1] / "results" / "nodes").glob("*/metrics.json"))
     assert len(nodes) >= 92
     for path in nodes:
@@ -221,7 +242,8 @@ def test_historical_defaults_are_what_every_committed_node_ran_with():
         assert {k: config[k] for k in HASH_OMIT_DEFAULTS if k not in after_study} == {
             k: v for k, v in HASH_OMIT_DEFAULTS.items() if k not in after_study}, path.parent.name
     assert {k: HASH_OMIT_DEFAULTS[k] for k in after_study} == {"gradient_accumulation_steps": 1,
-                                                                 "gradient_checkpointing": False}
+                                                                 "gradient_checkpointing": False,
+                                                                 "precision": "fp32", "eval_precision": "fp32"}
     assert {k: getattr(TrainConfig(), k) for k in HASH_OMIT_DEFAULTS} == HASH_OMIT_DEFAULTS
 
 

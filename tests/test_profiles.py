@@ -250,6 +250,20 @@ def test_target_per_model_overrides_move_only_that_models_runs(tmp_path):
     assert "target.xnli.per_model.tiny-mt5.learning_rate" in msg
 
 
+def test_precisions_are_validated_with_the_allowed_values(tmp_path):
+    msg = error_of(tmp_path, edited(target__xnli__precision="fp16"))
+    assert "field target.xnli.precision" in msg and "'fp16'" in msg and "fp32, bf16" in msg
+    msg = error_of(tmp_path, edited(intermediate__eval_precision="int4"))
+    assert "field intermediate.eval_precision" in msg and "fp32, bf16, int8" in msg
+
+
+def test_precision_lists_are_the_trainers():
+    """The allowed values are listed once, in hparams (torch-free); the trainer checks the same lists."""
+    from xlt_helpers import hparams, train
+    assert train.PRECISIONS is hparams.PRECISIONS == ("fp32", "bf16")
+    assert train.EVAL_PRECISIONS is hparams.EVAL_PRECISIONS == ("fp32", "bf16", "int8")
+
+
 def test_memory_levers_default_off_and_are_checked(tmp_path):
     p = load_profile(write(tmp_path, BASE))
     assert p.intermediate.for_task("sst2")["gradient_accumulation_steps"] == 1

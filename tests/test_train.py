@@ -117,6 +117,68 @@ def test_target_with_intermediate_requires_checkpoint(tmp_path, shared_data):
         run_target(model="tiny-xlmr", target="xnli", intermediate="sst2", seed=0, out_dir=str(tmp_path))
 
 
+# ------------------------------------------------------------------ precision (issue 15)
+def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch):
+    from xlt_helpers import train
+    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"sse4_2", "avx2", "avx512f"})
+    with pytest.raises(ValueError, match=r"precision='bf16'.*avx512_bf16, amx_bf16.*precision: fp32"):
+        train.check_precision("bf16")
+    with pytest.raises(ValueError, match=r"eval_precision='bf16'"):
+        train.check_precision("bf16", "eval_precision", train.EVAL_PRECISIONS)
+    assert train.check_precision("fp32") == "fp32"
+    assert train.check_precision("int8", "eval_precision", train.EVAL_PRECISIONS) == "int8"
+    with pytest.raises(ValueError, match=r"precision='int8': expected one of fp32, bf16"):
+        train.check_precision("int8")
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    assert train.check_precision("bf16") == "bf16"
+
+
+def test_train_phase_checks_precision_before_loading_anything(monkeypatch, tmp_path):
+    from xlt_helpers import train
+    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train, "cpu_flags", lambda: set())
+    with pytest.raises(ValueError, match="precision='bf16' needs native bf16"):
+        train_phase("tiny-xlmr", "xnli", None, TrainConfig(precision="bf16"), tmp_path)
+
+
+def test_cpu_flags_reads_this_machine():
+    from xlt_helpers import train
+    flags = train.cpu_flags()
+    assert isinstance(flags, set) and (not flags or "fpu" in flags or "sse2" in flags or "neon" in flags or "fp" in flags)
+
+
+def _bf16_native() -> bool:
+    from xlt_helpers import train
+    return torch.cuda.is_available() or bool(train.cpu_flags() & set(train.BF16_CPU_FLAGS))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_eval_precisions_agree_with_fp32_on_a_tiny_model(precision, tmp_path, shared_data):
+    """A tiny trained classifier scored at fp32 and at ``precision``: same rows, near-equal logits,
+    the same predictions for all but a rare near-tie."""
+    if precision == "bf16" and not _bf16_native():
+        pytest.skip("this CPU has no native bf16 (avx512_bf16/amx_bf16)")
+    from xlt_helpers.evaluate import inference_model, predict_encoder
+    task = get_task("xnli")
+    train = load_task("xnli", "train", "en", n=16, seed=0)
+    dev = load_task("xnli", "dev", "de", n=40, seed=0)
+    cfg = TrainConfig(**CFG)
+    res = train_phase("tiny-xlmr", "xnli", train, cfg, tmp_path,
+                      vocab_texts=featurize.texts_of(task, train) + featurize.texts_of(task, dev))
+    feats = featurize.encode_classification(dev, res.tokenizer, cfg.max_length)
+    a = np.stack(predict_encoder(res.model, feats, res.tokenizer.pad_token_id, 8)["logits"])
+    b = np.stack(predict_encoder(res.model, feats, res.tokenizer.pad_token_id, 8, precision=precision)["logits"])
+    assert 0 < np.abs(a - b).max() < 0.1 * max(1.0, np.abs(a).max()), "the other arithmetic is really used"
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
+    q = inference_model(res.model, precision)
+    assert q is not res.model and inference_model(res.model, precision) is q, "one copy per precision, cached"
+    assert inference_model(res.model, "fp32") is res.model
+    assert all(p.dtype == torch.float32 for p in res.model.parameters()), "the trained model is untouched"
+    rows, scores = evaluate(res, dev, "de", TrainConfig(**CFG, eval_precision=precision))
+    assert len(rows) == len(dev) and 0 <= scores["accuracy"] <= 100
+
+
 def test_device_description_names_the_cpu_model_or_the_gpu():
     import torch
 

@@ -1,6 +1,6 @@
-"""The benchmark suite of issue 6 (``xlt bench``): is the CPU pipeline as fast as claimed?
+"""The benchmark suite of issues 6 and 15 (``xlt bench``): is the CPU pipeline as fast as claimed?
 
-Five measurements, each a ratio taken side by side in one process (or one run) on
+Eight measurements, each a ratio taken side by side in one process (or one run) on
 the same machine, because this 2-core machine is shared and absolute numbers move
 with the load average; ratios measured back to back move much less:
 
@@ -18,6 +18,8 @@ with the load average; ratios measured back to back move much less:
    function called directly, each in a fresh process;
 5. **scaling**: wall time and peak RSS (``VmHWM``) of one phase-2 node, one fresh process
    per point, as the training set and the model depth grow, with a linear fit.
+6. **bf16 training**, 7. **evaluation precision**, 8. **cost of full evaluation sets**
+   (issue 15): in :mod:`xlt_helpers.bench_speed`; ``--only bf16 / evalprec / evalcost``.
 
 ``run_bench(fast=True)`` runs the same code with the tiny random model and a few steps
 (seconds; tests/test_bench.py); the full suite is run by hand and its ``bench/`` committed.
@@ -41,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .paths import cache_dir, repo_root
+from .tasks import NONE_TASK
 
 if TYPE_CHECKING:
     from .grid import Node
@@ -49,6 +52,8 @@ TARGET = "xnli"                       # every throughput measurement uses XNLI E
 BENCH_DIR = "bench"
 SCALING_CSV = "scaling.csv"
 RESULTS_MD = "results.md"
+#: the sections ``xlt bench --only`` selects (issue 15 added bf16, evalprec, evalcost)
+SECTIONS = ("train", "eval", "levers", "bf16", "evalprec", "evalcost", "orchestration", "scaling")
 
 
 # ------------------------------------------------------------------ configuration
@@ -76,6 +81,24 @@ class BenchConfig:
     scaling_eval_n: int = 50                      # evaluation is a constant part of every scaling point
     scaling_eval_langs: tuple[str, ...] = ("en",)
     scaling_epochs: float = 0.25                  # a quarter epoch per point: steps ∝ n, 8k examples fit the time box
+    # issue 15: training levers (fp32): a bigger batch over the same examples, foreach vs fused AdamW,
+    # torch.compile (one run: its first steps include compiling; minutes on 2 cores)
+    lever_batch_size: int = 80                   # 160 examples: 2 steps of 80 against 10 of 16
+    lever_compile: bool = True
+    # issue 15: the fixed node of the precision sections (bf16 training, evaluation precisions)
+    fixed_model: str = "e5-L3"
+    fixed_train_n: int = 1000                     # XNLI-en pairs, 1 epoch, batch 16
+    fixed_epochs: float = 1.0
+    fixed_eval_n: int = 200                       # per language (the cpu profile's XNLI eval_n)
+    qa_train_n: int = 500                         # MLQA-side training questions (1 epoch)
+    qa_eval_n: int = 100                          # per language (the cpu profile's MLQA eval_n)
+    speed_qa_n: int = 32                          # MLQA questions per language for the model-time speed-up
+    # issue 15: cost of full evaluation sets, measured on cost_n examples per language in cost_langs
+    cost_models: tuple[str, ...] = ("e5-L3", "e5-L6", "e5-L12", "e5ed-L3", "e5ed-L6")
+    cost_targets: tuple[str, ...] = ("xnli", "mlqa")
+    cost_skip_mlqa: tuple[str, ...] = ()
+    cost_langs: tuple[str, ...] = ("en", "de", "zh")
+    cost_n: int = 48
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,7 +106,9 @@ FULL = BenchConfig(name="full", model="e5-L12", steps=10, eval_langs=("en", "de"
 FAST = BenchConfig(name="fast", model="tiny-xlmr", steps=3, batch_size=8, profile_steps=2, matmul_n=256,
                    eval_langs=("en", "de"), eval_n=24, eval_batch_size=8, node_train_n=16, node_reps=1,
                    scaling_model="tiny-xlmr", scaling_sizes=(16, 48), depth_models=(),
-                   depth_n=16, scaling_eval_n=8)
+                   depth_n=16, scaling_eval_n=8, fixed_model="tiny-xlmr", fixed_train_n=24, fixed_eval_n=12,
+                   qa_train_n=8, qa_eval_n=6, speed_qa_n=4, cost_models=("tiny-xlmr", "tiny-mt5"), cost_langs=("en",), cost_n=6,
+                   cost_skip_mlqa=("tiny-mt5",), lever_batch_size=24, lever_compile=False)
 
 # targets of issue 6
 TRAIN_SPEEDUP_TARGET = 4.0
@@ -168,7 +193,7 @@ def render_results(sections: list[Section], machine_start: dict[str, Any], machi
                    cfg_name: str) -> str:
     """The markdown of ``bench/results.md``: machine description, then one block per measurement."""
     m = machine_start
-    lines = ["# Benchmark results (`xlt bench`, issue 6)", "",
+    lines = ["# Benchmark results (`xlt bench`, issues 6 and 15)", "",
              f"Suite: **{cfg_name}**. Every ratio is taken side by side in one run on this machine; the "
              "machine is shared, so the load average is recorded at start and end (absolute numbers move "
              "with it, ratios much less).", "",
@@ -220,7 +245,8 @@ def machine_description() -> dict[str, Any]:
     flags = ""
     try:
         info = Path("/proc/cpuinfo").read_text()
-        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in info)
+        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+                          if f" {f}" in info)
     except OSError:
         pass
     return {"cpu_model": f"{cpu_model()} ({flags or 'no AVX2/AVX-512 flags read'})", "cores": os.cpu_count(),
@@ -326,12 +352,17 @@ def reference_train(cfg: BenchConfig, train, learning_rate: float, out_dir: Path
             "vocab_size": model.config.vocab_size}
 
 
-def ours_train(cfg: BenchConfig, train, texts, out_dir: Path):
-    """The project's trainer on the same examples and steps (``PhaseResult``; stats hold tokens/s)."""
+def ours_train(cfg: BenchConfig, train, texts, out_dir: Path, precision: str = "fp32", *, batch_size: int | None = None,
+               trainer_args: dict[str, Any] | None = None, callbacks: list | None = None):
+    """The project's trainer on the same examples and steps (``PhaseResult``; stats hold tokens/s).
+    ``batch_size`` other than the config's keeps the examples (one epoch of them), so fewer steps."""
     from .train import TrainConfig, train_phase
-    tc = TrainConfig(max_steps=cfg.steps, batch_size=cfg.batch_size, max_length=cfg.max_length,
-                     eval_batch_size=cfg.eval_batch_size, seed=0)
-    return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts)
+    bs = batch_size or cfg.batch_size
+    steps = cfg.steps * cfg.batch_size // bs
+    tc = TrainConfig(max_steps=steps, batch_size=bs, max_length=cfg.max_length,
+                     eval_batch_size=cfg.eval_batch_size, seed=0, precision=precision)
+    return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts, trainer_args=trainer_args,
+                       callbacks=callbacks)
 
 
 # ------------------------------------------------------------------ item 2: profile
@@ -446,7 +477,7 @@ def _subprocess_env() -> dict[str, str]:
 
 def node_params(model: str, train_n: int, eval_n: int, eval_langs: tuple[str, ...], **hp: Any) -> dict[str, Any]:
     """run_target keyword arguments of one XNLI baseline node (no intermediate task)."""
-    return {"model": model, "target": TARGET, "intermediate": "none", "seed": 0, "init_from": "",
+    return {"model": model, "target": TARGET, "intermediate": NONE_TASK, "seed": 0, "init_from": "",
             "train_n": train_n, "eval_n": eval_n, "eval_langs": list(eval_langs), "epochs": 1.0,
             "batch_size": 16, "max_length": 128, **hp}   # the cpu profile's XNLI settings
 
@@ -649,10 +680,10 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
     cfg = FAST if fast else FULL
     out = Path(out_dir) if out_dir else (cache_dir() / "bench-fast" if fast else repo_root() / BENCH_DIR)
     out.mkdir(parents=True, exist_ok=True)
-    wanted = set(sections or ("train", "eval", "orchestration", "scaling"))
-    bad = wanted - {"train", "eval", "orchestration", "scaling"}
+    wanted = set(sections or SECTIONS)
+    bad = wanted - set(SECTIONS)
     if bad:
-        raise ValueError(f"unknown bench section(s) {sorted(bad)}; choose from train, eval, orchestration, scaling")
+        raise ValueError(f"unknown bench section(s) {sorted(bad)}; choose from {', '.join(SECTIONS)}")
     if "eval" in wanted:
         wanted.add("train")                       # evaluation measures the model item 1 trained
     cmd = "xlt bench" + (" --fast" if fast else "") + (f" --only {' --only '.join(sorted(wanted))}" if sections else "")
@@ -756,6 +787,14 @@ def run_bench(fast: bool = False, out_dir: str | Path | None = None, sections: t
                 "The padding bound is what sorting could gain if cost were proportional to padded tokens: "
                 "it is set by the data (XNLI pairs vary little in length), not by the code; per-batch "
                 "fixed costs and attention's length² term move the measured ratio around it."))
+            _write_page(out, results, start, cfg)
+    from . import bench_speed as bp
+    for name, build in (("levers", lambda: bp.levers_section(cfg, work, cmd, out)),
+                        ("bf16", lambda: bp.bf16_section(cfg, work, cmd, out)),
+                        ("evalprec", lambda: bp.evalprec_section(cfg, work, cmd, out)),
+                        ("evalcost", lambda: bp.evalcost_section(cfg, cmd, out))):
+        if name in wanted:
+            results.append(build())
             _write_page(out, results, start, cfg)
     if "scaling" in wanted:
         scal_df = scaling(cfg, work)

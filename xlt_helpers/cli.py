@@ -15,6 +15,7 @@ from pathlib import Path
 from .grid import Node, build_grid, dependents, select
 from .results import ResultsError
 from .profiles import ProfileError, available_profiles, configs_dir, load_profile
+from .tasks import NONE_TASK
 from .runs import (CHECKPOINT_DIR, DONE_FILE, FAILED_FILE, NODE_FILE, RunsFolderError, RunsLocked,
                    first_error_line, lock_holder, node_dir, node_state, read_marker, runs_dir, runs_lock,
                    verify_node)
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transfer", help="one model through the three phases in this process (no grid, no papermill) "
                                         "and a per-language table; e.g. the e5-L3 SST-2 -> XNLI check")
     t.add_argument("--model", default="e5-L3", help="a name in xlt_helpers.models (default e5-L3)")
-    t.add_argument("--intermediate", default="sst2", help='intermediate task, or "none" (default sst2)')
+    t.add_argument("--intermediate", default="sst2", help=f'intermediate task, or "{NONE_TASK}" (default sst2)')
     t.add_argument("--target", default="xnli", help="target task (default xnli)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--intermediate-n", type=int, default=2000, help="phase-1 training examples (default 2000)")
@@ -104,8 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--fast", action="store_true",
                     help="tiny model, a few steps (seconds; CI); writes to <cache>/bench-fast unless --out")
     be.add_argument("--out", default=None, help="output folder (default: <repo>/bench, or <cache>/bench-fast with --fast)")
-    be.add_argument("--only", action="append", default=[], choices=("train", "eval", "orchestration", "scaling"),
-                    help="run only these measurements (repeatable; eval implies train)")
+    be.add_argument("--only", action="append", default=[],
+                    choices=("train", "eval", "levers", "bf16", "evalprec", "evalcost", "orchestration", "scaling"),
+                    help="run only these measurements (repeatable; eval implies train; levers = fp32 training levers, bf16 = bf16 training, "
+                         "evalprec = evaluation precisions, evalcost = cost of full evaluation sets)")
     return p
 
 
@@ -153,7 +156,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else runs_dir(None) / f"transfer-{args.model}-{args.intermediate}-{args.target}-s{args.seed}"
     hp = dict(batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.learning_rate, warmup_ratio=0.1)
     init = ""
-    if args.intermediate != "none":
+    if args.intermediate != NONE_TASK:
         m1 = run_intermediate(model=args.model, task=args.intermediate, seed=args.seed, out_dir=str(out / "intermediate"),
                               train_n=args.intermediate_n, dev_n=400, epochs=1, **hp)
         print(f"phase 1 {args.intermediate}: English dev {m1['metric']} {m1['dev'][m1['metric']]:.1f} "

@@ -59,6 +59,8 @@ HASH_OMIT_DEFAULTS: dict[str, Any] = {
     "max_answer_length": 30,
     "gradient_accumulation_steps": 1,     # one micro-batch per optimizer step
     "gradient_checkpointing": False,      # activations kept, not recomputed
+    "precision": "fp32",                  # training arithmetic (hparams.TrainConfig.precision)
+    "eval_precision": "fp32",             # evaluation arithmetic (hparams.TrainConfig.eval_precision)
 }
 
 

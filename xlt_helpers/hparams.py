@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .models import MODELS
-from .tasks import TASKS
+from .tasks import NONE_TASK, TASKS
 
 QA_KIND = "extractive-QA"
 
@@ -100,6 +100,10 @@ def one_of(allowed: Callable[[], list[str]], what: str) -> Checker:
 
 
 # ------------------------------------------------------------------ the hyperparameters
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")                 # training (TrainConfig.precision)
+EVAL_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")    # evaluation (TrainConfig.eval_precision)
+
+
 def _hp(default: Any, check: Checker, *, scope: str = "phase", kinds: tuple[str, ...] = ()) -> Any:
     """A TrainConfig field: ``scope`` "phase" = a per-phase profile setting, "node" = set elsewhere
     (the seed is a node coordinate, trim_vocab a profile-wide switch); ``kinds`` = the task kinds it
@@ -134,6 +138,11 @@ class TrainConfig:
     # Committed nodes ran with 1 / false (grid.HASH_OMIT_DEFAULTS keeps those values out of run ids).
     gradient_accumulation_steps: int = _hp(1, check_int(1))
     gradient_checkpointing: bool = _hp(False, check_bool)
+    # Arithmetic (issue 15). precision: training under bf16 autocast (fp32 master weights; native bf16
+    # CPUs and GPUs only, train.check_precision). eval_precision: evaluation in bf16 or with int8
+    # dynamic quantization of the linear layers (evaluate.py). Committed nodes ran in fp32 (grid.HASH_OMIT_DEFAULTS).
+    precision: str = _hp("fp32", one_of(lambda: list(PRECISIONS), "training precision"))
+    eval_precision: str = _hp("fp32", one_of(lambda: list(EVAL_PRECISIONS), "evaluation precision"))
 
     @property
     def effective_batch_size(self) -> int:
@@ -191,7 +200,7 @@ NODE_PARAMS: dict[str, dict[str, Checker]] = {
                      "seed": check_int(0), "train_n": _COUNT, "dev_n": _COUNT, "init_from": check_str,
                      "out_dir": check_str},
     "target": {"model": _MODEL, "target": one_of(lambda: _tasks_with("dev"), "target task"),
-               "intermediate": one_of(lambda: ["none", *_tasks_with("train")], "intermediate task"),
+               "intermediate": one_of(lambda: [NONE_TASK, *_tasks_with("train")], "intermediate task"),
                "init_from": check_str, "seed": check_int(0), "train_n": _COUNT, "eval_n": _COUNT,
                "eval_langs": _eval_langs, "out_dir": check_str},
 }

@@ -29,7 +29,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, Trai
 
 from . import featurize
 from .heads import EncoderWithHead
-from .hparams import TrainConfig, resolve_learning_rate  # noqa: F401  (TrainConfig: re-exported)
+from .hparams import EVAL_PRECISIONS, PRECISIONS, TrainConfig, resolve_learning_rate  # noqa: F401  (re-exported)
 from .models import ModelSpec, get_model
 from .tasks import TaskSpec, get_task
 
@@ -43,6 +43,44 @@ class PhaseResult:
     log_history: list[dict]
     stats: dict[str, float] = field(default_factory=dict)
     vocab_map: Any = None      # old id -> new id (np.ndarray, -1 = dropped) when trimmed
+
+
+# ------------------------------------------------------------------ precision
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
+
+
+def cpu_flags() -> set[str]:
+    """The feature flags of this CPU (``/proc/cpuinfo``; empty where there is no such file)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def check_precision(value: str, field_name: str = "precision", allowed: tuple[str, ...] = PRECISIONS) -> str:
+    """``value`` if this machine can run it, else a ValueError naming the field, the value and the fix.
+
+    bf16 runs on CUDA GPUs and on CPUs with native bf16 (AVX512-BF16 or AMX). Elsewhere torch
+    emulates it, about 20x slower than fp32, so it is refused rather than run silently slow.
+    int8 (dynamic quantization of the linear layers) runs on the CPU only."""
+    if value not in allowed:
+        raise ValueError(f"{field_name}={value!r}: expected one of {', '.join(allowed)}")
+    cuda = torch.cuda.is_available()
+    if value == "bf16" and not cuda:
+        have = sorted(cpu_flags() & set(BF16_CPU_FLAGS))
+        if not have:
+            raise ValueError(
+                f"{field_name}='bf16' needs native bf16, but this CPU has none of the flags "
+                f"{', '.join(BF16_CPU_FLAGS)} in /proc/cpuinfo (and no CUDA GPU is visible): torch would "
+                f"emulate bf16 about 20x slower than fp32. Set {field_name}: fp32 in the profile "
+                f"(or --set ...{field_name}=fp32), or run on a CPU with AVX512-BF16/AMX or a GPU.")
+    if value == "int8" and cuda:
+        raise ValueError(f"{field_name}='int8' (dynamic quantization) runs on the CPU only; this node sees a "
+                         f"CUDA GPU: use {field_name}: bf16 there")
+    return value
 
 
 # ------------------------------------------------------------------ helpers
@@ -197,12 +235,17 @@ def encode_train(spec: ModelSpec, task: TaskSpec, ds: Dataset, tok, cfg: TrainCo
 
 
 def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainConfig, out_dir: str | Path, *,
-                init_from: str | Path | None = None, vocab_texts: list[str] | None = None) -> PhaseResult:
+                init_from: str | Path | None = None, vocab_texts: list[str] | None = None,
+                trainer_args: dict[str, Any] | None = None, callbacks: list | None = None) -> PhaseResult:
     """Train ``model_name`` on ``train_ds`` of ``task_name`` with a fresh head.
 
     ``vocab_texts``: every text the node will see (train and evaluation, all languages); the
-    vocabulary is trimmed to their tokens when ``cfg.trim_vocab``."""
+    vocabulary is trimmed to their tokens when ``cfg.trim_vocab``. ``trainer_args`` (extra
+    ``TrainingArguments``, e.g. ``torch_compile``) and ``callbacks`` are for measurements only
+    (``xlt bench``): a grid node never passes them, so everything that shapes a result is in ``cfg``."""
     spec, task = get_model(model_name), get_task(task_name)
+    check_precision(cfg.precision)
+    check_precision(cfg.eval_precision, "eval_precision", EVAL_PRECISIONS)
     set_seed(cfg.seed)
     from . import backbones
     full_tok = backbones.load_tokenizer(spec)
@@ -231,9 +274,11 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
         train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
         save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.effective_batch_size / 20)),
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
+        bf16=cfg.precision == "bf16",
         label_names=["start_positions", "end_positions"] if task.kind == "extractive-QA" and spec.family == "encoder" else ["labels"],
+        **(trainer_args or {}),
     )
-    trainer = trainer_cls(model=model, args=args, train_dataset=feats, data_collator=collate)
+    trainer = trainer_cls(model=model, args=args, train_dataset=feats, data_collator=collate, callbacks=callbacks)
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0

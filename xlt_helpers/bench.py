@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .machine import cpu_flags, cpu_model_name, matmul_flops
 from .paths import cache_dir, repo_root
 from .tasks import NONE_TASK
 
@@ -229,27 +230,13 @@ def load_average() -> str:
         return "unknown"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_description() -> dict[str, Any]:
     import torch
     import transformers
-    flags = ""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-                          if f" {f}" in info)
-    except OSError:
-        pass
-    return {"cpu_model": f"{cpu_model()} ({flags or 'no AVX2/AVX-512 flags read'})", "cores": os.cpu_count(),
+    have = cpu_flags()
+    flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+                      if f in have)
+    return {"cpu_model": f"{cpu_model_name()} ({flags or 'no AVX2/AVX-512 flags read'})", "cores": os.cpu_count(),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "threads": torch.get_num_threads(), "python": platform.python_version(),
             "loadavg": load_average(), "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
@@ -261,19 +248,6 @@ def vmhwm_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM line in /proc/self/status: peak RSS needs Linux")
-
-
-def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 FLOP/s of an ``n × n`` matmul in this process (2 n³ FLOPs per product)."""
-    import torch
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)                                  # warm-up (thread pool, caches)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best
 
 
 # ------------------------------------------------------------------ item 1: training throughput

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .machine import matmul_flops
+
 #: full-set sizes (``../shared/data``: XNLI dev 2,490 pairs in each of 15 languages; MLQA dev,
 #: context and question in the same language, 7 languages: en 1,148, de 512, es 500, ar 517, hi 507,
 #: vi 511, zh 504). ``full_eval_sizes`` recounts them from the data and the page shows both.
@@ -67,7 +69,7 @@ def abba(sides: list[str], reps: int = 2) -> list[str]:
 def native_bf16() -> tuple[bool, str]:
     """(does this machine compute bf16 natively, the reason in words)."""
     import torch
-    from .train import BF16_CPU_FLAGS, cpu_flags
+    from .train import BF16_CPU_FLAGS, cpu_flags     # via train: the trainer's own check reads it there
     if torch.cuda.is_available():
         return True, f"CUDA GPU ({torch.cuda.get_device_name(0)})"
     have = sorted(cpu_flags() & set(BF16_CPU_FLAGS))
@@ -75,20 +77,6 @@ def native_bf16() -> tuple[bool, str]:
         return True, f"CPU flags {', '.join(have)}"
     return False, (f"this CPU has none of {', '.join(BF16_CPU_FLAGS)} in /proc/cpuinfo: bf16 would be emulated "
                    "(~20x slower than fp32), so the trainer refuses it and this section is skipped")
-
-
-def matmul_flops(n: int, dtype: str = "fp32", repeats: int = 5) -> float:
-    """Best FLOP/s of an ``n × n`` matmul at ``dtype`` (fp32 or bf16) in this process."""
-    import torch
-    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best
 
 
 # ------------------------------------------------------------------ small trained nodes
@@ -183,7 +171,7 @@ def model_speed(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
     from . import backbones, featurize
     from .bench import _train_data, load_average
     from .data import load_task
-    from .evaluate import inference_model, predict_encoder
+    from .evaluate import predict_encoder
     from .models import get_model
     from .qa import prepare_eval_features
     from .tasks import get_task
@@ -342,7 +330,7 @@ def bf16_section(cfg, work: Path, cmd: str, out: Path):
 
 def evalprec_section(cfg, work: Path, cmd: str, out: Path):
     """Section 7: agreement and speed of each evaluation precision on trained small nodes."""
-    from .bench import Section, _fmt, verdict
+    from .bench import Section, _fmt
     precisions = eval_precisions_here()
     r = eval_precisions(cfg, work, precisions)
     r["speed"].to_csv(out / "eval_precision_speed.csv", index=False)

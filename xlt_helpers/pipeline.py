@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -27,23 +26,13 @@ from . import featurize
 from .data import assert_disjoint, load_task, text_keys
 from .evaluate import evaluate
 from .files import write_json_atomic as write_json
+from .machine import cpu_model_name
 from .manifest import verify_node_inputs
 from .metrics import null_log_prior
 from .tasks import NONE_TASK, TaskSpec, get_task
 from .train import TrainConfig, peak_rss_mb, save_body, train_phase
 
 DATA_SEED = 0
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name (Linux ``/proc/cpuinfo``), else what :mod:`platform` knows (e.g. x86_64)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def device_description() -> str:

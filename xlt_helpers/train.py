@@ -29,6 +29,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, Trai
 
 from . import featurize
 from .heads import EncoderWithHead
+from .machine import cpu_flags  # noqa: F401  (read through this module: tests patch train.cpu_flags)
 from .hparams import EVAL_PRECISIONS, PRECISIONS, TrainConfig, resolve_learning_rate  # noqa: F401  (re-exported)
 from .models import ModelSpec, get_model
 from .tasks import TaskSpec, get_task
@@ -47,17 +48,6 @@ class PhaseResult:
 
 # ------------------------------------------------------------------ precision
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
-
-
-def cpu_flags() -> set[str]:
-    """The feature flags of this CPU (``/proc/cpuinfo``; empty where there is no such file)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def check_precision(value: str, field_name: str = "precision", allowed: tuple[str, ...] = PRECISIONS) -> str:

@@ -38,6 +38,26 @@ def test_token_accuracy_skips_ignored_positions():
         token_accuracy([[1, 2]], [[-100, -100]])
 
 
+@pytest.mark.parametrize("pred, expected", [
+    ([("the", "DET"), ("cat", "NOUN"), ("sat", "VERB")], ["DET", "NOUN", "VERB"]),           # exact
+    ([("the", "DET"), ("sat", "VERB")], ["DET", None, "VERB"]),                               # skipped word
+    ([("the", "DET"), ("big", "ADJ"), ("cat", "NOUN"), ("sat", "VERB")], ["DET", "NOUN", "VERB"]),  # extra word
+    # "the DET cat NOU sat VERB": the mangled tag reads as a word, so cat takes sat's tag; sat keeps its own
+    ([("the", "DET"), ("cat", "VERB"), ("NOU", "VERB"), ("sat", "VERB")], ["DET", "VERB", "VERB"]),
+    ([("the", "DET"), ("cat", None)], ["DET", None, None]),                                   # cut short
+    ([("teh", "DET"), ("cat", "NOUN"), ("sat", "VERB")], [None, "NOUN", "VERB"]),            # misspelt word
+])
+def test_word_tags_align_generated_words_not_positions(pred, expected):
+    assert M.word_tags(pred, [["the"], ["cat"], ["sat"]]) == expected
+
+
+def test_word_tags_take_a_multi_piece_words_first_piece_and_repeated_words_in_order():
+    assert M.word_tags([("Hà", "PROPN"), ("Nội", "PROPN"), ("is", "AUX")], [["Hà", "Nội"], ["is"]]) == ["PROPN", "AUX"]
+    # the second "a" was skipped: the first keeps its tag, the later "b" is not shifted onto it
+    assert M.word_tags([("a", "DET"), ("b", "NOUN")], [["a"], ["b"], ["a"]]) == ["DET", "NOUN", None]
+    assert M.word_tags([], [["a"]]) == [None] and M.word_tags([("a", "X")], []) == []
+
+
 # ------------------------------------------------------------- normalisation
 
 

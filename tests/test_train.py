@@ -224,3 +224,18 @@ def test_label_words_are_part_of_the_task_spec():
     ex = {"text_a": "A cat.", "text_b": "A dog.", "label": 1}
     assert featurize.to_text(pawsx, ex) == ("pawsx premise: A cat. hypothesis: A dog.", "yes")
     assert featurize.candidates(pawsx, ex) == ["no", "yes"]
+
+
+def test_tagging_targets_anchor_each_tag_to_its_word():
+    """Text-to-text tagging writes "word TAG ..." (each step needs the source) and reads it back per piece."""
+    udpos = get_task("udpos")
+    ex = {"tokens": ["I", "ran", "."], "tags": [udpos.labels.index(t) for t in ("PRON", "VERB", "PUNCT")]}
+    assert featurize.to_text(udpos, ex) == ("udpos tag: I ran .", "I PRON ran VERB . PUNCT")
+    labels = ("NOUN", "PROPN", "X", "VERB")
+    assert featurize.parse_tagged("Hà Nội PROPN", labels) == [("Hà", "PROPN"), ("Nội", "PROPN")]
+    assert featurize.parse_tagged("X X go VERB", labels) == [("X", "X"), ("go", "VERB")]   # the word "X"
+    assert featurize.parse_tagged("cat NOU dog NOUN", labels) == [("cat", "NOUN"), ("NOU", "NOUN"), ("dog", "NOUN")]
+    assert featurize.parse_tagged("cat NOUN dog", labels) == [("cat", "NOUN"), ("dog", None)]  # cut short
+    assert featurize.parse_tagged("", labels) == []
+    with pytest.raises(ValueError, match="2 words vs 1 tags"):
+        featurize.tagged_text(["a", "b"], ["X"])

@@ -228,12 +228,15 @@ def _score_seq2seq(model, tok, task, ds: Dataset, lang: str, cfg: TrainConfig, n
         rows = [{"example_id": e["id"], "lang": lang, "pred": pm[e["id"]], "metric": m, "value": per[e["id"]][m]}
                 for e in exs for m in ("f1", "em")]
         return rows, metrics.qa_corpus(per)
-    # tagging: compare generated tags position by position (missing positions count as wrong)
+    # tagging: parse "word TAG word TAG ..." and align it to the gold words (a skipped word costs only
+    # itself); gold words go through the tokenizer as the generated text did (normalisation, <unk>)
     names = {n: i for i, n in enumerate(task.labels)}
     all_p, all_g = [], []
     for e, p in zip(exs, preds):
-        words = p.split()
-        pi = [names.get(words[k], -1) if k < len(words) else -1 for k in range(len(e["tags"]))]
+        words = [tok.decode(tok(w, add_special_tokens=False)["input_ids"], skip_special_tokens=True).split()
+                 for w in e["tokens"]]
+        tags = metrics.word_tags(featurize.parse_tagged(p, task.labels), words)
+        pi = [names.get(t, -1) if t is not None else -1 for t in tags]
         all_p.append(pi); all_g.append(list(e["tags"]))
         rows.append({"example_id": e["id"], "lang": lang, "pred": p, "metric": "accuracy",
                      "value": 100.0 * float(np.mean(np.asarray(pi) == np.asarray(e["tags"]))) if e["tags"] else 0.0})

@@ -1,7 +1,8 @@
 """Scores of the study, as pure functions (no torch, no I/O).
 
 Classification and multiple choice use :func:`accuracy`, tagging uses
-:func:`token_accuracy`, extractive QA uses the official MLQA F1/EM
+:func:`token_accuracy` (generated tags are first aligned to the gold words by
+:func:`word_tags`), extractive QA uses the official MLQA F1/EM
 (:func:`qa_scores` per example, :func:`qa_corpus` for the table). Per-example
 scores are kept separate from the corpus mean so that bootstrap intervals and
 paired tests can be computed from them later.
@@ -19,6 +20,7 @@ about its labels: a metric of the intermediate tasks' difficulty.
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import string
@@ -66,6 +68,27 @@ def token_accuracy(preds: Sequence[Sequence[int]], labels: Sequence[Sequence[int
     if total == 0:
         raise ValueError(f"token_accuracy: every label is the ignore value {ignore}; nothing to score")
     return right / total
+
+
+def word_tags(pred: Sequence[tuple[str, str | None]], words: Sequence[Sequence[str]]) -> list[str | None]:
+    """The predicted tag of each gold word, from generated (piece, tag) pairs (featurize.parse_tagged).
+
+    ``words[i]`` is gold word i's whitespace pieces (usually one). Pieces are aligned by longest
+    matching blocks (difflib), not by position, so a skipped or an extra generated word costs only
+    itself instead of shifting every later tag. A gold word gets the tag of its first piece's match;
+    None when that piece is unmatched (skipped, or written differently) or its tag is missing.
+    """
+    gold = [(i, p) for i, ps in enumerate(words) for p in ps]
+    out: list[str | None] = [None] * len(words)
+    sm = difflib.SequenceMatcher(None, [p for _, p in gold], [w for w, _ in pred], autojunk=False)
+    first = {}
+    for a, b, n in sm.get_matching_blocks():
+        for k in range(n):
+            first.setdefault(a + k, b + k)
+    for g, (i, _) in enumerate(gold):
+        if g in first and (g == 0 or gold[g - 1][0] != i):   # the word's first piece
+            out[i] = pred[first[g]][1]
+    return out
 
 
 # --------------------------------------------------------- extractive QA (MLQA)

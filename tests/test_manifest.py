@@ -62,8 +62,8 @@ def test_counts_catch_a_cut_file_whose_manifest_was_regenerated(tmp_path):
 def test_verification_is_cached_by_size_and_mtime(tmp_path, monkeypatch):
     root = data_folder(tmp_path / "data")
     calls = []
-    real = manifest.file_sha256
-    monkeypatch.setattr(manifest, "file_sha256", lambda p: calls.append(p) or real(p))
+    real = manifest.sha256_file
+    monkeypatch.setattr(manifest, "sha256_file", lambda p: calls.append(p) or real(p))
     verify_files(root, [REL])
     verify_files(root, [REL])
     assert len(calls) == 1                                      # the re-run costs a stat, not a hash

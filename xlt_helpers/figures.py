@@ -473,18 +473,26 @@ def gap_vs_params(gaps: pd.DataFrame, fits: pd.DataFrame, *, value: str = "gap",
     return fig
 
 
+def _grid(table: pd.DataFrame, row: str, col: str, value: str,
+          columns: Sequence[str] | None) -> tuple[list, list, np.ndarray]:
+    """The matrix both full-scale heatmaps draw: rows sorted by their mean ``value`` (largest last, so
+    on top), columns in ``columns`` order (else first appearance), NaN where a cell has no row."""
+    cols = list(columns) if columns is not None else list(dict.fromkeys(table[col]))
+    rows = table.groupby(row)[value].mean().sort_values().index.tolist()
+    z = np.full((len(rows), len(cols)), np.nan)
+    for _, r in table.iterrows():
+        if r[col] in cols:
+            z[rows.index(r[row]), cols.index(r[col])] = float(r[value])
+    return rows, cols, z
+
+
 def language_gap_heatmap(table: pd.DataFrame, *, model: str = "model", lang: str = "lang", value: str = "gap",
                          models: Sequence[str] | None = None,
                          title: str = "Gap to English per language, by model size") -> go.Figure:
     """Language (rows, largest mean gap on top) × model (columns, in ``models`` order, e.g. by size);
     a cell is English minus that language (points). Input: one row per (model, language)."""
     _check_columns(table, [model, lang, value], "language_gap_heatmap")
-    cols = list(models) if models is not None else list(dict.fromkeys(table[model]))
-    langs = table.groupby(lang)[value].mean().sort_values().index.tolist()
-    z = np.full((len(langs), len(cols)), np.nan)
-    for _, r in table.iterrows():
-        if r[model] in cols:
-            z[langs.index(r[lang]), cols.index(r[model])] = float(r[value])
+    langs, cols, z = _grid(table, lang, model, value, models)
     fig = go.Figure(go.Heatmap(z=z, x=cols, y=langs, text=np.vectorize(lambda v: f"{v:.1f}")(z),
                                texttemplate="%{text}", colorscale="Oranges", zmin=0,
                                hovertemplate="%{x}, %{y}: English − %{y} = %{z:.1f} points<extra></extra>",
@@ -521,12 +529,7 @@ def task_target_heatmap(table: pd.DataFrame, *, task: str = "intermediate", targ
     if table.duplicated([task, target]).any():
         raise ValueError("task_target_heatmap: several rows per (task, target); filter to one metric per target "
                          "and one setting (e.g. mlm == 'no') first.")
-    cols = list(targets) if targets is not None else list(dict.fromkeys(table[target]))
-    tasks = table.groupby(task)[value].mean().sort_values().index.tolist()
-    z = np.full((len(tasks), len(cols)), np.nan)
-    for _, r in table.iterrows():
-        if r[target] in cols:
-            z[tasks.index(r[task]), cols.index(r[target])] = float(r[value])
+    tasks, cols, z = _grid(table, task, target, value, targets)
     bound = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     fig = go.Figure(go.Heatmap(z=z, x=cols, y=tasks, text=np.vectorize(lambda v: f"{v:+.1f}")(z),
                                texttemplate="%{text}", colorscale="RdBu", zmid=0, zmin=-bound, zmax=bound,

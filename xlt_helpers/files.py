@@ -8,6 +8,7 @@ file does not import the papermill runner or the analysis.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -48,3 +49,13 @@ def _jsonable(o: Any) -> Any:
     if callable(item) and getattr(o, "shape", None) == ():
         return item()
     return str(o)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (checkpoints run to hundreds of MB): the one hash
+    both the data manifest check and a finished node's file records use."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

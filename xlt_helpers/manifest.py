@@ -25,7 +25,6 @@ No heavy imports: the grid computes run ids with this module.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .files import sha256_file
 from .paths import DataError, DataFileMissing, cache_dir, data_dir
 from .tasks import TASKS
 
@@ -103,14 +103,6 @@ def counts(root: Path) -> dict[str, tuple[str, int]]:
 
 
 # ------------------------------------------------------------------ verification
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _cache_path() -> Path:
     return cache_dir() / CACHE_NAME
 
@@ -165,7 +157,7 @@ def verify_files(root: Path, rels: Sequence[str], *, require_manifest: bool = Fa
         if isinstance(seen, dict) and seen.get("size") == st.st_size and seen.get("mtime_ns") == st.st_mtime_ns:
             actual = seen.get("sha256")
         else:
-            actual = file_sha256(path)
+            actual = sha256_file(path)
             cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": actual}
             dirty = True
         if actual != entries[rel]:

@@ -33,7 +33,6 @@ import contextlib
 import errno
 import fcntl
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -49,7 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from .files import write_json_atomic
+from .files import sha256_file, write_json_atomic
 from .grid import Node
 from .paths import repo_root
 
@@ -98,14 +97,6 @@ def node_state(runs: Path, node_id: str) -> State:
 
 
 # ------------------------------------------------------------------ verifying a finished node
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _recorded(rel: str) -> bool:
     """Files DONE.json records: everything a node wrote but the markers, the log (diagnostics that
     a dying runner may still append to) and hidden temp files of an atomic write."""

@@ -76,16 +76,13 @@ def write_synthetic_results(root: Path, *, n_examples: int = 30, seeds=(0, 1), w
                         p = np.clip(0.55 + (gain + (8 if lang == "en" else 0)) / 100 + size / 2e9, 0, 1)
                         correct = rng.random(n_examples) < p
                         for metric in metrics:
-                            if metric == "accuracy":
-                                values = correct.astype(float)
-                            elif metric == "em":
+                            if metric in ("accuracy", "em"):
                                 values = 100.0 * correct
                             else:  # f1: partial credit where not exact
                                 values = np.where(correct, 100.0, 100 * rng.random(n_examples) * 0.6)
-                            scale = 100.0 if metric == "accuracy" else 1.0
                             scores.append({"run_id": run_id, "family": family, "model": model, "size": size,
                                            "intermediate": task, "target": target, "seed": seed, "lang": lang,
-                                           "metric": metric, "score": float(values.mean() * scale),
+                                           "metric": metric, "score": float(values.mean()),
                                            "n": n_examples})
                             per_example += [{"run_id": run_id, "lang": lang, "example_id": f"{target}-{lang}-{i:03d}",
                                              "metric": metric, "value": float(v)} for i, v in enumerate(values)]

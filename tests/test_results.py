@@ -46,11 +46,11 @@ def test_export_tables_restore_roundtrip(runs, tmp_path):
     assert counts["scores"] == len(scores) == 2 * 3  # 2 target runs x 3 languages x accuracy
     assert set(scores["intermediate"]) == {"none", "sst2"} and (scores["size"] > 0).all()
     pe = pd.read_csv(res / "per_example.csv.gz")
-    assert len(pe) == 2 * 3 * 6 and set(pe["value"]) <= {0.0, 1.0}, "accuracy per example on the 0/1 scale"
-    # the corpus score equals the mean of the per-example values
+    assert len(pe) == 2 * 3 * 6 and set(pe["value"]) <= {0.0, 100.0}, "accuracy per example: 0 or 100 points"
+    # the corpus score equals the mean of the per-example values: one scale
     for (rid, lang), g in pe.groupby(["run_id", "lang"]):
         s = scores[(scores.run_id == rid) & (scores.lang == lang)]["score"].item()
-        assert s == pytest.approx(100 * g["value"].mean())
+        assert s == pytest.approx(g["value"].mean())
     inter = pd.read_csv(res / "intermediate.csv")
     assert inter.loc[0, "intermediate"] == "sst2" and inter.loc[0, "chance"] == pytest.approx(50.0)
     meta = json.loads((res / "meta.json").read_text())
@@ -91,6 +91,38 @@ def test_committed_study_is_complete_under_the_installed_versions():
     missing = [n.id for n in build_grid(load_profile("cpu")) if not (results / "nodes" / n.id / DONE_FILE).is_file()]
     assert missing == [], f"{len(missing)} cpu-profile nodes have no committed result, e.g. {missing[:3]}"
     assert json.loads((results / "meta.json").read_text())["nodes"] == len(build_grid(load_profile("cpu")))
+
+
+def test_committed_per_example_values_average_to_the_scores():
+    """One scale, 0..100 points, from evaluate to the book: for every committed node and language the
+    mean of its per-example values (predictions.jsonl.gz) is its score in metrics.json (a target's
+    scores, an intermediate task's English dev score; not a tagging task's, which counts words rather
+    than sentences), and the tidy per_example.csv.gz averages to scores.csv the same way. A value on
+    another scale (0..1 F1, 0/1 accuracy) is off here by a factor of 100."""
+    from xlt_helpers.paths import repo_root
+    from xlt_helpers.tasks import get_task
+
+    results = repo_root() / "results"
+    checked = 0
+    for d in sorted((results / "nodes").glob("*/")):
+        m = json.loads((d / "metrics.json").read_text())
+        if m["phase"] == "intermediate":
+            if get_task(m["task"]).kind == "token-tagging":
+                continue
+            expected = {("en", metric): v for metric, v in m["dev"].items()}
+        else:
+            expected = {(lang, metric): v for lang, vals in m["scores"].items() for metric, v in vals.items()
+                        if metric != "n"}
+        with gzip.open(d / "predictions.jsonl.gz", "rt", encoding="utf-8") as f:
+            rows = pd.DataFrame([json.loads(line) for line in f])
+        means = rows.groupby(["lang", "metric"])["value"].mean().to_dict()
+        assert means == pytest.approx(expected, abs=1e-9), d.name
+        checked += len(expected)
+    assert checked > 1000, checked   # 98 nodes, up to 15 languages and 2 metrics each
+    res = store.load_results(results)
+    tidy = res.per_example.groupby(["run_id", "lang", "metric"])["value"].mean()
+    scores = res.scores.set_index(["run_id", "lang", "metric"])["score"]
+    assert len(tidy) == len(scores) and tidy.to_dict() == pytest.approx(scores.loc[tidy.index].to_dict(), abs=1e-9)
 
 
 # ------------------------------------------------------------------ a store that names its files

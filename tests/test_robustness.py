@@ -159,7 +159,7 @@ def _per_example(treat, base, inter="mnli"):
                 "family": "encoder", "model": "m", "intermediate": name, "target": "xnli",
                 "seed": np.repeat(np.arange(s), n), "lang": lang,
                 "example_id": np.tile([f"{lang}-{i:03d}" for i in range(n)], s),
-                "metric": "accuracy", "value": v.ravel() / 100}))
+                "metric": "accuracy", "value": v.ravel()}))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -172,7 +172,7 @@ def test_per_example_path_matches_array_path_and_fills_summary():
                               key=("encoder", "m", "xnli", "accuracy", "mnli"))
     np.testing.assert_allclose(from_df["boot_avg"], direct["boot_avg"], rtol=1e-6)
     # the scores table computed from the same per-example data; its interval is the calibrated one
-    g = pe.groupby(["intermediate", "seed", "lang"])["value"].mean().mul(100).reset_index()
+    g = pe.groupby(["intermediate", "seed", "lang"])["value"].mean().reset_index()
     scores = g.rename(columns={"value": "score"}).assign(
         family="encoder", model="m", size=1, target="xnli", metric="accuracy", n=400)
     summ = R.summary_table(scores, pe)
@@ -197,7 +197,10 @@ def test_per_example_mismatched_ids_raise():
     pe.loc[(pe["intermediate"] == "none") & (pe["example_id"] == "de-000"), "example_id"] = "de-999"
     with pytest.raises(ValueError, match="language 'de'.*same examples"):
         R.paired_bootstrap(pe, "encoder", "m", "xnli", "accuracy", "mnli")
-    with pytest.raises(ValueError, match="store them as 0/1"):
+    # per-example values share the scores' 0..100 scale: a 0..1 or an out-of-range column is refused
+    with pytest.raises(ValueError, match=r"'accuracy' values span 0.0..1.0; .*multiply 0..1 values by 100"):
+        R.paired_bootstrap(pe.assign(value=pe["value"] / 100), "encoder", "m", "xnli", "accuracy", "mnli")
+    with pytest.raises(ValueError, match=r"'accuracy' values span 0.0..10000.0"):
         R.paired_bootstrap(pe.assign(value=pe["value"] * 100), "encoder", "m", "xnli", "accuracy", "mnli")
 
 

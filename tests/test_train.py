@@ -43,6 +43,11 @@ def test_each_family_and_kind_trains_and_evaluates(model, kind, tmp_path, shared
     assert 0.0 <= scores[metric] <= 100.0
     ids = {r["example_id"] for r in rows}
     assert ids == set(dev["id"][:]), "every evaluation example gets a per-example row"
+    for m, score in scores.items():   # one 0..100 scale: the rows average to the score (words, for tagging)
+        values = [r["value"] for r in rows if r["metric"] == m]
+        assert all(0.0 <= v <= 100.0 for v in values)
+        if kind != "token-tagging":
+            assert sum(values) / len(values) == pytest.approx(score)
     # V-usable information where it is cheap: one label distribution per example (or per word)
     cheap = kind in ("classification", "multiple-choice") or (kind == "token-tagging" and model == "tiny-xlmr")
     assert (null is not None) == (kind != "extractive-QA")

@@ -16,6 +16,7 @@ import contextlib
 import copy
 import warnings
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -100,6 +101,10 @@ def evaluate(result: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig,
              null_logp: np.ndarray | None = None) -> tuple[list[dict], dict[str, float]]:
     """(per-example rows, {metric: score on 0..100}) of ``result`` on ``ds``.
 
+    Every row's ``value`` is on the same 0..100 scale (accuracy 0 or 100 per example, a tagged
+    sentence's word accuracy, QA F1/EM: :func:`qa_rows`): for classification, multiple choice and QA the
+    mean of the rows is the score; a tagging score counts words, not sentences.
+
     With ``null_logp`` (the null model's log-probability per label, see
     ``metrics.null_log_prior``), rows of the tasks where V-usable information is cheap — one
     distribution over labels or choices per example, or per word for tagging — also carry
@@ -167,10 +172,17 @@ def _evaluate_encoder(r: PhaseResult, ds: Dataset, lang: str, cfg: TrainConfig, 
     pad = lambda xs: np.stack([np.pad(x, (0, L - len(x)), constant_values=-1e4) for x in xs])  # noqa: E731
     preds = postprocess_predictions(ds, feats, pad(out["start_logits"]), pad(out["end_logits"]),
                                     max_answer_length=cfg.max_answer_length)
-    refs = {i: a["text"] for i, a in zip(ds["id"][:], ds["answers"][:])}
+    return qa_rows(preds, {i: a["text"] for i, a in zip(ds["id"][:], ds["answers"][:])}, lang)
+
+
+def qa_rows(preds: Mapping[str, str], refs: Mapping[str, list[str]], lang: str) -> tuple[list[dict], dict[str, float]]:
+    """(per-question rows, corpus ``{"f1", "em"}``) of extractive QA, both on 0..100 like every other
+    metric: ``metrics.qa_scores`` keeps the MLQA script's 0..1 per question, and this is the one place
+    it is scaled, so the mean of a language's rows is its corpus score. One ``f1`` and one ``em`` row
+    per question of ``refs``, in its order."""
     per = metrics.qa_scores(preds, refs, lang)
-    rows = [{"example_id": i, "lang": lang, "pred": preds[i], "metric": m, "value": per[i][m]}
-            for i in ds["id"][:] for m in ("f1", "em")]
+    rows = [{"example_id": i, "lang": lang, "pred": preds[i], "metric": m, "value": 100.0 * per[i][m]}
+            for i in refs for m in ("f1", "em")]
     return rows, metrics.qa_corpus(per)
 
 
@@ -223,11 +235,7 @@ def _score_seq2seq(model, tok, task, ds: Dataset, lang: str, cfg: TrainConfig, n
         return rows, {"accuracy": 100.0 * metrics.accuracy(preds, gold)}
     if task.kind == "extractive-QA":
         pm = {e["id"]: ("" if p == featurize.NO_ANSWER else p) for e, p in zip(exs, preds)}
-        refs = {e["id"]: e["answers"]["text"] for e in exs}
-        per = metrics.qa_scores(pm, refs, lang)
-        rows = [{"example_id": e["id"], "lang": lang, "pred": pm[e["id"]], "metric": m, "value": per[e["id"]][m]}
-                for e in exs for m in ("f1", "em")]
-        return rows, metrics.qa_corpus(per)
+        return qa_rows(pm, {e["id"]: e["answers"]["text"] for e in exs}, lang)
     # tagging: parse "word TAG word TAG ..." and align it to the gold words (a skipped word costs only
     # itself); gold words go through the tokenizer as the generated text did (normalisation, <unk>)
     names = {n: i for i, n in enumerate(task.labels)}

@@ -22,6 +22,10 @@ Restoring verifies every committed node (:func:`xlt_helpers.runs.verify_node`,
 sha256 included) and refuses a bad one by name; every file read or written
 here names itself when that fails (:class:`ResultsError`, or an ``OSError``
 whose message holds the path).
+
+Scores and per-example values are on one 0..100 scale, as ``xlt_helpers.evaluate`` writes them
+into a node's files: the tables take them as they are, and the mean of a run's per-example values
+in a language is its score (classification and QA; a tagging score counts words, not sentences).
 """
 from __future__ import annotations
 
@@ -49,8 +53,6 @@ PER_EXAMPLE_FILE_COLUMNS: tuple[str, ...] = ("run_id", "lang", "example_id", "me
 # the scores columns that describe a run; load_results joins them onto every per-example row
 RUN_COLUMNS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "seed")
 KEPT = (NODE_FILE, DONE_FILE, METRICS_FILE, PREDICTIONS)
-# per-example values on the scale robustness.PER_EXAMPLE_SCALE expects: accuracy 0/1, f1 and em 0..100
-_TO_SCALE = {"accuracy": 0.01, "f1": 100.0, "em": 100.0}
 
 
 class ResultsError(ValueError):
@@ -210,7 +212,7 @@ def tidy_tables(results: Path, ids: Iterable[str] | None = None) -> dict[str, pd
         if m["phase"] != "intermediate" and (d / PREDICTIONS).is_file():
             try:
                 per_ex += [{"run_id": rid, "lang": r["lang"], "example_id": r["example_id"],
-                            "metric": r["metric"], "value": r["value"] * _TO_SCALE[r["metric"]]}
+                            "metric": r["metric"], "value": r["value"]}
                            for r in _read_rows(d / PREDICTIONS)]
             except (KeyError, TypeError) as e:
                 raise ResultsError(f"{d / PREDICTIONS}: a row lacks a field of the per-example format "

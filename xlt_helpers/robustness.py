@@ -6,7 +6,7 @@ Pure functions over the study's tidy tables (numpy and pandas only, no I/O):
   target, seed, lang, metric, score (0..100), n``; ``intermediate == "none"`` is
   the no-intermediate baseline.
 * **per-example**: ``family, model, intermediate, target, seed, lang, example_id,
-  metric, value`` (accuracy 0/1, f1 0..100, em 0/100).
+  metric, value`` (0..100, the scores' scale: accuracy 0 or 100 per example).
 * **intermediate dev**: ``model, intermediate, seed, metric, score, chance``
   (both 0..100).
 
@@ -63,8 +63,6 @@ PER_EXAMPLE_COLUMNS: tuple[str, ...] = ("family", "model", "intermediate", "targ
 DEV_COLUMNS: tuple[str, ...] = ("model", "intermediate", "seed", "metric", "score", "chance")
 # one row of the summary per run configuration; `size` rides along (it is a function of model)
 GROUP_KEYS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "metric")
-# per-example values -> the scores' 0..100 scale (accuracy is stored 0/1, f1 0..100, em 0/100)
-PER_EXAMPLE_SCALE: dict[str, float] = {"accuracy": 100.0, "f1": 1.0, "em": 1.0}
 ENGLISH = "en"
 
 
@@ -304,14 +302,14 @@ def bootstrap_gain(treat: Mapping[str, np.ndarray], base: Mapping[str, np.ndarra
 
 
 def _check_per_example(pe: pd.DataFrame) -> None:
+    """Values on the scores' 0..100 scale. A metric whose values all lie in 0..1, some above 0, is on
+    the 0..1 scale (no real run scores at most one point on every example): refused, not averaged."""
     _require(pe, PER_EXAMPLE_COLUMNS, "per-example")
-    unknown = set(pe["metric"].unique()) - set(PER_EXAMPLE_SCALE)
-    if unknown:
-        raise ValueError(f"per-example metric(s) {sorted(unknown)} unknown; known: {sorted(PER_EXAMPLE_SCALE)}")
-    acc = pe[pe["metric"] == "accuracy"]["value"]
-    if len(acc) and (acc.max() > 1 or acc.min() < 0):
-        raise ValueError(f"per-example accuracy values span {acc.min()}..{acc.max()}; store them as 0/1 "
-                         "(the per-example format), not percentages")
+    for metric, v in pe.groupby("metric")["value"]:
+        lo, hi = v.min(), v.max()
+        if lo < 0 or hi > 100 or 0 < hi <= 1:
+            raise ValueError(f"per-example {metric!r} values span {lo}..{hi}; they must be on the scores' "
+                             "0..100 scale (multiply 0..1 values by 100, as xlt_helpers.evaluate does)")
 
 
 RUN_KEYS: tuple[str, ...] = ("family", "model", "target", "metric", "intermediate")
@@ -355,7 +353,7 @@ def per_example_arrays(per_example: pd.DataFrame) -> dict[tuple, Arm]:
             raise ValueError(f"per-example run {dict(zip(RUN_KEYS, run))}: language {lang!r} has seeds "
                              f"{list(uniq_seeds)}, other languages {list(seeds_of[run])}; a seed is one "
                              "run and must be evaluated on every language")
-        values = values_all[a:b].reshape(len(uniq_seeds), n) * PER_EXAMPLE_SCALE[run[3]]
+        values = values_all[a:b].reshape(len(uniq_seeds), n)
         out.setdefault(run, {})[lang] = (np.asarray(uniques["example_id"])[ids[:n]], values)
     return out
 

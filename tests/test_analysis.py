@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from xlt_helpers import analysis, robustness, statements
 from xlt_helpers.results import Results, load_results
@@ -176,3 +177,23 @@ def test_stands_for_table_labels_each_model_with_its_device():
     t = analysis.stands_for_table(["e5-L3", "e5-L6"], meta)
     assert list(t["trained on"]) == ["GPU: NVIDIA H200", "CPU: x86_64, 2 threads"]   # older meta: its one device
     assert "trained on" not in analysis.stands_for_table(["e5-L3"]).columns
+
+
+def test_grid_results_reads_the_books_store_by_default_and_refuses_an_empty_folder_named_on_purpose(
+        tmp_path, synthetic_results, monkeypatch):
+    """The analysis notebook's parameters: "" = the store the book reads (None while empty, so the page says so);
+    a folder the user named that holds nothing stops the run, naming it."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(empty))
+    assert analysis.grid_results() == (None, "")
+    store = synthetic_results(tmp_path / "results", n_examples=4, with_runs=False)
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(store))
+    res, where = analysis.grid_results()
+    assert res.dir == store and where == "<code>results/</code>"
+    res, _ = analysis.grid_results(results_dir=str(store))
+    assert res.dir == store
+    with pytest.raises(FileNotFoundError, match=f"no scores.csv in results folder {empty}. Fix: run the grid"):
+        analysis.grid_results(results_dir=str(empty))
+    with pytest.raises(FileNotFoundError, match=f"no finished phase-2 node in runs folder {empty}. Fix:"):
+        analysis.grid_results(runs_dir=str(empty))

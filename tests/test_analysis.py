@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from xlt_helpers import analysis, robustness, statements
 from xlt_helpers.results import Results, load_results
@@ -176,3 +177,45 @@ def test_stands_for_table_labels_each_model_with_its_device():
     t = analysis.stands_for_table(["e5-L3", "e5-L6"], meta)
     assert list(t["trained on"]) == ["GPU: NVIDIA H200", "CPU: x86_64, 2 threads"]   # older meta: its one device
     assert "trained on" not in analysis.stands_for_table(["e5-L3"]).columns
+
+
+def test_grid_results_reads_the_books_store_by_default_and_refuses_an_empty_folder_named_on_purpose(
+        tmp_path, synthetic_results, monkeypatch):
+    """The analysis notebook's parameters: "" = the store the book reads (None while empty, so the page says so);
+    a folder the user named that holds nothing stops the run, naming it."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(empty))
+    assert analysis.grid_results() == (None, "")
+    store = synthetic_results(tmp_path / "results", n_examples=4, with_runs=False)
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(store))
+    res, where = analysis.grid_results()
+    assert res.dir == store and where == "<code>results/</code>"
+    res, _ = analysis.grid_results(results_dir=str(store))
+    assert res.dir == store
+    with pytest.raises(FileNotFoundError, match=f"no scores.csv in results folder {empty}. Fix: run the grid"):
+        analysis.grid_results(results_dir=str(empty))
+    with pytest.raises(FileNotFoundError, match=f"no finished phase-2 node in runs folder {empty}. Fix:"):
+        analysis.grid_results(runs_dir=str(empty))
+
+
+def test_detail_statements_hold_each_group_under_its_heading_in_reading_order(tmp_path, synthetic_results):
+    a = analysis.analyse(load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False)), n_boot=50)
+    lines, best = statements.detail_statements(a), statements.best_task_statements(a)
+    assert lines[:len(best)] == best
+    heads = [line.split("**")[1] for line in lines[len(best):] if line.startswith("\n**")]
+    # the synthetic runs all learned something, so the "Runs that learned nothing" group is left out
+    assert heads == ["Gain vs intermediate-task difficulty", "Gain vs V-usable information",
+                     "How the dependence on difficulty changes with size", "Model size", "Model family",
+                     "How decisive the study is"]
+    start = next(i for i, line in enumerate(lines) if line.startswith("\n**Model size")) + 1
+    assert lines[start:start + len(statements.size_statements(a))] == statements.size_statements(a)
+    assert lines[-len(statements.decisiveness_statements(a)):] == statements.decisiveness_statements(a)
+    # a run near chance brings its group in, under its heading, before the size contrasts
+    low = a.res.scores.copy()
+    pick = (low["model"] == "e5-L3") & (low["intermediate"] == "none") & (low["target"] == "xnli") & (low["lang"] == "en")
+    low.loc[pick, "score"] = 35.0
+    a_low = analysis.analyse(Results(a.res.dir, low, a.res.per_example, a.res.intermediate, a.res.meta, ()), n_boot=20)
+    lines = statements.detail_statements(a_low)
+    weak = lines.index("\n**Runs that learned nothing** (baseline English score near chance)\n")
+    assert lines[weak + 1:weak + 2] == statements.near_chance_statements(a_low) and lines[weak + 2].startswith("\n**Model size")

@@ -101,6 +101,8 @@ def test_results_pages_show_synthetic_numbers_not_the_placeholder(built):
     page = (html / "book" / "results.html").read_text()
     assert NO_RESULTS not in page
     assert "synthetic-test" in page          # the profile name from meta.json
+    # the page is the analysis notebook: its notebook-only cells (parameters, In brief) stay off the page
+    assert "runs_dir" not in page and "In brief" not in page
     # the summary table's gain for one planted-positive cell matches robustness on the same data
     res = load_results(results)
     from xlt_helpers import robustness
@@ -134,6 +136,19 @@ def test_empty_results_say_so(tmp_path):
 
 
 # ------------------------------------------------------------------ fast unit tests
+
+def test_a_notebook_page_has_one_source_staged_as_is(tmp_path, synthetic_results):
+    """One source per page: the results page is notebooks/04_analysis.ipynb, copied byte for byte into the
+    staged book, and book/ holds no second copy to drift from it."""
+    assert book.NOTEBOOK_PAGES == {"book/results.ipynb": "notebooks/04_analysis.ipynb"}
+    stage = tmp_path / "stage"
+    book.stage_sources(stage, synthetic_results(tmp_path / "results", n_examples=4, with_runs=False))
+    for page, notebook in book.NOTEBOOK_PAGES.items():
+        stem = Path(page).with_suffix("")
+        assert not list(book.REPO_ROOT.glob(f"{stem}.*")), f"a hand-kept copy of {notebook} in book/"
+        assert (stage / page).read_bytes() == (book.REPO_ROOT / notebook).read_bytes()
+        assert f"file: {stem}" in (book.REPO_ROOT / "_toc.yml").read_text()
+
 
 def test_first_warning_finds_the_first_one():
     log = "reading sources... [ 50%] intro\n/x/book/a.md:3: WARNING: bad ref\n/x/b.md: ERROR: worse\n"

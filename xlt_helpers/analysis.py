@@ -1,8 +1,8 @@
-"""The grid analysis, section by section: shared by the book's results page and notebooks/04_analysis.ipynb.
+"""The grid analysis, section by section: called by notebooks/04_analysis.ipynb, which is also the book's results page.
 
 Each section function takes an :class:`Analysis` and returns the items to display (plotly figures
-and HTML fragments) in reading order, so the page and the notebook stay one piece of code and a test
-can count what a section draws. :func:`from_runs` turns a runs folder (e.g. the smoke grid's) into the
+and HTML fragments) in reading order, so the notebook stays thin and a test can check what a section
+draws. :func:`from_runs` turns a runs folder (e.g. the smoke grid's) into the
 same tidy tables the committed ``results/`` holds, so any grid can be analysed the same way. The
 statements the pages print about these sections are generated in :mod:`xlt_helpers.statements`.
 """
@@ -126,6 +126,32 @@ def from_runs(runs_dir: str | Path, ids: list[str] | None = None, profile: str |
     export(Path(runs_dir), out, ids)
     write_tables(out, profile, ids)
     return load_results(out)
+
+
+def grid_results(results_dir: str = "", runs_dir: str = "", profile: str = "") -> tuple[Results | None, str]:
+    """The results the analysis notebook shows, from its parameters, and an HTML phrase naming where they came from.
+
+    Both folders empty (the book's case): the store the book reads (``$XLT_RESULTS_DIR`` or ``<repo>/results``),
+    None while it holds nothing, so the page says so. ``runs_dir``: the finished nodes there, only those of
+    ``profile``'s grid when given. A folder named explicitly that holds nothing is an error naming it: a run
+    pointed at the wrong folder must stop, not draw an empty page."""
+    if runs_dir:
+        ids = None
+        if profile:
+            from .grid import build_grid
+            from .profiles import load_profile
+            ids = [n.id for n in build_grid(load_profile(profile))]
+        res = from_runs(runs_dir, ids=ids, profile=profile or None)
+        where = f"the finished nodes in <code>{runs_dir}</code>"
+    else:
+        res = load_results(results_dir or None)
+        where = f"<code>{res.dir.name}/</code>" if res is not None else ""
+    if res is None and (results_dir or runs_dir):
+        what = (f"no finished phase-2 node in runs folder {runs_dir}" + (f" of profile {profile}" if profile else "")
+                if runs_dir else f"no scores.csv in results folder {results_dir}")
+        raise FileNotFoundError(f"{what}. Fix: run the grid first (`xlt run --profile smoke`), or point results_dir "
+                                f"at a folder with scores.csv (\"\" = the committed study)")
+    return res, where
 
 
 def _primary(a: Analysis, target: str) -> tuple[str, pd.DataFrame]:
@@ -325,8 +351,8 @@ def show_all(items: list[Item]) -> None:
             display(item)
 
 
-# The sections that draw figures, in the results page's reading order: the tests check that the page and the
-# notebook show each of their figures (by title), so a section that draws one more needs no test edited.
+# The sections that draw figures, in the results page's reading order: the tests check that the page (the analysis
+# notebook) shows each of their figures (by title), so a section that draws one more needs no test edited.
 FIGURE_SECTIONS = (gain_heatmaps, gain_vs_size, gap_vs_size, gain_vs_difficulty, language_bars)
 
 

@@ -13,7 +13,9 @@ Why a function and not just ``jupyter-book build .``:
 * the build runs on a *staged copy* of ``_config.yml``, ``_toc.yml`` and
   ``book/`` under ``<out_dir>/_build/_source``, so a build (a test's, say) never
   writes generated files into the checkout and two builds cannot trample each
-  other's ``book/runs``.
+  other's ``book/runs``;
+* one source per page: a page that is also a phase notebook (:data:`NOTEBOOK_PAGES`)
+  is written once, in ``notebooks/``, and staged into ``book/`` as it is.
 
 The analysis pages find their results through ``$XLT_RESULTS_DIR`` (set here
 for the build) via :func:`xlt_helpers.results.load_results`.
@@ -34,6 +36,8 @@ from .results import results_dir as _resolve_results_dir  # build_book's paramet
 
 REPO_ROOT = repo_root()
 RUNS_INDEX = "book/runs_index"
+# Pages whose only source is a papermill notebook (its parameters cell tagged remove-cell): staged file <- notebook.
+NOTEBOOK_PAGES: dict[str, str] = {"book/results.ipynb": "notebooks/04_analysis.ipynb"}
 _WARNING = re.compile(r"(WARNING|ERROR|CRITICAL|SEVERE):")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Logged by jupyter_client's tornado loop when a kernel's ZMQ socket is closed while a late message
@@ -80,7 +84,8 @@ def _titled_run_notebook(src: Path, dst: Path) -> None:
 
 
 def stage_sources(stage: Path, results: Path, *, repo: Path = REPO_ROOT) -> list[Path]:
-    """Copy the book's sources into ``stage``, add plotly.js and the per-run notebooks; return the runs copied.
+    """Copy the book's sources (``book/`` and :data:`NOTEBOOK_PAGES`) into ``stage``, add plotly.js and the
+    per-run notebooks; return the runs copied.
 
     The per-run notebooks are those of the runs the tables hold (:attr:`xlt_helpers.results.Results.runs`),
     not every notebook in ``results/runs``: a node of an older version of the profile is kept in the
@@ -92,6 +97,8 @@ def stage_sources(stage: Path, results: Path, *, repo: Path = REPO_ROOT) -> list
         shutil.copy2(repo / name, stage / name)
     shutil.copytree(repo / "book", stage / "book",
                     ignore=shutil.ignore_patterns("runs", "plotly*.js", ".ipynb_checkpoints", "__pycache__"))
+    for page, notebook in NOTEBOOK_PAGES.items():
+        shutil.copy2(repo / notebook, stage / page)
     static = stage / "book" / "_static"
     static.mkdir(exist_ok=True)
     shutil.copy2(plotly_js_path(), static / "plotly.min.js")

@@ -1,13 +1,15 @@
 """The statements the book's pages print, generated from the results: never hand-written numbers.
 
 Each ``*_statements`` function turns what :mod:`xlt_helpers.analysis` (the results page's sections and
-tables) and :mod:`xlt_helpers.robustness` computed into Markdown bullet lines: the brief at the top of
-the results page, the size and family contrasts (:class:`Contrast`), the difficulty and V-information
-correlations, the decisiveness of the intervals, and the full-scale chapter's answer in brief. Kept
+tables) and :mod:`xlt_helpers.robustness` computed into Markdown bullet lines: the brief (the conclusion's, and
+the analysis notebook's), the conclusion's detail section (:func:`detail_statements`), the size and family
+contrasts (:class:`Contrast`), the difficulty and V-information correlations, the decisiveness of the
+intervals, and the full-scale chapter's answer in brief. Kept
 apart from the sections so that a page's prose and its figures can change independently.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -502,3 +504,33 @@ def full_scale_statements(fs: FullScale, reference: pd.DataFrame | None = None) 
                        f"excluding 0){rank_txt}. With at most {int(agree['n_tasks'].max())} shared tasks per model, "
                        "this is a check of direction, not evidence of agreement.")
     return out
+
+
+# ------------------------------------------------------------------ the conclusion's "reference study in detail"
+# Its groups after the best tasks, in reading order: (bold heading, statements, left out when it has no line).
+# A new statistic's statements reach the book as one more row here; the page only displays the lines.
+DETAIL_GROUPS: tuple[tuple[str, Callable[[Analysis], list[str]], bool], ...] = (
+    ("**Gain vs intermediate-task difficulty** (1 − chance-normalised English dev score; Spearman ρ over tasks, "
+     "95% bootstrap CI)", difficulty_statements, False),
+    ("**Gain vs V-usable information** (Ethayarajh et al. 2022; bits, higher = easier, so a *negative* ρ means "
+     "harder tasks help more; Spearman ρ over tasks, 95% bootstrap CI)", v_information_statements, False),
+    ("**How the dependence on difficulty changes with size** (slope of gain on difficulty, larger minus smaller "
+     "model of a family; t interval from the two fits' scatter over tasks)", slope_change_statements, False),
+    ("**Runs that learned nothing** (baseline English score near chance)", near_chance_statements, True),
+    ("**Model size** (each step up in size within a family, then smallest → largest; change with its calibrated "
+     "95% interval, ± half-width and MDE at 80% power)", size_statements, False),
+    ("**Model family** (encoder vs encoder-decoder of the same depth, warm-started from the same checkpoint; "
+     "difference with its calibrated 95% interval, ± half-width and MDE)", family_statements, False),
+    ("**How decisive the study is** (median half-width of the gains' intervals against the target of a decisive "
+     "study, and the evaluation size that would reach it)", decisiveness_statements, False),
+)
+
+
+def detail_statements(a: Analysis) -> list[str]:
+    """The best tasks, then every :data:`DETAIL_GROUPS` group under its heading: the conclusion's detail section."""
+    lines = best_task_statements(a)
+    for heading, statements, optional in DETAIL_GROUPS:
+        body = statements(a)
+        if body or not optional:
+            lines += [f"\n{heading}\n", *body]
+    return lines

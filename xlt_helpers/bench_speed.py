@@ -16,7 +16,9 @@ evaluation precisions, and what full evaluation sets cost.
    from a measured per-example time on a seeded subsample (the page says so).
 
 Every ratio is taken side by side in one process, in A B B A order where there are two sides.
-Pure helpers (agreement, extrapolation) are tested without timing anything (tests/test_bench.py).
+Each ``build_*`` takes the :class:`~xlt_helpers.bench.BenchRun` and returns its section; the
+targets live with the others in :mod:`xlt_helpers.bench`. Pure helpers (agreement, extrapolation)
+are tested without timing anything (tests/test_bench.py).
 """
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .bench import (BF16_TRAIN_SPEEDUP_TARGET, EVAL_PRECISION_SPEEDUP_TARGET, MLQA_F1_DELTA_TARGET, TARGET,
+                    XNLI_AGREEMENT_TARGET, BenchRun, Section, _fmt, verdict)
+from .bench_measure import load_average, ours_train, train_data
 from .machine import matmul_flops
 
 #: full-set sizes (``../shared/data``: XNLI dev 2,490 pairs in each of 15 languages; MLQA dev,
@@ -35,11 +40,6 @@ from .machine import matmul_flops
 #: vi 511, zh 504). ``full_eval_sizes`` recounts them from the data and the page shows both.
 XNLI_FULL_DEV = 15 * 2490
 MLQA_FULL_DEV = 4199
-
-XNLI_AGREEMENT_TARGET = 0.99       # share of XNLI predictions equal to fp32's
-MLQA_F1_DELTA_TARGET = 0.5         # |F1 - F1_fp32| per language, points
-EVAL_PRECISION_SPEEDUP_TARGET = 2.0
-BF16_TRAIN_SPEEDUP_TARGET = 3.0
 
 
 # ------------------------------------------------------------------ pure helpers
@@ -112,10 +112,9 @@ def score_node(res, evals: dict, cfg) -> tuple[dict[str, dict[str, float]], dict
 
 
 # ------------------------------------------------------------------ item 6: bf16 training
-def bf16_training(cfg, train, texts, work: Path, ours_train) -> dict[str, Any]:
+def bf16_training(cfg, train, texts, work: Path) -> dict[str, Any]:
     """fp32 vs bf16 ``train_phase`` on the same examples and steps (A B B A), the two matmul peaks,
     and the fixed node's scores at fp32 (seeds 0 and 1) and bf16 (seed 0)."""
-    from .bench import load_average
     peaks = {d: matmul_flops(cfg.matmul_n, d) for d in ("fp32", "bf16")}
     runs: dict[str, list[dict]] = {"fp32": [], "bf16": []}
     load_a = load_average()
@@ -169,7 +168,6 @@ def model_speed(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
     language) and MLQA dev windows (``cfg.speed_qa_n`` questions per language), per precision,
     A B B A over precisions; speed does not depend on trained weights."""
     from . import backbones, featurize
-    from .bench import _train_data, load_average
     from .data import load_task
     from .evaluate import predict_encoder
     from .models import get_model
@@ -178,7 +176,7 @@ def model_speed(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
     from .vocab import covering_ids
     spec = get_model(cfg.model)
     tok = backbones.load_tokenizer(spec)
-    _, xnli, xtexts = _train_data(cfg)
+    _, xnli, xtexts = train_data(cfg)
     mlqa = {lang: load_task("mlqa", "dev", lang, n=cfg.speed_qa_n, seed=0) for lang in cfg.eval_langs}
     qtexts = [t for d in mlqa.values() for t in featurize.texts_of(get_task("mlqa"), d)]
     rows = []
@@ -228,7 +226,6 @@ def full_eval_cost(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
     from . import backbones, featurize
     from .data import load_task
     from .evaluate import evaluate, inference_model
-    from .bench import load_average
     from .models import get_model
     from .tasks import get_task
     from .train import PhaseResult, TrainConfig, build_model
@@ -285,16 +282,16 @@ def eval_precisions_here() -> tuple[str, ...]:
     return ("fp32", "bf16", "int8") if native_bf16()[0] else ("fp32", "int8")
 
 
-def bf16_section(cfg, work: Path, cmd: str, out: Path):
+def build_bf16(run: BenchRun) -> list[Section]:
     """Section 6 (bf16 training), or the section saying why it was skipped."""
-    from .bench import TARGET, Section, _fmt, _train_data, ours_train, verdict
+    cfg, work, cmd, out = run.cfg, run.work, run.cmd, run.out
     title = f"6. bf16 training ({cfg.model}, XNLI-en; fixed node {cfg.fixed_model})"
     target = f"≥ {BF16_TRAIN_SPEEDUP_TARGET:g}× fp32 tokens/s; fixed node within seed noise"
     ok, why = native_bf16()
     if not ok:
-        return Section(title, cmd, [("native bf16", "no")], target, "skipped", f"Skipped: {why}.")
-    train, _, texts = _train_data(cfg)
-    r = bf16_training(cfg, train, texts, work, ours_train)
+        return [Section(title, cmd, [("native bf16", "no")], target, "skipped", f"Skipped: {why}.")]
+    train, _, texts = train_data(cfg)
+    r = bf16_training(cfg, train, texts, work)
     r["table"].to_csv(out / "bf16_training.csv", index=False)
     node = r["node"]
     node.to_csv(out / "bf16_fixed_node.csv", index=False)
@@ -325,12 +322,12 @@ def bf16_section(cfg, work: Path, cmd: str, out: Path):
              + ("" if within else "The bf16 difference is larger than this one seed-to-seed difference. "))
     if not within and status == "met":
         status = "met (speed); scores: see note"
-    return Section(title, cmd, rows, target, status, notes, node, "Fixed node, accuracy per language:")
+    return [Section(title, cmd, rows, target, status, notes, node, "Fixed node, accuracy per language:")]
 
 
-def evalprec_section(cfg, work: Path, cmd: str, out: Path):
+def build_evalprec(run: BenchRun) -> list[Section]:
     """Section 7: agreement and speed of each evaluation precision on trained small nodes."""
-    from .bench import Section, _fmt
+    cfg, work, cmd, out = run.cfg, run.work, run.cmd, run.out
     precisions = eval_precisions_here()
     r = eval_precisions(cfg, work, precisions)
     r["speed"].to_csv(out / "eval_precision_speed.csv", index=False)
@@ -365,13 +362,13 @@ def evalprec_section(cfg, work: Path, cmd: str, out: Path):
              + (f"Passing precision(s): {', '.join(chosen)}; fp32 stays the default, a profile opts in with "
                 "`eval_precision`." if chosen else "No precision passes all three here."))
     table = ag.assign(delta_vs_fp32=ag["delta_vs_fp32"].round(2), agreement=ag["agreement"].round(4))
-    return Section("7. Evaluation precision (agreement and speed against fp32)", cmd, rows, target, status, notes,
-                   table, "Per language (score on 0..100; agreement = share of predictions equal to fp32's):")
+    return [Section("7. Evaluation precision (agreement and speed against fp32)", cmd, rows, target, status, notes,
+                    table, "Per language (score on 0..100; agreement = share of predictions equal to fp32's):")]
 
 
-def evalcost_section(cfg, cmd: str, out: Path):
+def build_evalcost(run: BenchRun) -> list[Section]:
     """Section 8: seconds per node to evaluate full XNLI dev and MLQA same-language dev, per model and precision."""
-    from .bench import Section, _fmt
+    cfg, cmd, out = run.cfg, run.cmd, run.out
     precisions = eval_precisions_here()
     df = full_eval_cost(cfg, precisions)
     df.to_csv(out / "full_eval_cost.csv", index=False)
@@ -390,18 +387,18 @@ def evalcost_section(cfg, cmd: str, out: Path):
              "model's answer length is not a trained one's; at most 32 new tokens). One untimed warm-up per "
              "precision (kernel set-up), then the precisions in the order "
              f"{' '.join(abba(list(precisions)))}, each side the mean of its two runs.")
-    return Section("8. Cost of full evaluation sets (seconds per node)", cmd, rows, "measured (no target)", "measured",
-                   notes, df, "Per model, target and precision (full_set_s_extrapolated = copy_s + s_per_example × full_examples):")
+    return [Section("8. Cost of full evaluation sets (seconds per node)", cmd, rows, "measured (no target)", "measured",
+                    notes, df, "Per model, target and precision (full_set_s_extrapolated = copy_s + s_per_example × full_examples):")]
 
 
 # ------------------------------------------------------------------ item 1 levers (fp32)
-def levers_section(cfg, work: Path, cmd: str, out: Path):
+def build_levers(run: BenchRun) -> list[Section]:
     """Section 2b: what each fp32 lever does to ``train_phase``'s tokens/s on the same examples:
     fewer, fuller batches (``cfg.lever_batch_size``), foreach instead of fused AdamW (transformers'
     default on torch >= 2.8 is fused), and ``torch.compile`` (one run; its compile time is reported)."""
     from transformers import TrainerCallback
-    from .bench import Section, _fmt, _train_data, load_average, ours_train
-    train, _, texts = _train_data(cfg)
+    cfg, work, cmd, out = run.cfg, run.work, run.cmd, run.out
+    train, _, texts = train_data(cfg)
     sides = {"baseline (batch {}, fused AdamW)".format(cfg.batch_size): {},
              f"batch {cfg.lever_batch_size} (same examples, fewer steps)": {"batch_size": cfg.lever_batch_size},
              "foreach AdamW": {"trainer_args": {"optim": "adamw_torch"}}}
@@ -446,5 +443,5 @@ def levers_section(cfg, work: Path, cmd: str, out: Path):
              "batch is a different optimisation (fewer steps), so it is a profile's `batch_size` choice, hashed "
              "into run ids, not a free speed-up. `torch.compile` recompiles once the sequence length changes "
              "(dynamic shapes), so a node pays two compilations.")
-    return Section("2b. Training levers (fp32)", cmd, rows, "measured (which levers pay)", "measured", notes, table,
-                   "Per run:")
+    return [Section("2b. Training levers (fp32)", cmd, rows, "measured (which levers pay)", "measured", notes, table,
+                    "Per run:")]

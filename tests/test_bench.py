@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlt_helpers import bench, bench_measure, bench_workers, figures
+from xlt_helpers import bench, bench_measure, bench_report, bench_workers, figures
 from xlt_helpers.cli import _parser
 
 
@@ -93,9 +93,9 @@ def test_results_page_has_machine_targets_commands_and_status():
     machine = {"cpu_model": "Test CPU (avx2)", "cores": 2, "torch": "9.9", "transformers": "8.8", "threads": 2,
                "python": "3.11", "loadavg": "1.00 / 2.00 / 3.00", "time": "t0"}
     end = {**machine, "loadavg": "4.00 / 5.00 / 6.00", "time": "t1"}
-    s = bench.Section("1. Training throughput", "xlt bench", [("speed-up", "4.5×")], "≥ 4×", "met",
+    s = bench_report.Section("1. Training throughput", "xlt bench", [("speed-up", "4.5×")], "≥ 4×", "met",
                       "a note", pd.DataFrame({"side": ["ours"], "tokens_per_s": [123.0]}), "Per side:")
-    md = bench.render_results([s], machine, end, "full")
+    md = bench_report.render_results([s], machine, end, "full")
     for text in ("Test CPU (avx2)", "1.00 / 2.00 / 3.00", "4.00 / 5.00 / 6.00", "| torch threads | 2 |",
                  "```bash\nxlt bench\n```", "| speed-up | 4.5× |", "**Target:** ≥ 4×. **Status: met.**",
                  "| 1. Training throughput | ≥ 4× | met |", "a note", "Per side:", "tokens_per_s"):
@@ -114,7 +114,7 @@ def _points(depth_wall: list[float]) -> pd.DataFrame:
 
 
 def test_scaling_section_reports_the_fits_hand_worked():
-    s = bench.scaling_section(bench.FULL, _points([1 + 3 * x for x in (3, 6, 12)]), "xlt bench")
+    s = bench_report.scaling_section(bench.FULL, _points([1 + 3 * x for x in (3, 6, 12)]), "xlt bench")
     rows = dict(s.rows)
     assert rows["node wall vs training examples (e5-L3)"] == "slope 10 s per 1k examples, intercept 2 s, R² 1"
     assert rows["of which training wall vs examples"] == "slope 8 s per 1k, R² 1"
@@ -124,7 +124,7 @@ def test_scaling_section_reports_the_fits_hand_worked():
     assert s.status == "met" and len(s.table) == 6
     # depth walls 10, 10, 40 at layers 3, 6, 12: Sxx = 42, Sxy = 150, SStot = 600 -> slope 150/42 = 3.57,
     # intercept 20 - 7 × 150/42 = -5, R² = 150² / (42 × 600) = 25/28 = 0.8929 < 0.95
-    curved = bench.scaling_section(bench.FULL, _points([10.0, 10.0, 40.0]), "xlt bench")
+    curved = bench_report.scaling_section(bench.FULL, _points([10.0, 10.0, 40.0]), "xlt bench")
     assert curved.status == "not met"
     assert dict(curved.rows)["node wall vs layers (n=1000)"] == "slope 3.57 s per layer, intercept -5 s, R² 0.8929"
 
@@ -137,19 +137,19 @@ def _orc(overhead_s: float) -> dict:
 
 def test_orchestration_section_judges_per_node_and_share_hand_worked():
     # 1 s × 92 nodes / 9200 s = 1% of the profile (target ≤ 2%) and 1 s ≤ 3 s per node
-    s = bench.orchestration_section(bench.FULL, "xlt bench", _orc(1.0), 92, 9200.0, "measured")
+    s = bench_report.orchestration_section(bench.FULL, "xlt bench", _orc(1.0), 92, 9200.0, "measured")
     rows = dict(s.rows)
     assert s.status == "met" and rows["local-executor overhead × nodes / total"] == "0.01"
     assert rows["cpu profile total (measured)"] == "2.56 h" and rows["nodes in configs/cpu.yml"] == "92"
     assert "sum of the DONE.json wall times" in s.notes
-    assert bench.orchestration_section(bench.FULL, "c", _orc(4.0), 92, 9200.0, "measured").status == "not met"
-    planned = bench.orchestration_section(bench.FULL, "c", _orc(1.0), 92, 0.0, "planned (lower bound)")
+    assert bench_report.orchestration_section(bench.FULL, "c", _orc(4.0), 92, 9200.0, "measured").status == "not met"
+    planned = bench_report.orchestration_section(bench.FULL, "c", _orc(1.0), 92, 0.0, "planned (lower bound)")
     assert planned.status == "n/a" and "upper bound" in planned.notes
 
 
 def test_training_and_efficiency_sections_hand_worked():
     side = {"train_tokens": 1000, "vocab_size": 9, "params_trained": 12345}
-    s = bench.training_section(bench.FULL, "c", {**side, "tokens_per_s": 900.0},
+    s = bench_report.training_section(bench.FULL, "c", {**side, "tokens_per_s": 900.0},
                                {**side, "tokens_per_s": 200.0, "padded_tokens": 20480}, ("1.00", "2.00"), pd.DataFrame())
     rows = dict(s.rows)
     assert rows["speed-up (ours / recipe)"] == "4.5×" and s.status == "met"          # 900 / 200 ≥ 4
@@ -157,7 +157,7 @@ def test_training_and_efficiency_sections_hand_worked():
     prof = pd.DataFrame({"where": ["matmul (linear layers)", "other torch ops"], "share_of_wall": [0.4, 0.6]})
     info = {"profiled_steps": 6, "profiled_wall_s": 3.0, "matmul_flops_per_s": 1e11, "hidden": 384, "top_other": ""}
     # 2 TFLOP in 10 s = 200 GFLOP/s over the better matmul peak 400 GFLOP/s = 0.5 < 0.6
-    e = bench.efficiency_section(bench.FULL, "c", flops=2e12, train_wall_s=10.0, peaks=(2.5e11, 4e11),
+    e = bench_report.efficiency_section(bench.FULL, "c", flops=2e12, train_wall_s=10.0, peaks=(2.5e11, 4e11),
                                  lengths=[10, 30], non_embedding_params=21_000_000, prof_df=prof, prof_info=info)
     rows = dict(e.rows)
     assert rows["achieved model FLOP/s"] == "200 GFLOP/s" and rows["efficiency (achieved / best matmul)"] == "0.5"
@@ -185,6 +185,17 @@ def test_tiling_load_task_repeats_a_short_training_set():
     assert tiled("xnli", "train", "en", n=7)["i"] == [0, 1, 2, 0, 1, 2, 0]
     assert tiled("xnli", "train", "en", n=2)["i"] == [0, 1], "a set the file holds is served as it is"
     assert tiled("xnli", "dev", "de", n=7)["i"] == [0, 1, 2], "evaluation sets are never repeated"
+
+
+def test_train_phase_refuses_a_trainer_class_the_family_cannot_use(tmp_path):
+    from transformers import Trainer
+    from xlt_helpers.train import TrainConfig, train_phase
+
+    class NotSeq2Seq(Trainer):
+        pass
+
+    with pytest.raises(TypeError, match="NotSeq2Seq does not subclass Seq2SeqTrainer.*tiny-mt5"):
+        train_phase("tiny-mt5", "xnli", None, TrainConfig(), tmp_path, trainer_cls=NotSeq2Seq)
 
 
 @pytest.mark.shared_data
@@ -316,15 +327,88 @@ def test_padded_tokens_counts_each_batch_at_its_longest():
 
 # ------------------------------------------------------------------ issue 15: precision sections
 def test_precision_helpers_hand_worked():
-    from xlt_helpers import bench_speed as bp
-    assert bp.agreement([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
+    assert bench.agreement([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
     with pytest.raises(ValueError, match="one length"):
-        bp.agreement([0], [0, 1])
-    assert bp.extrapolate(3.0, 150, 37350) == pytest.approx(747.0)     # 20 ms per example × 37,350
+        bench.agreement([0], [0, 1])
+    assert bench.extrapolate(3.0, 150, 37350) == pytest.approx(747.0)     # 20 ms per example × 37,350
     with pytest.raises(ValueError, match="measured must be > 0"):
-        bp.extrapolate(1.0, 0, 10)
-    assert bp.abba(["fp32", "bf16"]) == ["fp32", "bf16", "bf16", "fp32"]
-    assert bp.abba(["a", "b", "c"]) == ["a", "b", "c", "c", "b", "a"]
+        bench.extrapolate(1.0, 0, 10)
+    assert bench.abba(["fp32", "bf16"]) == ["fp32", "bf16", "bf16", "fp32"]
+    assert bench.abba(["a", "b", "c"]) == ["a", "b", "c", "c", "b", "a"]
+
+
+def _runs(*pairs):
+    return [{"train_tokens": t, "train_wall_s": w, "tokens_per_s": t / w, "steps": 2} for t, w in pairs]
+
+
+def test_levers_section_hand_worked():
+    runs = {"baseline": _runs((100, 1.0), (100, 1.0)), "batch 24": _runs((100, 0.5), (100, 0.5)),
+            "foreach": _runs((100, 2.0), (100, 2.0))}
+    s = bench_report.levers_section(bench.FAST, "c", runs, ("1.00", "2.00"))
+    rows = dict(s.rows)       # 200 tokens / 2 s = 100 tokens/s; 200 / 1 s = 200 (2×); 200 / 4 s = 50 (0.5×)
+    assert rows["baseline: tokens/s (× baseline)"] == "100 (1×)"
+    assert rows["batch 24: tokens/s (× baseline)"] == "200 (2×)" and rows["foreach: tokens/s (× baseline)"] == "50 (0.5×)"
+    assert len(s.table) == 6 and "order A B C C B A" in s.notes and s.status == "measured"
+    # compiled run: steps end at 3 s, 5 s, 5.5 s, 6 s, 6.5 s -> first two steps 5 s; later gaps 0.5 s;
+    # baseline mean step = 1 s / 2 steps = 0.5 s
+    c = bench_report.levers_section(bench.FAST, "c", runs, ("1.00", "2.00"),
+                                    {"stats": _runs((100, 6.5))[0], "step_ends": [3.0, 5.0, 5.5, 6.0, 6.5]})
+    rows = dict(c.rows)
+    assert rows["torch.compile: first two steps (compiling: static shapes, then dynamic)"] == "5 s"
+    assert rows["torch.compile: median later step / baseline mean step"] == "0.5 s / 0.5 s"
+    assert list(c.table["lever"])[-1] == "torch.compile"
+
+
+def _node(bf16_en: float) -> pd.DataFrame:
+    return pd.DataFrame({"precision": ["fp32", "bf16", "fp32"], "seed": [0, 0, 1], "train_wall_s": 1.0,
+                         "en": [50.0, bf16_en, 53.0], "de": [40.0, 38.0, 41.0]})
+
+
+def test_bf16_section_hand_worked():
+    measured = {"peaks": {"fp32": 1e11, "bf16": 2.5e11}, "pooled": {"fp32": 100.0, "bf16": 350.0},
+                "node": _node(51.0), "load": ("1.00", "2.00")}
+    s = bench_report.bf16_section(bench.FAST, "c", "CPU flags amx_bf16", measured)
+    rows = dict(s.rows)
+    assert rows["256² matmul: fp32 / bf16"] == "100 / 250 GFLOP/s (2.5×)"
+    assert rows["speed-up bf16 / fp32 (end to end, `trainer.train()`)"] == "3.5×"           # 350 / 100 ≥ 3
+    # |51 - 50|, |38 - 40| = 1, 2 (mean 1.5) against seed noise |53 - 50|, |41 - 40| = 3, 1 (mean 2)
+    assert rows["fixed node: |accuracy bf16 − fp32| per language, seed 0 (en, de)"] == "1.0, 2.0 (mean 1.50)"
+    assert rows["seed noise: |accuracy seed 1 − seed 0| at fp32"] == "3.0, 1.0 (mean 2.00)"
+    assert s.status == "met" and rows["bf16 difference within seed noise (mean over languages)"] == "yes"
+    worse = bench_report.bf16_section(bench.FAST, "c", "x", {**measured, "node": _node(45.0)})   # mean 3.5 > 2
+    assert worse.status == "met (speed); scores: see note" and "larger than this one seed-to-seed" in worse.notes
+    skipped = bench_report.bf16_section(bench.FAST, "c", "no native bf16", None)
+    assert skipped.status == "skipped" and skipped.notes == "Skipped: no native bf16."
+
+
+def test_evalprec_section_hand_worked():
+    ag = pd.DataFrame([
+        # int8: XNLI agreement (100 × 1.0 + 300 × 0.98) / 400 = 0.985 < 0.99: fails
+        {"target": "xnli", "precision": "int8", "lang": "en", "n": 100, "agreement": 1.0, "delta_vs_fp32": 0.0},
+        {"target": "xnli", "precision": "int8", "lang": "de", "n": 300, "agreement": 0.98, "delta_vs_fp32": -1.0},
+        {"target": "mlqa", "precision": "int8", "lang": "en", "n": 6, "agreement": 0.5, "delta_vs_fp32": 0.3},
+        {"target": "mlqa", "precision": "int8", "lang": "de", "n": 6, "agreement": 0.5, "delta_vs_fp32": -0.4},
+        # bf16: agreement 1, max |ΔF1| 0.2 ≤ 0.5, speed-ups 2.2 and 2.0 ≥ 2: passes
+        {"target": "xnli", "precision": "bf16", "lang": "en", "n": 100, "agreement": 1.0, "delta_vs_fp32": 0.0},
+        {"target": "mlqa", "precision": "bf16", "lang": "en", "n": 6, "agreement": 1.0, "delta_vs_fp32": -0.2}])
+    sp = pd.DataFrame({"target": ["xnli", "mlqa"] * 2, "precision": ["int8", "int8", "bf16", "bf16"],
+                       "speedup_vs_fp32": [2.5, 2.1, 2.2, 2.0]})
+    s = bench_report.evalprec_section(bench.FAST, "c", ("fp32", "bf16", "int8"), ag, sp)
+    rows = dict(s.rows)
+    assert rows["int8: XNLI prediction agreement with fp32"] == "0.985" and rows["int8: meets all three"] == "no"
+    assert rows["int8: MLQA max |ΔF1| per language"] == "0.4 points"
+    assert rows["bf16: meets all three"] == "yes" and s.status == "met" and "Passing precision(s): bf16;" in s.notes
+    assert bench_report.evalprec_section(bench.FAST, "c", ("fp32", "int8"), ag, sp).status == "not met"
+
+
+def test_evalcost_section_hand_worked():
+    df = pd.DataFrame({"model": ["m", "m"], "target": ["xnli", "xnli"], "precision": ["fp32", "int8"],
+                       "full_set_s_extrapolated": [120.0, 30.0]})
+    s = bench_report.evalcost_section(bench.FAST, "c", ("fp32", "int8"), df, {"xnli": 37350, "mlqa": 4199})
+    rows = dict(s.rows)
+    assert rows["full XNLI dev (all languages), counted from the data"] == "37,350 pairs (expected 37,350)"
+    assert rows["m xnli: full set at fp32 (extrapolated)"] == "2 min" and "m xnli: full set at int8" not in str(rows)
+    assert "order fp32 int8 int8 fp32" in s.notes and s.status == "measured"
 
 
 def test_bf16_section_is_skipped_saying_why_without_native_bf16(monkeypatch, tmp_path):

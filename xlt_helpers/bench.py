@@ -19,22 +19,23 @@ with the load average; ratios measured back to back move much less:
 5. **scaling**: wall time and peak RSS (``VmHWM``) of one phase-2 node, one fresh process
    per point, as the training set and the model depth grow, with a linear fit.
 6. **bf16 training**, 7. **evaluation precision**, 8. **cost of full evaluation sets**
-   (issue 15): in :mod:`xlt_helpers.bench_speed`; ``--only bf16 / evalprec / evalcost``.
+   (issue 15); ``--only bf16 / evalprec / evalcost``; and 2b, the fp32 training levers.
 
-The suite lives in four modules, named for what they hold:
+The suite lives in five modules, named for what they hold:
 
 - this one: what each measurement runs (:class:`BenchConfig`, ``FULL``/``FAST``), what it must
-  reach (the targets), the pure arithmetic (FLOP counts, fits, verdicts), the pure assembly of
-  sections 1-5 and of the page (:func:`render_results`), and :func:`run_bench`, a short driver
-  that runs one builder per selected section. It imports no torch, so all of it is tested
-  without timing anything;
-- :mod:`xlt_helpers.bench_measure`: the measurements of sections 1-5 and their builders;
+  reach (the targets), the pure arithmetic (FLOP counts, fits, verdicts, run orders), and
+  :func:`run_bench`, a short driver that runs one builder per selected section;
+- :mod:`xlt_helpers.bench_report`: the page, pure: every section's rows, status and notes from
+  its measured numbers, and ``results.md`` itself;
+- :mod:`xlt_helpers.bench_measure`: the measurements and builders of sections 1-5;
 - :mod:`xlt_helpers.bench_speed`: the measurements and builders of sections 2b and 6-8;
 - :mod:`xlt_helpers.bench_workers`: what runs in (or starts) a fresh process: one node, one
   forked node, an import, a kernel. ``python -m xlt_helpers.bench node ...`` is their entry.
 
-``run_bench(fast=True)`` runs the same code with the tiny random model and a few steps
-(seconds; tests/test_bench.py); the full suite is run by hand and its ``bench/`` committed.
+This module and :mod:`~xlt_helpers.bench_report` import no torch, so they are tested without
+timing anything. ``run_bench(fast=True)`` runs the same code with the tiny random model and a
+few steps (seconds; tests/test_bench.py); the full suite is run by hand and its ``bench/`` committed.
 """
 from __future__ import annotations
 
@@ -43,13 +44,16 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from .paths import cache_dir, repo_root
 from .robustness import ols
+
+if TYPE_CHECKING:
+    from .bench_report import Section
 
 TARGET = "xnli"                       # every throughput measurement uses XNLI English pairs (the study's main target)
 BENCH_DIR = "bench"
@@ -129,6 +133,13 @@ EVAL_PRECISION_SPEEDUP_TARGET = 2.0
 BF16_TRAIN_SPEEDUP_TARGET = 3.0
 
 
+#: full-set sizes (``../shared/data``: XNLI dev 2,490 pairs in each of 15 languages; MLQA dev,
+#: context and question in the same language, 7 languages: en 1,148, de 512, es 500, ar 517, hi 507,
+#: vi 511, zh 504). ``full_eval_sizes`` recounts them from the data and the page shows both.
+XNLI_FULL_DEV = 15 * 2490
+MLQA_FULL_DEV = 4199
+
+
 # ------------------------------------------------------------------ pure functions
 def training_flops(lengths: Any, non_embedding_params: int, n_layers: int, hidden: int) -> float:
     """Model FLOPs of one training pass over sequences of ``lengths`` (non-padding tokens).
@@ -201,204 +212,27 @@ def smallest_slope(df: pd.DataFrame | None, cfg: BenchConfig) -> float:
     return linear_fit(sub["train_n"], sub["train_wall_s"])["slope"] / cfg.scaling_epochs
 
 
-def _fmt(x: float, unit: str = "", digits: int = 3) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{digits}g}{unit}"
+def agreement(a: list[Any], b: list[Any]) -> float:
+    """Share of positions where two prediction lists agree (same length, non-empty)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"agreement needs two non-empty prediction lists of one length, got {len(a)} and {len(b)}")
+    return float(np.mean([x == y for x, y in zip(a, b)]))
 
 
-# ------------------------------------------------------------------ the page
-@dataclass
-class Section:
-    """One measurement of results.md: what ran, what came out, what it had to reach."""
-
-    title: str
-    command: str
-    rows: list[tuple[str, str]]
-    target: str
-    status: str
-    notes: str = ""
-    table: pd.DataFrame | None = None
-    table_title: str = ""
+def extrapolate(seconds: float, measured: int, full: int) -> float:
+    """Seconds for ``full`` examples at the per-example rate measured on ``measured`` of them."""
+    if measured <= 0:
+        raise ValueError(f"extrapolate: measured must be > 0 examples, got {measured}")
+    return seconds / measured * full
 
 
-def render_results(sections: list[Section], machine_start: dict[str, Any], machine_end: dict[str, Any],
-                   cfg_name: str) -> str:
-    """The markdown of ``bench/results.md``: machine description, then one block per measurement."""
-    m = machine_start
-    lines = ["# Benchmark results (`xlt bench`, issues 6 and 15)", "",
-             f"Suite: **{cfg_name}**. Every ratio is taken side by side in one run on this machine; the "
-             "machine is shared, so the load average is recorded at start and end (absolute numbers move "
-             "with it, ratios much less).", "",
-             "## Machine", "",
-             "| field | value |", "|---|---|",
-             f"| CPU | {m['cpu_model']} |", f"| cores (os.cpu_count) | {m['cores']} |",
-             f"| torch | {m['torch']} |", f"| transformers | {m['transformers']} |",
-             f"| torch threads | {m['threads']} |", f"| python | {m['python']} |",
-             f"| load average at start (1/5/15 min) | {m['loadavg']} |",
-             f"| load average at end (1/5/15 min) | {machine_end['loadavg']} |",
-             f"| started / finished | {m['time']} / {machine_end['time']} |", ""]
-    lines += ["## Summary", "", "| measurement | target | status |", "|---|---|---|"]
-    lines += [f"| {s.title} | {s.target} | {s.status} |" for s in sections]
-    lines.append("")
-    for s in sections:
-        lines += [f"## {s.title}", "", "```bash", s.command, "```", "",
-                  "| quantity | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in s.rows], "",
-                  f"**Target:** {s.target}. **Status: {s.status}.**", ""]
-        if s.notes:
-            lines += [s.notes, ""]
-        if s.table is not None and not s.table.empty:
-            if s.table_title:
-                lines += [s.table_title, ""]
-            lines += [s.table.to_markdown(index=False, floatfmt=".3g"), ""]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ sections 1-5, from their measurements
-def training_section(cfg: BenchConfig, cmd: str, ours: dict[str, Any], ref: dict[str, Any],
-                     loads: tuple[str, str], table: pd.DataFrame) -> Section:
-    """Section 1 from the pooled sides (``ours``/``ref``: the last run's stats with :func:`pooled` over)."""
-    speed = ours["tokens_per_s"] / ref["tokens_per_s"]
-    return Section(
-        f"1. Training throughput ({cfg.model}, XNLI-en, 2 runs × {cfg.steps} steps × {cfg.batch_size} per side)", cmd,
-        [("ours: non-padding tokens/s", _fmt(ours["tokens_per_s"])),
-         ("run_xnli recipe: non-padding tokens/s", _fmt(ref["tokens_per_s"])),
-         ("speed-up (ours / recipe)", _fmt(speed, "×")),
-         ("non-padding tokens per side (must match)", f"{ours['train_tokens']} / {ref['train_tokens']}"),
-         ("recipe's padded tokens per run (pad to max_length)", str(ref["padded_tokens"])),
-         ("ours: vocabulary / trained params", f"{ours['vocab_size']} / {ours['params_trained']:,}"),
-         ("recipe: vocabulary / trained params", f"{ref['vocab_size']} / {ref['params_trained']:,}"),
-         ("load average before / after the pair", f"{loads[0]} → {loads[1]}")],
-        f"≥ {TRAIN_SPEEDUP_TARGET:g}×", verdict(speed, TRAIN_SPEEDUP_TARGET),
-        "Order ours, recipe, recipe, ours (A B B A, against load drift); tokens/s per side = all its "
-        "tokens / all its wall time. Both sides: same starting weights, same examples (one epoch of "
-        f"{cfg.steps * cfg.batch_size} XNLI-en pairs), same optimizer steps, same process, timed around "
-        "`trainer.train()` only. Ours: dynamic padding, length-grouped batches, vocabulary trimmed to the "
-        "node's text, frozen word embeddings, mean-pooled head. Recipe: `padding=\"max_length\"`, "
-        "full 250k vocabulary, random batches, every weight trainable, "
-        "`AutoModelForSequenceClassification` ([CLS] pooler head).", table, "Per side:")
-
-
-def efficiency_section(cfg: BenchConfig, cmd: str, *, flops: float, train_wall_s: float,
-                       peaks: tuple[float, float], lengths: list[int], non_embedding_params: int,
-                       prof_df: pd.DataFrame, prof_info: dict[str, Any]) -> Section:
-    """Section 2: ``flops`` of the timed runs over their ``train_wall_s``, against the best of the
-    matmul ``peaks`` (before, after); ``prof_df``/``prof_info`` from the profiled run."""
-    achieved = flops / train_wall_s
-    peak = max(peaks)
-    eff = achieved / peak
-    mm_share = float(prof_df.loc[prof_df["where"].str.startswith("matmul"), "share_of_wall"].sum())
-    return Section(
-        f"2. Hardware efficiency ({cfg.model} training)", cmd,
-        [("model FLOPs of the timed run (6·N_non-emb·tokens + attention)", _fmt(flops / 1e12, " TFLOP")),
-         ("achieved model FLOP/s", _fmt(achieved / 1e9, " GFLOP/s")),
-         (f"fp32 {cfg.matmul_n}² matmul FLOP/s before / after training", f"{peaks[0] / 1e9:.1f} / "
-          f"{peaks[1] / 1e9:.1f} GFLOP/s"),
-         ("efficiency (achieved / best matmul)", _fmt(eff)),
-         ("mean non-padding length (tokens)", _fmt(float(np.mean(lengths)))),
-         ("non-embedding params N", f"{non_embedding_params:,}"),
-         ("profiled run: steps / wall", f"{prof_info['profiled_steps']} / {prof_info['profiled_wall_s']:.1f} s"),
-         ("profiled matmul ops: FLOP/s while running", _fmt(prof_info["matmul_flops_per_s"] / 1e9, " GFLOP/s")),
-         ("profiled matmul ops: share of wall", _fmt(mm_share))],
-        f"≥ {HW_EFFICIENCY_TARGET:g}", verdict(eff, HW_EFFICIENCY_TARGET),
-        _efficiency_note(eff, mm_share, prof_info, peak), prof_df,
-        f"Where the profiled training time goes (torch.profiler, self time per category, "
-        f"{prof_info['profiled_steps']} steps; the profiler itself adds overhead):")
-
-
-def _efficiency_note(eff: float, mm_share: float, info: dict, peak: float) -> str:
-    mm = info["matmul_flops_per_s"]
-    return (f"The matmuls of training run at {_fmt(mm / 1e9)} GFLOP/s while they run "
-            f"({_fmt(mm / peak)} of the big-matmul rate: a {info['hidden']}-wide model on short sequences "
-            f"makes small, thin matrices), and they fill {_fmt(mm_share)} of the wall time; the table below "
-            f"shows where the rest goes (top 'other' ops: {info['top_other'] or 'none'}; per-op table in "
-            "profile_ops.csv). Efficiency = achieved model FLOP/s over the best fp32 matmul rate "
-            "measured in this process just before and after training (contention lowers both).")
-
-
-def eval_section(cfg: BenchConfig, cmd: str, ev: dict[str, Any]) -> Section:
-    """Section 3 from :func:`bench_measure.eval_throughput`'s numbers."""
-    return Section(
-        f"3. Evaluation throughput ({cfg.model}, XNLI dev {', '.join(cfg.eval_langs)}, {cfg.eval_n} each)", cmd,
-        [("length-sorted batches: tokens/s", _fmt(ev["sorted_tokens_per_s"])),
-         ("file-order batches: tokens/s", _fmt(ev["unsorted_tokens_per_s"])),
-         ("speed-up", _fmt(ev["speedup"], "×")),
-         ("examples / non-padding tokens", f"{ev['examples']} / {ev['tokens']}"),
-         ("padded tokens computed: file order / sorted", f"{ev['padded_unsorted']} / {ev['padded_sorted']}"),
-         ("padding bound on the speed-up (file-order / sorted padded tokens)", _fmt(ev["padding_bound"], "×")),
-         ("batch size", str(cfg.eval_batch_size))],
-        f"≥ {EVAL_SPEEDUP_TARGET:g}×", verdict(ev["speedup"], EVAL_SPEEDUP_TARGET),
-        "Both under `torch.inference_mode` with dynamic padding, per language as the pipeline calls "
-        "`predict_encoder`; only the batch order differs (`sort_by_length`). Best of 2 interleaved runs. "
-        "The padding bound is what sorting could gain if cost were proportional to padded tokens: "
-        "it is set by the data (XNLI pairs vary little in length), not by the code; per-batch "
-        "fixed costs and attention's length² term move the measured ratio around it.")
-
-
-def orchestration_section(cfg: BenchConfig, cmd: str, orc: dict[str, Any], n_nodes: int, total: float,
-                          kind: str) -> Section:
-    """Section 4: the per-node overhead ``orc`` (:func:`bench_measure.orchestration`) against the
-    targets, per node and as a share of the cpu profile's ``total`` seconds over ``n_nodes``."""
-    share = orc["overhead_s"] * n_nodes / total if total > 0 else float("nan")
-    ok_s = verdict(orc["overhead_s"], NODE_OVERHEAD_S_TARGET, at_most=True)
-    ok_share = verdict(share, NODE_OVERHEAD_SHARE_TARGET, at_most=True)
-    status = "met" if ok_s == ok_share == "met" else ("n/a" if "n/a" in (ok_s, ok_share) else "not met")
-    return Section(
-        "4. Orchestration overhead (papermill vs direct call)", cmd,
-        [("direct call, fresh process (best)", _fmt(orc["direct_s"], " s")),
-         ("`xlt run` local executor: forked child of a papermill-loaded parent (best)", _fmt(orc["forked_s"], " s")),
-         ("overhead per node, local executor", _fmt(orc["overhead_s"], " s")),
-         ("fresh runner process, `python -m xlt_helpers.runs` (the Ray route; best)", _fmt(orc["fresh_s"], " s")),
-         ("overhead per node, fresh runner", _fmt(orc["overhead_fresh_s"], " s")),
-         ("of which: importing papermill in a fresh interpreter", _fmt(orc["import_papermill_s"], " s")),
-         ("… of that: rfc3987_syntax (jsonschema's IRI checker, via nbformat)", _fmt(orc["import_rfc3987_syntax_s"], " s")),
-         ("of which: starting and stopping a Jupyter kernel", _fmt(orc["kernel_s"], " s")),
-         ("nodes in configs/cpu.yml", str(n_nodes)),
-         (f"cpu profile total ({kind})", _fmt(total / 3600, " h")),
-         ("local-executor overhead × nodes / total", _fmt(share))],
-        f"≤ {NODE_OVERHEAD_S_TARGET:g} s per node and ≤ {NODE_OVERHEAD_SHARE_TARGET:.0%} of the cpu profile",
-        status,
-        f"Node: {cfg.node_model} on XNLI ({cfg.node_train_n} examples, 2 steps, 8 eval examples × 2 languages), "
-        "so the difference is the fixed cost of the route, not training. The direct call starts a fresh "
-        "interpreter and calls `run_target` (imports included). `xlt run` (local executor) imports papermill "
-        "once in its parent and forks one child per node: its overhead is the kernel's start and stop, the "
-        "notebook's figure cells and writing the executed notebook — this is the route the target is judged "
-        "on. A fresh runner process (Ray tasks, `spawn_node`) pays papermill's import on top, most of it "
-        "in `rfc3987_syntax`, which jsonschema imports eagerly and which builds its Lark grammars at import "
-        "time (python-jsonschema/jsonschema#1428); that cost is not ours to remove without patching a "
-        "dependency. "
-        + ("The total is the sum of the DONE.json wall times of every cpu-profile node."
-           if kind == "measured" else
-           "The total is not yet measured: see its label; the share is therefore an upper bound."),
-        orc["table"])
-
-
-def scaling_section(cfg: BenchConfig, df: pd.DataFrame, cmd: str) -> Section:
-    """Section 5 from the points of :func:`bench_measure.scaling` (``bench/scaling.csv``)."""
-    size = df[df["sweep"] == "train_n"]
-    depth = df[df["sweep"] == "layers"]
-    fs, fd = linear_fit(size["train_n"], size["node_wall_s"]), linear_fit(depth["layers"], depth["node_wall_s"])
-    ft = linear_fit(size["train_n"], size["train_wall_s"])
-    rs, rd = linear_fit(size["train_n"], size["peak_rss_mb"]), linear_fit(depth["layers"], depth["peak_rss_mb"])
-    r2s = [r for r in (fs["r2"], fd["r2"]) if np.isfinite(r)]
-    status = verdict(min(r2s), SCALING_R2_TARGET) if r2s else "n/a"
-    rows = [(f"node wall vs training examples ({cfg.scaling_model})",
-             f"slope {_fmt(fs['slope'] * 1000)} s per 1k examples, intercept {_fmt(fs['intercept'])} s, R² {_fmt(fs['r2'], '', 4)}"),
-            ("of which training wall vs examples", f"slope {_fmt(ft['slope'] * 1000)} s per 1k, R² {_fmt(ft['r2'], '', 4)}"),
-            (f"node wall vs layers (n={cfg.depth_n})",
-             f"slope {_fmt(fd['slope'])} s per layer, intercept {_fmt(fd['intercept'])} s, R² {_fmt(fd['r2'], '', 4)}"),
-            ("peak RSS vs training examples", f"slope {_fmt(rs['slope'] * 1000)} MB per 1k, R² {_fmt(rs['r2'], '', 3)}"),
-            ("peak RSS vs layers", f"slope {_fmt(rd['slope'])} MB per layer, R² {_fmt(rd['r2'], '', 3)}")]
-    cols = ["sweep", "model", "train_n", "layers", "node_wall_s", "train_wall_s", "eval_wall_s", "tokens_per_s",
-            "vocab_size", "peak_rss_mb", "process_wall_s"]
-    return Section("5. Scaling of one phase-2 node", cmd, rows,
-                   f"wall time linear in training examples and in depth (R² ≥ {SCALING_R2_TARGET:g})", status,
-                   "One fresh process per point (`python -m xlt_helpers.bench node ...`), peak RSS = VmHWM "
-                   f"of that process. Node = run_target on XNLI-en, {cfg.scaling_epochs:g} epoch (so optimizer "
-                   "steps grow with n: the whole node, data preparation included, must stay linear), batch 16, "
-                   "max length 128, "
-                   f"{cfg.scaling_eval_n} eval examples ({', '.join(cfg.scaling_eval_langs)}). XNLI-en has 5010 "
-                   "training pairs: the 8k point repeats them (cost per example is what is measured). "
-                   "The curve is drawn in the book's reproducibility appendix from bench/scaling.csv.",
-                   df[cols], "Points:")
+def abba(sides: list[str], reps: int = 2) -> list[str]:
+    """The order in which ``sides`` run: forward then backward, ``reps`` times in all
+    (A B C C B A ...), so every side sees the same load drift on average."""
+    order: list[str] = []
+    for r in range(reps):
+        order += sides if r % 2 == 0 else sides[::-1]
+    return order
 
 
 # ------------------------------------------------------------------ the suite
@@ -415,7 +249,7 @@ class BenchRun:
     scaling: pd.DataFrame | None = None       # section 5's points: section 4's planned total uses their slope
 
 
-Builder = Callable[[BenchRun], list[Section]]
+Builder = Callable[[BenchRun], "list[Section]"]
 
 
 def builders() -> dict[str, Builder]:
@@ -467,6 +301,7 @@ def write_page(out: Path, results: list[Section], start: dict[str, Any], cfg: Be
     """(Re)write results.md and machine.json with the sections done so far: an interrupted run
     keeps what it measured (the page says which sections it holds)."""
     from .bench_measure import machine_description
+    from .bench_report import render_results
     end = machine_description()
     done = sorted(results, key=lambda s: s.title)
     path = out / RESULTS_MD

@@ -1,7 +1,7 @@
 """The measurements of ``xlt bench`` sections 1-5 (issue 6) and their builders.
 
 Each ``build_*`` takes the :class:`~xlt_helpers.bench.BenchRun`, measures, writes its CSVs and
-returns its sections, assembled by the pure functions of :mod:`xlt_helpers.bench`:
+returns its sections, assembled by the pure functions of :mod:`xlt_helpers.bench_report`:
 
 - :func:`build_train`: sections 1 (our trainer against transformers' ``run_xnli.py`` recipe,
   A B B A) and 2 (model FLOP/s over the matmul peak, with a ``torch.profiler`` breakdown);
@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .bench import (SCALING_CSV, TARGET, BenchConfig, BenchRun, Section, efficiency_section, eval_section,
-                    orchestration_section, padded_tokens, planned_examples, pooled, scaling_section, smallest_slope,
-                    training_flops, training_section)
+from .bench import (SCALING_CSV, TARGET, BenchConfig, BenchRun, padded_tokens, planned_examples, pooled,
+                    smallest_slope, training_flops)
+from .bench_report import (Section, efficiency_section, eval_section, orchestration_section, scaling_section,
+                           training_section)
 from .machine import cpu_flags, cpu_model_name, matmul_flops
 
 

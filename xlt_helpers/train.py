@@ -239,6 +239,11 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
     spec, task = get_model(model_name), get_task(task_name)
     check_precision(cfg.precision)
     check_precision(cfg.eval_precision, "eval_precision", EVAL_PRECISIONS)
+    args_cls, family_trainer = ((Seq2SeqTrainingArguments, Seq2SeqTrainer) if spec.family == "encoder-decoder"
+                                else (TrainingArguments, Trainer))
+    if trainer_cls is not None and not issubclass(trainer_cls, family_trainer):
+        raise TypeError(f"train_phase: trainer_cls={trainer_cls.__name__} does not subclass {family_trainer.__name__}, "
+                        f"the Trainer a {spec.family} model ({model_name}) needs; subclass it, or pass none")
     set_seed(cfg.seed)
     from . import backbones
     full_tok = backbones.load_tokenizer(spec)
@@ -252,8 +257,6 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
     feats = _with_length(encode_train(spec, task, train_ds, tok, cfg))
     collate = Collator(tok.pad_token_id)
-    args_cls, family_trainer = ((Seq2SeqTrainingArguments, Seq2SeqTrainer) if spec.family == "encoder-decoder"
-                                else (TrainingArguments, Trainer))
     args = args_cls(
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs, max_steps=-1 if cfg.max_steps is None else cfg.max_steps,

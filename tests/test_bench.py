@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xlt_helpers import bench, figures
+from xlt_helpers import bench, bench_measure, bench_report, bench_workers, figures
 from xlt_helpers.cli import _parser
 
 
@@ -41,6 +41,25 @@ def test_linear_fit_recovers_a_line_and_flags_curvature():
     assert math.isnan(bench.linear_fit([1], [2])["r2"]), "one point has no fit"
 
 
+def test_linear_fit_is_ols_with_r2_hand_worked():
+    # x 0,1,2; y 1,2,4: Sxy = 3, Sxx = 2 -> slope 1.5, intercept 7/3 - 1.5; residuals 1/6, -1/3, 1/6
+    # -> SSres = 1/6, SStot = 42/9 -> R² = 1 - (1/6)/(42/9) = 27/28
+    fit = bench.linear_fit([0, 1, 2], [1, 2, 4])
+    assert fit == pytest.approx({"slope": 1.5, "intercept": 7 / 3 - 1.5, "r2": 27 / 28, "n": 3})
+    assert math.isnan(bench.linear_fit([1, 2], [3])["slope"]), "x and y of different lengths have no fit"
+    assert math.isnan(bench.linear_fit([1, 2, 3], [5, 5, 5])["r2"]), "a constant y has no R²"
+
+
+def test_pooled_and_smallest_slope_hand_worked():
+    assert bench.pooled([{"train_wall_s": 2.0, "train_tokens": 100}, {"train_wall_s": 3.0, "train_tokens": 400}]) == \
+        {"train_wall_s": 5.0, "train_tokens": 500, "tokens_per_s": 100.0}
+    df = pd.DataFrame({"sweep": ["train_n", "train_n", "layers"], "train_n": [100, 200, 100],
+                       "train_wall_s": [1.0, 2.0, 50.0]})
+    # 0.01 s per example over a quarter epoch -> 0.04 s per example-epoch; the depth sweep is left out
+    assert bench.smallest_slope(df, bench.FAST) == pytest.approx(0.01 / 0.25)
+    assert math.isnan(bench.smallest_slope(None, bench.FAST))
+
+
 def test_verdict_directions_and_missing_values():
     assert bench.verdict(4.2, 4.0) == "met" and bench.verdict(3.2, 4.0) == "not met"
     assert bench.verdict(2.5, 3.0, at_most=True) == "met" and bench.verdict(3.5, 3.0, at_most=True) == "not met"
@@ -58,7 +77,7 @@ def test_cpu_profile_total_counts_the_real_grid_and_says_planned(tmp_path, monke
     from xlt_helpers.profiles import load_profile
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))          # no node done there ...
     monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path / "results"))    # ... nor exported
-    n, total, kind = bench.cpu_profile_total(0.5)
+    n, total, kind = bench_measure.cpu_profile_total(0.5)
     nodes = build_grid(load_profile("cpu"))
     assert n == len(nodes) and kind.startswith("planned")
     assert total == pytest.approx(0.5 * bench.planned_examples(nodes))
@@ -66,7 +85,7 @@ def test_cpu_profile_total_counts_the_real_grid_and_says_planned(tmp_path, monke
         where = tmp_path / ("runs" if wall == 100.0 else "results/nodes") / node.id
         where.mkdir(parents=True)
         (where / "DONE.json").write_text(json.dumps({"wall_s": wall}))
-    n, total, kind = bench.cpu_profile_total(0.5)
+    n, total, kind = bench_measure.cpu_profile_total(0.5)
     assert kind.startswith("extrapolated from 2 finished") and total == pytest.approx(200.0 * n)
 
 
@@ -74,20 +93,134 @@ def test_results_page_has_machine_targets_commands_and_status():
     machine = {"cpu_model": "Test CPU (avx2)", "cores": 2, "torch": "9.9", "transformers": "8.8", "threads": 2,
                "python": "3.11", "loadavg": "1.00 / 2.00 / 3.00", "time": "t0"}
     end = {**machine, "loadavg": "4.00 / 5.00 / 6.00", "time": "t1"}
-    s = bench.Section("1. Training throughput", "xlt bench", [("speed-up", "4.5×")], "≥ 4×", "met",
+    s = bench_report.Section("1. Training throughput", "xlt bench", [("speed-up", "4.5×")], "≥ 4×", "met",
                       "a note", pd.DataFrame({"side": ["ours"], "tokens_per_s": [123.0]}), "Per side:")
-    md = bench.render_results([s], machine, end, "full")
+    md = bench_report.render_results([s], machine, end, "full")
     for text in ("Test CPU (avx2)", "1.00 / 2.00 / 3.00", "4.00 / 5.00 / 6.00", "| torch threads | 2 |",
                  "```bash\nxlt bench\n```", "| speed-up | 4.5× |", "**Target:** ≥ 4×. **Status: met.**",
                  "| 1. Training throughput | ≥ 4× | met |", "a note", "Per side:", "tokens_per_s"):
         assert text in md, text
 
 
+def _points(depth_wall: list[float]) -> pd.DataFrame:
+    """Scaling points: node wall 2 s + 10 s per 1k examples, training 8 s per 1k, RSS 800 MB + 100 MB per 1k;
+    depth sweep at layers 3, 6, 12 with the given walls and RSS 700 MB + 200/3 MB per layer."""
+    n, layers = [1000, 2000, 4000], [3, 6, 12]
+    return pd.DataFrame({"sweep": ["train_n"] * 3 + ["layers"] * 3, "model": ["m"] * 6, "train_n": n + [1000] * 3,
+                         "layers": [3] * 3 + layers, "node_wall_s": [2 + 0.01 * x for x in n] + depth_wall,
+                         "train_wall_s": [0.008 * x for x in n] + [5.0] * 3, "eval_wall_s": 1.0, "tokens_per_s": 1.0,
+                         "vocab_size": 9, "peak_rss_mb": [800 + 0.1 * x for x in n] + [700 + 200 / 3 * x for x in layers],
+                         "process_wall_s": 1.0})
+
+
+def test_scaling_section_reports_the_fits_hand_worked():
+    s = bench_report.scaling_section(bench.FULL, _points([1 + 3 * x for x in (3, 6, 12)]), "xlt bench")
+    rows = dict(s.rows)
+    assert rows["node wall vs training examples (e5-L3)"] == "slope 10 s per 1k examples, intercept 2 s, R² 1"
+    assert rows["of which training wall vs examples"] == "slope 8 s per 1k, R² 1"
+    assert rows["node wall vs layers (n=1000)"] == "slope 3 s per layer, intercept 1 s, R² 1"
+    assert rows["peak RSS vs training examples"] == "slope 100 MB per 1k, R² 1"
+    assert rows["peak RSS vs layers"] == "slope 66.7 MB per layer, R² 1"
+    assert s.status == "met" and len(s.table) == 6
+    # depth walls 10, 10, 40 at layers 3, 6, 12: Sxx = 42, Sxy = 150, SStot = 600 -> slope 150/42 = 3.57,
+    # intercept 20 - 7 × 150/42 = -5, R² = 150² / (42 × 600) = 25/28 = 0.8929 < 0.95
+    curved = bench_report.scaling_section(bench.FULL, _points([10.0, 10.0, 40.0]), "xlt bench")
+    assert curved.status == "not met"
+    assert dict(curved.rows)["node wall vs layers (n=1000)"] == "slope 3.57 s per layer, intercept -5 s, R² 0.8929"
+
+
+def _orc(overhead_s: float) -> dict:
+    return {"direct_s": 5.0, "forked_s": 5.0 + overhead_s, "overhead_s": overhead_s, "fresh_s": 9.0,
+            "overhead_fresh_s": 4.0, "import_papermill_s": 1.5, "import_rfc3987_syntax_s": 1.0, "kernel_s": 0.8,
+            "table": pd.DataFrame({"rep": [0]})}
+
+
+def test_orchestration_section_judges_per_node_and_share_hand_worked():
+    # 1 s × 92 nodes / 9200 s = 1% of the profile (target ≤ 2%) and 1 s ≤ 3 s per node
+    s = bench_report.orchestration_section(bench.FULL, "xlt bench", _orc(1.0), 92, 9200.0, "measured")
+    rows = dict(s.rows)
+    assert s.status == "met" and rows["local-executor overhead × nodes / total"] == "0.01"
+    assert rows["cpu profile total (measured)"] == "2.56 h" and rows["nodes in configs/cpu.yml"] == "92"
+    assert "sum of the DONE.json wall times" in s.notes
+    assert bench_report.orchestration_section(bench.FULL, "c", _orc(4.0), 92, 9200.0, "measured").status == "not met"
+    planned = bench_report.orchestration_section(bench.FULL, "c", _orc(1.0), 92, 0.0, "planned (lower bound)")
+    assert planned.status == "n/a" and "upper bound" in planned.notes
+
+
+def test_training_and_efficiency_sections_hand_worked():
+    side = {"train_tokens": 1000, "vocab_size": 9, "params_trained": 12345}
+    s = bench_report.training_section(bench.FULL, "c", {**side, "tokens_per_s": 900.0},
+                               {**side, "tokens_per_s": 200.0, "padded_tokens": 20480}, ("1.00", "2.00"), pd.DataFrame())
+    rows = dict(s.rows)
+    assert rows["speed-up (ours / recipe)"] == "4.5×" and s.status == "met"          # 900 / 200 ≥ 4
+    assert rows["ours: vocabulary / trained params"] == "9 / 12,345" and "160 XNLI-en pairs" in s.notes
+    prof = pd.DataFrame({"where": ["matmul (linear layers)", "other torch ops"], "share_of_wall": [0.4, 0.6]})
+    info = {"profiled_steps": 6, "profiled_wall_s": 3.0, "matmul_flops_per_s": 1e11, "hidden": 384, "top_other": ""}
+    # 2 TFLOP in 10 s = 200 GFLOP/s over the better matmul peak 400 GFLOP/s = 0.5 < 0.6
+    e = bench_report.efficiency_section(bench.FULL, "c", flops=2e12, train_wall_s=10.0, peaks=(2.5e11, 4e11),
+                                 lengths=[10, 30], non_embedding_params=21_000_000, prof_df=prof, prof_info=info)
+    rows = dict(e.rows)
+    assert rows["achieved model FLOP/s"] == "200 GFLOP/s" and rows["efficiency (achieved / best matmul)"] == "0.5"
+    assert rows["profiled matmul ops: share of wall"] == "0.4" and rows["mean non-padding length (tokens)"] == "20"
+    assert e.status == "not met" and "top 'other' ops: none" in e.notes
+
+
+def test_the_driver_runs_each_section_once_in_dependency_order():
+    order = list(bench.builders())
+    assert sorted(order) == sorted(bench.SECTIONS)
+    assert order.index("train") < order.index("eval") and order.index("scaling") < order.index("orchestration")
+    assert bench.selected(("eval",)) == {"eval", "train"} and bench.selected(None) == set(bench.SECTIONS)
+
+
+def test_tiling_load_task_repeats_a_short_training_set():
+    from datasets import Dataset
+    calls = []
+
+    def load(task, split, lang="en", *, n=None, seed=0):
+        calls.append((split, n))
+        ds = Dataset.from_dict({"i": [0, 1, 2]})
+        return ds if n is None else ds.select(range(min(n, 3)))
+
+    tiled = bench_workers.tiling_load_task(load)
+    assert tiled("xnli", "train", "en", n=7)["i"] == [0, 1, 2, 0, 1, 2, 0]
+    assert tiled("xnli", "train", "en", n=2)["i"] == [0, 1], "a set the file holds is served as it is"
+    assert tiled("xnli", "dev", "de", n=7)["i"] == [0, 1, 2], "evaluation sets are never repeated"
+
+
+def test_train_phase_refuses_a_trainer_class_the_family_cannot_use(tmp_path):
+    from transformers import Trainer
+    from xlt_helpers.train import TrainConfig, train_phase
+
+    class NotSeq2Seq(Trainer):
+        pass
+
+    with pytest.raises(TypeError, match="NotSeq2Seq does not subclass Seq2SeqTrainer.*tiny-mt5"):
+        train_phase("tiny-mt5", "xnli", None, TrainConfig(), tmp_path, trainer_cls=NotSeq2Seq)
+
+
+@pytest.mark.shared_data
+def test_run_target_reads_its_data_through_load(tmp_path, shared_data):
+    """The scaling sweep's repeating loader reaches run_target as a parameter: nothing is patched."""
+    from xlt_helpers import pipeline
+
+    class Read(Exception):
+        pass
+
+    def load(task, split, lang="en", *, n=None, seed=0):
+        raise Read(task, split, lang, n)
+
+    with pytest.raises(Read) as got:
+        pipeline.run_target(**bench_workers.node_params("tiny-xlmr", 8000, 4, ("en",)), out_dir=str(tmp_path),
+                            load=load)
+    assert got.value.args == ("xnli", "train", "en", 8000)
+    assert pipeline.load_task.__module__ == "xlt_helpers.data"
+
+
 def test_machine_description_and_peak_rss_are_read_from_this_machine():
-    m = bench.machine_description()
+    m = bench_measure.machine_description()
     assert m["cores"] >= 1 and m["threads"] >= 1 and m["torch"]
-    assert bench.vmhwm_mb() > 10
-    assert bench.matmul_flops(64, repeats=2) > 1e6     # machine.matmul_flops, as the bench uses it
+    assert bench_workers.vmhwm_mb() > 10
+    assert bench_measure.matmul_flops(64, repeats=2) > 1e6     # machine.matmul_flops, as the bench uses it
 
 
 def test_cli_has_bench_with_fast_and_only():
@@ -194,22 +327,95 @@ def test_padded_tokens_counts_each_batch_at_its_longest():
 
 # ------------------------------------------------------------------ issue 15: precision sections
 def test_precision_helpers_hand_worked():
-    from xlt_helpers import bench_speed as bp
-    assert bp.agreement([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
+    assert bench.agreement([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
     with pytest.raises(ValueError, match="one length"):
-        bp.agreement([0], [0, 1])
-    assert bp.extrapolate(3.0, 150, 37350) == pytest.approx(747.0)     # 20 ms per example × 37,350
+        bench.agreement([0], [0, 1])
+    assert bench.extrapolate(3.0, 150, 37350) == pytest.approx(747.0)     # 20 ms per example × 37,350
     with pytest.raises(ValueError, match="measured must be > 0"):
-        bp.extrapolate(1.0, 0, 10)
-    assert bp.abba(["fp32", "bf16"]) == ["fp32", "bf16", "bf16", "fp32"]
-    assert bp.abba(["a", "b", "c"]) == ["a", "b", "c", "c", "b", "a"]
+        bench.extrapolate(1.0, 0, 10)
+    assert bench.abba(["fp32", "bf16"]) == ["fp32", "bf16", "bf16", "fp32"]
+    assert bench.abba(["a", "b", "c"]) == ["a", "b", "c", "c", "b", "a"]
+
+
+def _runs(*pairs):
+    return [{"train_tokens": t, "train_wall_s": w, "tokens_per_s": t / w, "steps": 2} for t, w in pairs]
+
+
+def test_levers_section_hand_worked():
+    runs = {"baseline": _runs((100, 1.0), (100, 1.0)), "batch 24": _runs((100, 0.5), (100, 0.5)),
+            "foreach": _runs((100, 2.0), (100, 2.0))}
+    s = bench_report.levers_section(bench.FAST, "c", runs, ("1.00", "2.00"))
+    rows = dict(s.rows)       # 200 tokens / 2 s = 100 tokens/s; 200 / 1 s = 200 (2×); 200 / 4 s = 50 (0.5×)
+    assert rows["baseline: tokens/s (× baseline)"] == "100 (1×)"
+    assert rows["batch 24: tokens/s (× baseline)"] == "200 (2×)" and rows["foreach: tokens/s (× baseline)"] == "50 (0.5×)"
+    assert len(s.table) == 6 and "order A B C C B A" in s.notes and s.status == "measured"
+    # compiled run: steps end at 3 s, 5 s, 5.5 s, 6 s, 6.5 s -> first two steps 5 s; later gaps 0.5 s;
+    # baseline mean step = 1 s / 2 steps = 0.5 s
+    c = bench_report.levers_section(bench.FAST, "c", runs, ("1.00", "2.00"),
+                                    {"stats": _runs((100, 6.5))[0], "step_ends": [3.0, 5.0, 5.5, 6.0, 6.5]})
+    rows = dict(c.rows)
+    assert rows["torch.compile: first two steps (compiling: static shapes, then dynamic)"] == "5 s"
+    assert rows["torch.compile: median later step / baseline mean step"] == "0.5 s / 0.5 s"
+    assert list(c.table["lever"])[-1] == "torch.compile"
+
+
+def _node(bf16_en: float) -> pd.DataFrame:
+    return pd.DataFrame({"precision": ["fp32", "bf16", "fp32"], "seed": [0, 0, 1], "train_wall_s": 1.0,
+                         "en": [50.0, bf16_en, 53.0], "de": [40.0, 38.0, 41.0]})
+
+
+def test_bf16_section_hand_worked():
+    measured = {"peaks": {"fp32": 1e11, "bf16": 2.5e11}, "pooled": {"fp32": 100.0, "bf16": 350.0},
+                "node": _node(51.0), "load": ("1.00", "2.00")}
+    s = bench_report.bf16_section(bench.FAST, "c", "CPU flags amx_bf16", measured)
+    rows = dict(s.rows)
+    assert rows["256² matmul: fp32 / bf16"] == "100 / 250 GFLOP/s (2.5×)"
+    assert rows["speed-up bf16 / fp32 (end to end, `trainer.train()`)"] == "3.5×"           # 350 / 100 ≥ 3
+    # |51 - 50|, |38 - 40| = 1, 2 (mean 1.5) against seed noise |53 - 50|, |41 - 40| = 3, 1 (mean 2)
+    assert rows["fixed node: |accuracy bf16 − fp32| per language, seed 0 (en, de)"] == "1.0, 2.0 (mean 1.50)"
+    assert rows["seed noise: |accuracy seed 1 − seed 0| at fp32"] == "3.0, 1.0 (mean 2.00)"
+    assert s.status == "met" and rows["bf16 difference within seed noise (mean over languages)"] == "yes"
+    worse = bench_report.bf16_section(bench.FAST, "c", "x", {**measured, "node": _node(45.0)})   # mean 3.5 > 2
+    assert worse.status == "met (speed); scores: see note" and "larger than this one seed-to-seed" in worse.notes
+    skipped = bench_report.bf16_section(bench.FAST, "c", "no native bf16", None)
+    assert skipped.status == "skipped" and skipped.notes == "Skipped: no native bf16."
+
+
+def test_evalprec_section_hand_worked():
+    ag = pd.DataFrame([
+        # int8: XNLI agreement (100 × 1.0 + 300 × 0.98) / 400 = 0.985 < 0.99: fails
+        {"target": "xnli", "precision": "int8", "lang": "en", "n": 100, "agreement": 1.0, "delta_vs_fp32": 0.0},
+        {"target": "xnli", "precision": "int8", "lang": "de", "n": 300, "agreement": 0.98, "delta_vs_fp32": -1.0},
+        {"target": "mlqa", "precision": "int8", "lang": "en", "n": 6, "agreement": 0.5, "delta_vs_fp32": 0.3},
+        {"target": "mlqa", "precision": "int8", "lang": "de", "n": 6, "agreement": 0.5, "delta_vs_fp32": -0.4},
+        # bf16: agreement 1, max |ΔF1| 0.2 ≤ 0.5, speed-ups 2.2 and 2.0 ≥ 2: passes
+        {"target": "xnli", "precision": "bf16", "lang": "en", "n": 100, "agreement": 1.0, "delta_vs_fp32": 0.0},
+        {"target": "mlqa", "precision": "bf16", "lang": "en", "n": 6, "agreement": 1.0, "delta_vs_fp32": -0.2}])
+    sp = pd.DataFrame({"target": ["xnli", "mlqa"] * 2, "precision": ["int8", "int8", "bf16", "bf16"],
+                       "speedup_vs_fp32": [2.5, 2.1, 2.2, 2.0]})
+    s = bench_report.evalprec_section(bench.FAST, "c", ("fp32", "bf16", "int8"), ag, sp)
+    rows = dict(s.rows)
+    assert rows["int8: XNLI prediction agreement with fp32"] == "0.985" and rows["int8: meets all three"] == "no"
+    assert rows["int8: MLQA max |ΔF1| per language"] == "0.4 points"
+    assert rows["bf16: meets all three"] == "yes" and s.status == "met" and "Passing precision(s): bf16;" in s.notes
+    assert bench_report.evalprec_section(bench.FAST, "c", ("fp32", "int8"), ag, sp).status == "not met"
+
+
+def test_evalcost_section_hand_worked():
+    df = pd.DataFrame({"model": ["m", "m"], "target": ["xnli", "xnli"], "precision": ["fp32", "int8"],
+                       "full_set_s_extrapolated": [120.0, 30.0]})
+    s = bench_report.evalcost_section(bench.FAST, "c", ("fp32", "int8"), df, {"xnli": 37350, "mlqa": 4199})
+    rows = dict(s.rows)
+    assert rows["full XNLI dev (all languages), counted from the data"] == "37,350 pairs (expected 37,350)"
+    assert rows["m xnli: full set at fp32 (extrapolated)"] == "2 min" and "m xnli: full set at int8" not in str(rows)
+    assert "order fp32 int8 int8 fp32" in s.notes and s.status == "measured"
 
 
 def test_bf16_section_is_skipped_saying_why_without_native_bf16(monkeypatch, tmp_path):
     from xlt_helpers import bench_speed as bp, train
     monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2"})
-    s = bp.bf16_section(bench.FAST, tmp_path, "xlt bench --only bf16", tmp_path)
+    [s] = bp.build_bf16(bench.BenchRun(bench.FAST, tmp_path, tmp_path, "xlt bench --only bf16"))
     assert s.status == "skipped" and "avx512_bf16" in s.notes and "emulated" in s.notes
     assert bp.eval_precisions_here() == ("fp32", "int8")
 

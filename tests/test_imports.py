@@ -44,3 +44,26 @@ def test_metric_and_statistics_modules_load_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+BENCH_MODULES = {"bench", "bench_report", "bench_measure", "bench_speed", "bench_workers"}
+
+
+@pytest.mark.parametrize("module", ["pipeline", "train", "evaluate"])
+def test_training_code_does_not_know_the_bench(module):
+    """The bench hands the training code what it measures with (``trainer_cls=``, ``load=``): nothing
+    in the training code imports the bench, and nothing is patched in it at runtime."""
+    assert not _package_imports(module) & BENCH_MODULES
+
+
+def test_bench_config_and_report_load_no_torch_nor_the_measurements():
+    """``xlt_helpers.bench`` (config, targets, arithmetic) and ``bench_report`` (the page) import no
+    torch and none of the measuring modules until the driver runs: they are tested without timing anything."""
+    code = ("import sys\nimport xlt_helpers.bench, xlt_helpers.bench_report\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'xlt_helpers.bench_measure', "
+            "'xlt_helpers.bench_speed', 'xlt_helpers.bench_workers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    for module in BENCH_MODULES - {"bench"}:
+        assert "bench" in _package_imports(module), f"{module} takes its config and sections from bench"

@@ -16,7 +16,10 @@ evaluation precisions, and what full evaluation sets cost.
    from a measured per-example time on a seeded subsample (the page says so).
 
 Every ratio is taken side by side in one process, in A B B A order where there are two sides.
-Pure helpers (agreement, extrapolation) are tested without timing anything (tests/test_bench.py).
+Each ``build_*`` takes the :class:`~xlt_helpers.bench.BenchRun`, measures, writes its CSVs and
+returns its section, assembled by the pure functions of :mod:`xlt_helpers.bench_report`; the
+targets, the full-set sizes and the pure helpers (agreement, extrapolation, A B B A order) live in
+:mod:`xlt_helpers.bench` and are tested without timing anything (tests/test_bench.py).
 """
 from __future__ import annotations
 
@@ -25,45 +28,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from .bench import BenchRun, abba, agreement, extrapolate, pooled
+from .bench_report import Section, bf16_section, evalcost_section, evalprec_section, levers_section
+from .bench_measure import load_average, ours_train, train_data
 from .machine import matmul_flops
-
-#: full-set sizes (``../shared/data``: XNLI dev 2,490 pairs in each of 15 languages; MLQA dev,
-#: context and question in the same language, 7 languages: en 1,148, de 512, es 500, ar 517, hi 507,
-#: vi 511, zh 504). ``full_eval_sizes`` recounts them from the data and the page shows both.
-XNLI_FULL_DEV = 15 * 2490
-MLQA_FULL_DEV = 4199
-
-XNLI_AGREEMENT_TARGET = 0.99       # share of XNLI predictions equal to fp32's
-MLQA_F1_DELTA_TARGET = 0.5         # |F1 - F1_fp32| per language, points
-EVAL_PRECISION_SPEEDUP_TARGET = 2.0
-BF16_TRAIN_SPEEDUP_TARGET = 3.0
-
-
-# ------------------------------------------------------------------ pure helpers
-def agreement(a: list[Any], b: list[Any]) -> float:
-    """Share of positions where two prediction lists agree (same length, non-empty)."""
-    if len(a) != len(b) or not a:
-        raise ValueError(f"agreement needs two non-empty prediction lists of one length, got {len(a)} and {len(b)}")
-    return float(np.mean([x == y for x, y in zip(a, b)]))
-
-
-def extrapolate(seconds: float, measured: int, full: int) -> float:
-    """Seconds for ``full`` examples at the per-example rate measured on ``measured`` of them."""
-    if measured <= 0:
-        raise ValueError(f"extrapolate: measured must be > 0 examples, got {measured}")
-    return seconds / measured * full
-
-
-def abba(sides: list[str], reps: int = 2) -> list[str]:
-    """The order in which ``sides`` run: forward then backward, ``reps`` times in all
-    (A B C C B A ...), so every side sees the same load drift on average."""
-    order: list[str] = []
-    for r in range(reps):
-        order += sides if r % 2 == 0 else sides[::-1]
-    return order
 
 
 def native_bf16() -> tuple[bool, str]:
@@ -112,10 +82,9 @@ def score_node(res, evals: dict, cfg) -> tuple[dict[str, dict[str, float]], dict
 
 
 # ------------------------------------------------------------------ item 6: bf16 training
-def bf16_training(cfg, train, texts, work: Path, ours_train) -> dict[str, Any]:
+def bf16_training(cfg, train, texts, work: Path) -> dict[str, Any]:
     """fp32 vs bf16 ``train_phase`` on the same examples and steps (A B B A), the two matmul peaks,
     and the fixed node's scores at fp32 (seeds 0 and 1) and bf16 (seed 0)."""
-    from .bench import load_average
     peaks = {d: matmul_flops(cfg.matmul_n, d) for d in ("fp32", "bf16")}
     runs: dict[str, list[dict]] = {"fp32": [], "bf16": []}
     load_a = load_average()
@@ -124,7 +93,7 @@ def bf16_training(cfg, train, texts, work: Path, ours_train) -> dict[str, Any]:
         runs[p].append(r)
         print(f"  training {p}: {r['tokens_per_s']:.0f} tokens/s (load {load_average()})", flush=True)
     load_b = load_average()
-    pooled = {p: sum(r["train_tokens"] for r in rs) / sum(r["train_wall_s"] for r in rs) for p, rs in runs.items()}
+    rate = {p: pooled(rs)["tokens_per_s"] for p, rs in runs.items()}
     table = pd.DataFrame([{"precision": p, "run": i, **{k: r[k] for k in ("train_wall_s", "train_tokens", "tokens_per_s",
                                                                              "steps")}}
                           for i, (p, r) in enumerate((p, runs[p][k]) for p, k in
@@ -137,7 +106,7 @@ def bf16_training(cfg, train, texts, work: Path, ours_train) -> dict[str, Any]:
         node.append({"precision": p, "seed": seed, "train_wall_s": res.stats["train_wall_s"],
                      **{lang: s["accuracy"] for lang, s in scores.items()}})
         print(f"  fixed node {p} seed {seed}: {scores}", flush=True)
-    return {"peaks": peaks, "pooled": pooled, "table": table, "node": pd.DataFrame(node), "load": (load_a, load_b)}
+    return {"peaks": peaks, "pooled": rate, "table": table, "node": pd.DataFrame(node), "load": (load_a, load_b)}
 
 
 # ------------------------------------------------------------------ item 7: evaluation precision
@@ -169,7 +138,6 @@ def model_speed(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
     language) and MLQA dev windows (``cfg.speed_qa_n`` questions per language), per precision,
     A B B A over precisions; speed does not depend on trained weights."""
     from . import backbones, featurize
-    from .bench import _train_data, load_average
     from .data import load_task
     from .evaluate import predict_encoder
     from .models import get_model
@@ -178,7 +146,7 @@ def model_speed(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
     from .vocab import covering_ids
     spec = get_model(cfg.model)
     tok = backbones.load_tokenizer(spec)
-    _, xnli, xtexts = _train_data(cfg)
+    _, xnli, xtexts = train_data(cfg)
     mlqa = {lang: load_task("mlqa", "dev", lang, n=cfg.speed_qa_n, seed=0) for lang in cfg.eval_langs}
     qtexts = [t for d in mlqa.values() for t in featurize.texts_of(get_task("mlqa"), d)]
     rows = []
@@ -228,7 +196,6 @@ def full_eval_cost(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
     from . import backbones, featurize
     from .data import load_task
     from .evaluate import evaluate, inference_model
-    from .bench import load_average
     from .models import get_model
     from .tasks import get_task
     from .train import PhaseResult, TrainConfig, build_model
@@ -285,123 +252,43 @@ def eval_precisions_here() -> tuple[str, ...]:
     return ("fp32", "bf16", "int8") if native_bf16()[0] else ("fp32", "int8")
 
 
-def bf16_section(cfg, work: Path, cmd: str, out: Path):
+def build_bf16(run: BenchRun) -> list[Section]:
     """Section 6 (bf16 training), or the section saying why it was skipped."""
-    from .bench import TARGET, Section, _fmt, _train_data, ours_train, verdict
-    title = f"6. bf16 training ({cfg.model}, XNLI-en; fixed node {cfg.fixed_model})"
-    target = f"≥ {BF16_TRAIN_SPEEDUP_TARGET:g}× fp32 tokens/s; fixed node within seed noise"
     ok, why = native_bf16()
     if not ok:
-        return Section(title, cmd, [("native bf16", "no")], target, "skipped", f"Skipped: {why}.")
-    train, _, texts = _train_data(cfg)
-    r = bf16_training(cfg, train, texts, work, ours_train)
-    r["table"].to_csv(out / "bf16_training.csv", index=False)
-    node = r["node"]
-    node.to_csv(out / "bf16_fixed_node.csv", index=False)
-    langs = list(cfg.eval_langs)
-    acc = node.set_index(["precision", "seed"])[langs]
-    d_bf16 = (acc.loc[("bf16", 0)] - acc.loc[("fp32", 0)]).abs()
-    d_seed = (acc.loc[("fp32", 1)] - acc.loc[("fp32", 0)]).abs()
-    speed = r["pooled"]["bf16"] / r["pooled"]["fp32"]
-    within = bool(d_bf16.mean() <= d_seed.mean())
-    status = verdict(speed, BF16_TRAIN_SPEEDUP_TARGET)
-    rows = [("native bf16", why),
-            (f"{cfg.matmul_n}² matmul: fp32 / bf16", f"{r['peaks']['fp32'] / 1e9:.0f} / {r['peaks']['bf16'] / 1e9:.0f} GFLOP/s "
-             f"({_fmt(r['peaks']['bf16'] / r['peaks']['fp32'], '×')})"),
-            ("training fp32: non-padding tokens/s", _fmt(r["pooled"]["fp32"])),
-            ("training bf16: non-padding tokens/s", _fmt(r["pooled"]["bf16"])),
-            ("speed-up bf16 / fp32 (end to end, `trainer.train()`)", _fmt(speed, "×")),
-            (f"fixed node: |accuracy bf16 − fp32| per language, seed 0 ({', '.join(langs)})",
-             ", ".join(f"{x:.1f}" for x in d_bf16) + f" (mean {d_bf16.mean():.2f})"),
-            ("seed noise: |accuracy seed 1 − seed 0| at fp32", ", ".join(f"{x:.1f}" for x in d_seed) + f" (mean {d_seed.mean():.2f})"),
-            ("bf16 difference within seed noise (mean over languages)", "yes" if within else "no"),
-            ("load average before / after the timed pair", f"{r['load'][0]} → {r['load'][1]}")]
-    notes = (f"Order fp32, bf16, bf16, fp32 (A B B A), each `train_phase` on the same {cfg.steps * cfg.batch_size} "
-             f"{TARGET}-en pairs, {cfg.steps} steps of {cfg.batch_size}; bf16 = `TrainingArguments(bf16=True)`: "
-             "torch autocast, matmuls in bf16, weights, optimizer state and reductions in fp32. Fixed node: "
-             f"{cfg.fixed_model} XNLI baseline, {cfg.fixed_train_n} training pairs × {cfg.fixed_epochs:g} epoch, "
-             f"batch 16, lr from models.py, {cfg.fixed_eval_n} dev pairs per language, trained at fp32 (seeds 0, 1) "
-             f"and bf16 (seed 0), evaluated at fp32; accuracy in points. "
-             + ("" if within else "The bf16 difference is larger than this one seed-to-seed difference. "))
-    if not within and status == "met":
-        status = "met (speed); scores: see note"
-    return Section(title, cmd, rows, target, status, notes, node, "Fixed node, accuracy per language:")
+        return [bf16_section(run.cfg, run.cmd, why, None)]
+    train, _, texts = train_data(run.cfg)
+    r = bf16_training(run.cfg, train, texts, run.work)
+    r["table"].to_csv(run.out / "bf16_training.csv", index=False)
+    r["node"].to_csv(run.out / "bf16_fixed_node.csv", index=False)
+    return [bf16_section(run.cfg, run.cmd, why, r)]
 
 
-def evalprec_section(cfg, work: Path, cmd: str, out: Path):
+def build_evalprec(run: BenchRun) -> list[Section]:
     """Section 7: agreement and speed of each evaluation precision on trained small nodes."""
-    from .bench import Section, _fmt
     precisions = eval_precisions_here()
-    r = eval_precisions(cfg, work, precisions)
-    r["speed"].to_csv(out / "eval_precision_speed.csv", index=False)
-    r["agreement"].to_csv(out / "eval_precision_agreement.csv", index=False)
-    ag, sp = r["agreement"], r["speed"]
-    rows, ok = [], []
-    for p in precisions[1:]:
-        x = ag[(ag["precision"] == p) & (ag["target"] == "xnli")]
-        q = ag[(ag["precision"] == p) & (ag["target"] == "mlqa")]
-        sx = float(sp[(sp["precision"] == p) & (sp["target"] == "xnli")]["speedup_vs_fp32"].iloc[0])
-        sq = float(sp[(sp["precision"] == p) & (sp["target"] == "mlqa")]["speedup_vs_fp32"].iloc[0])
-        agree = float((x["agreement"] * x["n"]).sum() / x["n"].sum())
-        dmax = float(q["delta_vs_fp32"].abs().max())
-        good = agree >= XNLI_AGREEMENT_TARGET and dmax <= MLQA_F1_DELTA_TARGET and min(sx, sq) >= EVAL_PRECISION_SPEEDUP_TARGET
-        ok.append(good)
-        rows += [(f"{p}: XNLI prediction agreement with fp32", _fmt(agree, "", 4)),
-                 (f"{p}: MLQA max |ΔF1| per language", _fmt(dmax, " points")),
-                 (f"{p}: speed-up over fp32 (sorted, {cfg.model} model time), XNLI / MLQA", f"{_fmt(sx, '×')} / {_fmt(sq, '×')}"),
-                 (f"{p}: meets all three", "yes" if good else "no")]
-    status = "met" if any(ok) else "not met"
-    chosen = [p for p, g in zip(precisions[1:], ok) if g]
-    target = (f"≥ {EVAL_PRECISION_SPEEDUP_TARGET:g}× over fp32, XNLI agreement ≥ {XNLI_AGREEMENT_TARGET:.0%}, "
-              f"MLQA |ΔF1| ≤ {MLQA_F1_DELTA_TARGET:g} per language")
-    notes = (f"Agreement: {cfg.fixed_model} baselines trained at fp32 in this run (XNLI: {cfg.fixed_train_n} pairs; "
-             f"MLQA: {cfg.qa_train_n} questions, 1 epoch), evaluated by the pipeline's `evaluate` on "
-             f"{cfg.fixed_eval_n} XNLI pairs / {cfg.qa_eval_n} MLQA questions per language ({', '.join(cfg.eval_langs)}) "
-             f"at each `eval_precision`. Speed: `predict_encoder` as in section 3 (today's sorted fp32 evaluation), "
-             f"{cfg.model} with a fresh head on {cfg.eval_n} XNLI pairs and the windows of {cfg.speed_qa_n} MLQA "
-             f"questions per language, order {' '.join(abba(list(precisions)))}, each side the mean of its two runs "
-             "(eval_precision_speed.csv). bf16 = linear layers cast to bf16 once, run under autocast "
-             "(softmax/LayerNorm fp32); int8 = `torch.ao.quantization.quantize_dynamic` of every `nn.Linear`. "
-             + (f"Passing precision(s): {', '.join(chosen)}; fp32 stays the default, a profile opts in with "
-                "`eval_precision`." if chosen else "No precision passes all three here."))
-    table = ag.assign(delta_vs_fp32=ag["delta_vs_fp32"].round(2), agreement=ag["agreement"].round(4))
-    return Section("7. Evaluation precision (agreement and speed against fp32)", cmd, rows, target, status, notes,
-                   table, "Per language (score on 0..100; agreement = share of predictions equal to fp32's):")
+    r = eval_precisions(run.cfg, run.work, precisions)
+    r["speed"].to_csv(run.out / "eval_precision_speed.csv", index=False)
+    r["agreement"].to_csv(run.out / "eval_precision_agreement.csv", index=False)
+    return [evalprec_section(run.cfg, run.cmd, precisions, r["agreement"], r["speed"])]
 
 
-def evalcost_section(cfg, cmd: str, out: Path):
+def build_evalcost(run: BenchRun) -> list[Section]:
     """Section 8: seconds per node to evaluate full XNLI dev and MLQA same-language dev, per model and precision."""
-    from .bench import Section, _fmt
     precisions = eval_precisions_here()
-    df = full_eval_cost(cfg, precisions)
-    df.to_csv(out / "full_eval_cost.csv", index=False)
-    sizes = full_eval_sizes()
-    rows = [("full XNLI dev (all languages), counted from the data", f"{sizes['xnli']:,} pairs (expected {XNLI_FULL_DEV:,})"),
-            ("full MLQA same-language dev, counted from the data", f"{sizes['mlqa']:,} questions (expected {MLQA_FULL_DEV:,})"),
-            ("measured per model, target and precision", f"{cfg.cost_n} seeded examples × {len(cfg.cost_langs)} languages "
-             f"({', '.join(cfg.cost_langs)})")]
-    for r in df[df["precision"] == "fp32"].itertuples():
-        rows.append((f"{r.model} {r.target}: full set at fp32 (extrapolated)", _fmt(r.full_set_s_extrapolated / 60, " min")))
-    notes = ("**Extrapolated, not measured on the full sets:** each full-set time is the measured seconds per example "
-             "on the subsample × the full set's size, plus the one-time cost of making the bf16/int8 copy (copy_s) (a full measurement of five models at every precision would "
-             "take hours on this shared machine). Evaluation as the pipeline runs it (`evaluate`, featurizing "
-             "included), vocabulary trimmed to the full dev sets' text, fresh heads (cost does not depend on "
-             "trained weights, with one exception: an encoder-decoder generates MLQA answers, and an untrained "
-             "model's answer length is not a trained one's; at most 32 new tokens). One untimed warm-up per "
-             "precision (kernel set-up), then the precisions in the order "
-             f"{' '.join(abba(list(precisions)))}, each side the mean of its two runs.")
-    return Section("8. Cost of full evaluation sets (seconds per node)", cmd, rows, "measured (no target)", "measured",
-                   notes, df, "Per model, target and precision (full_set_s_extrapolated = copy_s + s_per_example × full_examples):")
+    df = full_eval_cost(run.cfg, precisions)
+    df.to_csv(run.out / "full_eval_cost.csv", index=False)
+    return [evalcost_section(run.cfg, run.cmd, precisions, df, full_eval_sizes())]
 
 
 # ------------------------------------------------------------------ item 1 levers (fp32)
-def levers_section(cfg, work: Path, cmd: str, out: Path):
+def build_levers(run: BenchRun) -> list[Section]:
     """Section 2b: what each fp32 lever does to ``train_phase``'s tokens/s on the same examples:
     fewer, fuller batches (``cfg.lever_batch_size``), foreach instead of fused AdamW (transformers'
     default on torch >= 2.8 is fused), and ``torch.compile`` (one run; its compile time is reported)."""
     from transformers import TrainerCallback
-    from .bench import Section, _fmt, _train_data, load_average, ours_train
-    train, _, texts = _train_data(cfg)
+    cfg, work, out = run.cfg, run.work, run.out
+    train, _, texts = train_data(cfg)
     sides = {"baseline (batch {}, fused AdamW)".format(cfg.batch_size): {},
              f"batch {cfg.lever_batch_size} (same examples, fewer steps)": {"batch_size": cfg.lever_batch_size},
              "foreach AdamW": {"trainer_args": {"optim": "adamw_torch"}}}
@@ -413,12 +300,7 @@ def levers_section(cfg, work: Path, cmd: str, out: Path):
         runs[n].append(r)
         print(f"  lever {n}: {r['tokens_per_s']:.0f} tokens/s (load {load_average()})", flush=True)
     load_b = load_average()
-    pooled = {n: sum(r["train_tokens"] for r in rs) / sum(r["train_wall_s"] for r in rs) for n, rs in runs.items()}
-    base = pooled[names[0]]
-    table = pd.DataFrame([{"lever": n, "run": i, "steps": r["steps"], "train_wall_s": r["train_wall_s"],
-                           "train_tokens": r["train_tokens"], "tokens_per_s": r["tokens_per_s"]}
-                          for n in names for i, r in enumerate(runs[n])])
-    rows = [(f"{n}: tokens/s (× baseline)", f"{_fmt(pooled[n])} ({_fmt(pooled[n] / base, '×')})") for n in names]
+    compiled = None
     if cfg.lever_compile:
         stamps: list[float] = []
 
@@ -428,23 +310,7 @@ def levers_section(cfg, work: Path, cmd: str, out: Path):
 
         t0 = time.perf_counter()
         r = ours_train(cfg, train, texts, work, trainer_args={"torch_compile": True}, callbacks=[Steps()]).stats
-        gaps = np.diff(stamps)
-        steady = float(np.median(gaps[len(gaps) // 2:])) if len(gaps) >= 2 else float("nan")
-        base_step = float(np.mean([x["train_wall_s"] / x["steps"] for x in runs[names[0]]]))
-        rows += [("torch.compile (inductor): wall of the run, compile included", _fmt(r["train_wall_s"], " s")),
-                 ("torch.compile: first two steps (compiling: static shapes, then dynamic)",
-                  _fmt(stamps[1] - t0 if len(stamps) > 1 else float("nan"), " s")),
-                 ("torch.compile: median later step / baseline mean step",
-                  f"{_fmt(steady, ' s')} / {_fmt(base_step, ' s')}")]
-        table = pd.concat([table, pd.DataFrame([{"lever": "torch.compile", "run": 0, "steps": r["steps"],
-                                                 "train_wall_s": r["train_wall_s"], "train_tokens": r["train_tokens"],
-                                                 "tokens_per_s": r["tokens_per_s"]}])], ignore_index=True)
-    rows.append(("load average before / after", f"{load_a} → {load_b}"))
-    table.to_csv(out / "levers.csv", index=False)
-    notes = (f"Each side trains {cfg.model} on the same {cfg.steps * cfg.batch_size} XNLI-en pairs (one epoch), fp32, "
-             f"order {' '.join(abba(['A', 'B', 'C']))} over the three sides; tokens/s = all tokens / all wall. A bigger "
-             "batch is a different optimisation (fewer steps), so it is a profile's `batch_size` choice, hashed "
-             "into run ids, not a free speed-up. `torch.compile` recompiles once the sequence length changes "
-             "(dynamic shapes), so a node pays two compilations.")
-    return Section("2b. Training levers (fp32)", cmd, rows, "measured (which levers pay)", "measured", notes, table,
-                   "Per run:")
+        compiled = {"stats": r, "step_ends": [t - t0 for t in stamps]}
+    section = levers_section(cfg, run.cmd, runs, (load_a, load_b), compiled)
+    section.table.to_csv(out / "levers.csv", index=False)
+    return [section]

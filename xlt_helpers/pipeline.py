@@ -16,7 +16,7 @@ import gzip
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -121,9 +121,10 @@ def null_prior(spec: TaskSpec, train: Dataset, dev: Dataset) -> np.ndarray | Non
 
 def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir: str, init_from: str = "",
                train_n: int | None = None, eval_n: int | None = None, eval_langs: Any = "all",
-               **hparams: Any) -> dict[str, Any]:
+               load: Callable[..., Dataset] = load_task, **hparams: Any) -> dict[str, Any]:
     """Phase 2: train the English ``target`` task (from the phase-1 body when ``init_from``), then
-    evaluate zero-shot in every language of ``eval_langs``."""
+    evaluate zero-shot in every language of ``eval_langs``. ``load`` reads the data (``load_task``'s
+    signature); only ``xlt bench``'s scaling sweep passes another (one that repeats a training set)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if intermediate != NONE_TASK and not init_from:
@@ -133,8 +134,8 @@ def run_target(*, model: str, target: str, intermediate: str, seed: int, out_dir
     spec = get_task(target)
     langs = _eval_langs(target, eval_langs)
     data_files = verify_node_inputs("target", {"target": target, "eval_langs": langs})
-    train = load_task(target, "train", "en", n=train_n, seed=DATA_SEED)
-    evals = {l: load_task(target, "dev", l, n=eval_n, seed=DATA_SEED) for l in langs}
+    train = load(target, "train", "en", n=train_n, seed=DATA_SEED)
+    evals = {l: load(target, "dev", l, n=eval_n, seed=DATA_SEED) for l in langs}
     assert_disjoint(train, list(evals.values()), task=target)
     texts = featurize.texts_of(spec, train) + [t for d in evals.values() for t in featurize.texts_of(spec, d)]
     res = train_phase(model, target, train, cfg, out, init_from=init_from or None, vocab_texts=texts)

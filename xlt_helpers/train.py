@@ -226,16 +226,24 @@ def encode_train(spec: ModelSpec, task: TaskSpec, ds: Dataset, tok, cfg: TrainCo
 
 def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainConfig, out_dir: str | Path, *,
                 init_from: str | Path | None = None, vocab_texts: list[str] | None = None,
-                trainer_args: dict[str, Any] | None = None, callbacks: list | None = None) -> PhaseResult:
+                trainer_args: dict[str, Any] | None = None, callbacks: list | None = None,
+                trainer_cls: type | None = None) -> PhaseResult:
     """Train ``model_name`` on ``train_ds`` of ``task_name`` with a fresh head.
 
     ``vocab_texts``: every text the node will see (train and evaluation, all languages); the
     vocabulary is trimmed to their tokens when ``cfg.trim_vocab``. ``trainer_args`` (extra
-    ``TrainingArguments``, e.g. ``torch_compile``) and ``callbacks`` are for measurements only
-    (``xlt bench``): a grid node never passes them, so everything that shapes a result is in ``cfg``."""
+    ``TrainingArguments``, e.g. ``torch_compile``), ``callbacks`` and ``trainer_cls`` (a subclass of
+    the Trainer the family uses, e.g. one that profiles ``train()``; default ``Seq2SeqTrainer`` for
+    encoder-decoders, ``Trainer`` otherwise) are for measurements only (``xlt bench``): a grid node
+    never passes them, so everything that shapes a result is in ``cfg``."""
     spec, task = get_model(model_name), get_task(task_name)
     check_precision(cfg.precision)
     check_precision(cfg.eval_precision, "eval_precision", EVAL_PRECISIONS)
+    args_cls, family_trainer = ((Seq2SeqTrainingArguments, Seq2SeqTrainer) if spec.family == "encoder-decoder"
+                                else (TrainingArguments, Trainer))
+    if trainer_cls is not None and not issubclass(trainer_cls, family_trainer):
+        raise TypeError(f"train_phase: trainer_cls={trainer_cls.__name__} does not subclass {family_trainer.__name__}, "
+                        f"the Trainer a {spec.family} model ({model_name}) needs; subclass it, or pass none")
     set_seed(cfg.seed)
     from . import backbones
     full_tok = backbones.load_tokenizer(spec)
@@ -249,8 +257,6 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
     feats = _with_length(encode_train(spec, task, train_ds, tok, cfg))
     collate = Collator(tok.pad_token_id)
-    args_cls, trainer_cls = ((Seq2SeqTrainingArguments, Seq2SeqTrainer) if spec.family == "encoder-decoder"
-                             else (TrainingArguments, Trainer))
     args = args_cls(
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs, max_steps=-1 if cfg.max_steps is None else cfg.max_steps,
@@ -268,7 +274,7 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
         label_names=["start_positions", "end_positions"] if task.kind == "extractive-QA" and spec.family == "encoder" else ["labels"],
         **(trainer_args or {}),
     )
-    trainer = trainer_cls(model=model, args=args, train_dataset=feats, data_collator=collate, callbacks=callbacks)
+    trainer = (trainer_cls or family_trainer)(model=model, args=args, train_dataset=feats, data_collator=collate, callbacks=callbacks)
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0

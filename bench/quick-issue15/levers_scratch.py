@@ -1,12 +1,12 @@
 """Scratch: measure training levers side by side (not committed)."""
 import sys, time, json, os
 import torch
-from xlt_helpers import bench, train as T
+from xlt_helpers import bench, bench_measure, train as T
 cfgb = bench.FULL
 model = sys.argv[1] if len(sys.argv) > 1 else "e5-L12"
 variants = sys.argv[2].split(",") if len(sys.argv) > 2 else ["base", "bf16", "base", "bf16"]
 steps = int(os.environ.get("STEPS", 10))
-train, evals, texts = bench._train_data(bench.BenchConfig(name="x", model=model, steps=steps * 4))
+train, evals, texts = bench_measure.train_data(bench.BenchConfig(name="x", model=model, steps=steps * 4))
 Orig = T.TrainingArguments
 def run(v):
     extra = {}
@@ -27,7 +27,7 @@ def run(v):
     T.TrainingArguments = Orig
     print(json.dumps({"v": v, "tok/s": round(r.stats["tokens_per_s"]), "wall": round(r.stats["train_wall_s"], 2),
                       "steps": r.stats["steps"], "total": round(time.perf_counter() - t0, 1), "load": os.getloadavg()[0]}), flush=True)
-print("matmul fp32 GF", bench.matmul_flops(2048) / 1e9)
+print("matmul fp32 GF", bench_measure.matmul_flops(2048) / 1e9)
 for v in variants:
     run(v)
-print("matmul fp32 GF", bench.matmul_flops(2048) / 1e9)
+print("matmul fp32 GF", bench_measure.matmul_flops(2048) / 1e9)

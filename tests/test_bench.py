@@ -412,9 +412,11 @@ def test_evalcost_section_hand_worked():
 
 
 def test_bf16_section_is_skipped_saying_why_without_native_bf16(monkeypatch, tmp_path):
-    from xlt_helpers import bench_speed as bp, train
-    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2"})
+    import torch
+
+    from xlt_helpers import bench_speed as bp, machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx2"})
     [s] = bp.build_bf16(bench.BenchRun(bench.FAST, tmp_path, tmp_path, "xlt bench --only bf16"))
     assert s.status == "skipped" and "avx512_bf16" in s.notes and "emulated" in s.notes
     assert bp.eval_precisions_here() == ("fp32", "int8")

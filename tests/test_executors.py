@@ -183,3 +183,26 @@ def test_full_disk_when_a_node_starts_stops_the_grid(tmp_path, monkeypatch):
     summary = run_grid(nodes, tmp_path, workers=2, progress=False)
     assert summary.failed and not summary.done and not summary.ok
     assert summary.stopped.startswith(f"cannot start node {summary.failed[0]} in the runs folder {tmp_path}")
+
+
+def test_bf16_nodes_are_not_started_on_a_machine_without_native_bf16(tmp_path, monkeypatch):
+    """A study whose target nodes evaluate in bf16 resumes on an AVX2-only machine: the fp32 nodes run, the
+    bf16 ones are named once and skipped (not failed one by one), and a machine with AMX then runs them."""
+    import torch
+
+    from xlt_helpers import machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx2", "avx512f"})
+    _, nodes = grid("target.xnli.eval_precision=bf16")
+    bf16 = sorted(n.id for n in nodes if n.phase == "target")
+    out = io.StringIO()
+    summary = run_grid(nodes, tmp_path, workers=2, progress=False, stream=out)
+    assert summary.done == [n.id for n in nodes if n.phase == "intermediate"]
+    assert sorted(summary.skipped) == bf16 and sorted(i for i, _ in summary.not_here) == bf16 and not summary.failed
+    assert all(why == "eval_precision: bf16 needs native bf16, but this CPU has none of the flags avx512_bf16, "
+                      "amx_bf16 in /proc/cpuinfo (and no CUDA GPU is visible)" for _, why in summary.not_here)
+    assert out.getvalue().count("needs native bf16") == 1 and f"{len(bf16)} nodes not started" in out.getvalue()
+    assert not any((tmp_path / i).exists() for i in bf16)
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    again = run_grid(nodes, tmp_path, workers=2, progress=False)
+    assert sorted(again.done) == bf16 and again.ok and not again.not_here

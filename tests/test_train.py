@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from xlt_helpers import machine
 from xlt_helpers.data import load_task
 from xlt_helpers.evaluate import evaluate
 from xlt_helpers import featurize
@@ -126,7 +127,7 @@ def test_target_with_intermediate_requires_checkpoint(tmp_path, shared_data):
 def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch):
     from xlt_helpers import train
     monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train, "cpu_flags", lambda: {"sse4_2", "avx2", "avx512f"})
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"sse4_2", "avx2", "avx512f"})
     with pytest.raises(ValueError, match=r"precision='bf16'.*avx512_bf16, amx_bf16.*precision: fp32"):
         train.check_precision("bf16")
     with pytest.raises(ValueError, match=r"eval_precision='bf16'"):
@@ -135,27 +136,25 @@ def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch):
     assert train.check_precision("int8", "eval_precision", train.EVAL_PRECISIONS) == "int8"
     with pytest.raises(ValueError, match=r"precision='int8': expected one of fp32, bf16"):
         train.check_precision("int8")
-    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx2", "amx_bf16"})
     assert train.check_precision("bf16") == "bf16"
 
 
 def test_train_phase_checks_precision_before_loading_anything(monkeypatch, tmp_path):
     from xlt_helpers import train
     monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train, "cpu_flags", lambda: set())
+    monkeypatch.setattr(machine, "cpu_flags", lambda: set())
     with pytest.raises(ValueError, match="precision='bf16' needs native bf16"):
         train_phase("tiny-xlmr", "xnli", None, TrainConfig(precision="bf16"), tmp_path)
 
 
 def test_cpu_flags_reads_this_machine():
-    from xlt_helpers import train
-    flags = train.cpu_flags()
+    flags = machine.cpu_flags()
     assert isinstance(flags, set) and (not flags or "fpu" in flags or "sse2" in flags or "neon" in flags or "fp" in flags)
 
 
 def _bf16_native() -> bool:
-    from xlt_helpers import train
-    return torch.cuda.is_available() or bool(train.cpu_flags() & set(train.BF16_CPU_FLAGS))
+    return machine.native_bf16()[0]
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])

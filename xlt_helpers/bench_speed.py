@@ -33,20 +33,15 @@ import pandas as pd
 from .bench import BenchRun, abba, agreement, extrapolate, pooled
 from .bench_report import Section, bf16_section, evalcost_section, evalprec_section, levers_section
 from .bench_measure import load_average, ours_train, train_data
+from . import machine
 from .machine import matmul_flops
 
 
 def native_bf16() -> tuple[bool, str]:
-    """(does this machine compute bf16 natively, the reason in words)."""
-    import torch
-    from .train import BF16_CPU_FLAGS, cpu_flags     # via train: the trainer's own check reads it there
-    if torch.cuda.is_available():
-        return True, f"CUDA GPU ({torch.cuda.get_device_name(0)})"
-    have = sorted(cpu_flags() & set(BF16_CPU_FLAGS))
-    if have:
-        return True, f"CPU flags {', '.join(have)}"
-    return False, (f"this CPU has none of {', '.join(BF16_CPU_FLAGS)} in /proc/cpuinfo: bf16 would be emulated "
-                   "(~20x slower than fp32), so the trainer refuses it and this section is skipped")
+    """(does this machine compute bf16 natively, the reason in words for the page)."""
+    ok, why = machine.native_bf16()
+    return ok, why if ok else (f"{why}: bf16 would be emulated (~20x slower than fp32), so the trainer refuses "
+                               "it and this section is skipped")
 
 
 # ------------------------------------------------------------------ small trained nodes

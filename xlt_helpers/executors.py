@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .grid import Node
+from .machine import bf16_refusal
 from .profiles import Resources
 from .runs import (CHECKPOINT_DIR, FAILED_FILE, RunsFolderError, State, disk_failure, finish_node,
                    first_error_line, fork_node, move_aside, node_dir, node_state, reap, verify_node,
@@ -36,6 +37,8 @@ class RunSummary:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # nodes this machine cannot run (bf16 without native bf16): (id, why); not started, their dependents skipped
+    not_here: list[tuple[str, str]] = field(default_factory=list)
     # finished nodes that failed verification: (id, why, where the folder was moved); they run again
     moved_aside: list[tuple[str, str, Path]] = field(default_factory=list)
     stopped: str | None = None     # why the grid stopped early (a full or read-only runs folder)
@@ -296,7 +299,19 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
     threads = (resources or Resources()).num_cpus if executor == "ray" else max(1, (os.cpu_count() or 1) // max(1, workers))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(max(1, int(threads))))
+    # bf16 nodes on a machine without native bf16: refused before they start, all named in one message,
+    # so a study that mixes precisions resumes its fp32 nodes on any machine (issue 16, item 6)
+    summary.not_here = [(n.id, why) for n in todo if (why := bf16_refusal(n.params)) is not None]
+    if summary.not_here:
+        print(f"{len(summary.not_here)} nodes not started on this machine: {summary.not_here[0][1]}. Run them on a "
+              f"CPU with AVX512-BF16/AMX or a GPU (their finished dependencies are kept); the other nodes run. "
+              f"First: {', '.join(nid for nid, _ in summary.not_here[:3])}", file=out, flush=True)
     reporter = ProgressReporter(len(nodes), workers, len(summary.already_done), enabled=progress, stream=stream)
+    for nid, _ in summary.not_here:
+        states[nid] = "skipped"
+        summary.skipped.append(nid)
+        reporter.finished(nid, "skipped", was_running=False)
+    todo = [n for n in todo if n.id not in states]
     backend: Backend = (LocalBackend(runs) if executor == "local"
                         else RayBackend(runs, workers, resources or Resources(), address))
     limit = max(1, workers) if executor == "local" else len(todo)

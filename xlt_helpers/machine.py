@@ -1,7 +1,8 @@
 """What machine this is: the CPU's name and feature flags, and its measured matmul peak.
 
 One place for these facts: the bench records them beside every ratio, every node records
-which device trained it, and bf16 training is refused on a CPU without native bf16 (the flags).
+which device trained it, and bf16 (training or evaluation) is refused on a CPU without native bf16
+(the flags): by the trainer inside a node, and by ``xlt run`` before it starts such a node.
 Nothing here imports torch at module level.
 """
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
+PRECISION_FIELDS = ("precision", "eval_precision")   # the node parameters that can ask for bf16
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -48,3 +51,27 @@ def matmul_flops(n: int = 2048, dtype: str = "fp32", repeats: int = 5) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n ** 3 / best
+
+
+def native_bf16() -> tuple[bool, str]:
+    """(does this machine compute bf16 natively, the reason in words). A CUDA GPU does; a CPU does with
+    one of :data:`BF16_CPU_FLAGS`; elsewhere torch emulates bf16, about 20x slower than fp32."""
+    import torch
+    if torch.cuda.is_available():
+        return True, f"CUDA GPU ({torch.cuda.get_device_name(0)})"
+    have = sorted(cpu_flags() & set(BF16_CPU_FLAGS))
+    if have:
+        return True, f"CPU flags {', '.join(have)}"
+    return False, (f"this CPU has none of the flags {', '.join(BF16_CPU_FLAGS)} in /proc/cpuinfo "
+                   "(and no CUDA GPU is visible)")
+
+
+def bf16_refusal(params: dict) -> str | None:
+    """Why this machine cannot run a node with these parameters (it asks for bf16 in a
+    :data:`PRECISION_FIELDS` field and the machine has no native bf16), else None. A study whose nodes use
+    bf16 then resumes its fp32 nodes on any machine and names the rest, instead of failing them one by one."""
+    asked = [f for f in PRECISION_FIELDS if params.get(f) == "bf16"]
+    if not asked:
+        return None
+    ok, why = native_bf16()
+    return None if ok else f"{' and '.join(f'{f}: bf16' for f in asked)} needs native bf16, but {why}"

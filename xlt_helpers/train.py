@@ -29,7 +29,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, Trai
 
 from . import featurize
 from .heads import EncoderWithHead
-from .machine import cpu_flags  # noqa: F401  (read through this module: tests patch train.cpu_flags)
+from .machine import native_bf16
 from .hparams import EVAL_PRECISIONS, PRECISIONS, TrainConfig, resolve_learning_rate  # noqa: F401  (re-exported)
 from .models import ModelSpec, get_model
 from .tasks import TaskSpec, get_task
@@ -47,8 +47,6 @@ class PhaseResult:
 
 
 # ------------------------------------------------------------------ precision
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
-
 
 def check_precision(value: str, field_name: str = "precision", allowed: tuple[str, ...] = PRECISIONS) -> str:
     """``value`` if this machine can run it, else a ValueError naming the field, the value and the fix.
@@ -59,14 +57,13 @@ def check_precision(value: str, field_name: str = "precision", allowed: tuple[st
     if value not in allowed:
         raise ValueError(f"{field_name}={value!r}: expected one of {', '.join(allowed)}")
     cuda = torch.cuda.is_available()
-    if value == "bf16" and not cuda:
-        have = sorted(cpu_flags() & set(BF16_CPU_FLAGS))
-        if not have:
+    if value == "bf16":
+        ok, why = native_bf16()
+        if not ok:
             raise ValueError(
-                f"{field_name}='bf16' needs native bf16, but this CPU has none of the flags "
-                f"{', '.join(BF16_CPU_FLAGS)} in /proc/cpuinfo (and no CUDA GPU is visible): torch would "
-                f"emulate bf16 about 20x slower than fp32. Set {field_name}: fp32 in the profile "
-                f"(or --set ...{field_name}=fp32), or run on a CPU with AVX512-BF16/AMX or a GPU.")
+                f"{field_name}='bf16' needs native bf16, but {why}: torch would emulate bf16 about 20x "
+                f"slower than fp32. Set {field_name}: fp32 in the profile (or --set ...{field_name}=fp32), "
+                f"or run on a CPU with AVX512-BF16/AMX or a GPU.")
     if value == "int8" and cuda:
         raise ValueError(f"{field_name}='int8' (dynamic quantization) runs on the CPU only; this node sees a "
                          f"CUDA GPU: use {field_name}: bf16 there")

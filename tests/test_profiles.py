@@ -52,7 +52,7 @@ def error_of(tmp_path: Path, raw: dict) -> str:
     return msg
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu", "full", "gpu"])
+@pytest.mark.parametrize("name", ["smoke", "cpu", "cpu-next", "full", "gpu"])
 def test_committed_profiles_validate(name):
     p = load_profile(name)
     assert p.name == name
@@ -348,3 +348,16 @@ def test_every_trainconfig_field_is_a_profile_setting_with_its_default(tmp_path)
     assert "field target.xnli.eval_batch_size" in msg and "integer >= 1" in msg
     msg = error_of(tmp_path, edited(target__xnli__max_answer_length=20))     # extractive QA only
     assert "field target.xnli.max_answer_length" in msg and "unknown key" in msg
+
+
+def test_cpu_next_follows_issue_16():
+    """The decisive study's shape (issue 16): >= 2 encoder sizes with >= 5 intermediate tasks each, X-STILTs'
+    four shared tasks among them, the other sizes >= 3; full evaluation sets; three seeds; exported."""
+    p = load_profile("cpu-next")
+    tasks = {m: [t for t in p.intermediate_tasks_for(m) if t != "none"] for m in p.models}
+    encoders = [m for m in p.models if MODELS[m].family == "encoder" and len(tasks[m]) >= 5]
+    assert len(encoders) >= 2 and all(len(t) >= 3 for t in tasks.values())
+    for m in encoders:
+        assert {"squad", "hellaswag", "commonsenseqa", "cosmosqa"} <= set(tasks[m])
+    assert all(p.target[t].eval_n is None for t in p.targets), "full dev sets"
+    assert tuple(p.seeds) == (0, 1, 2) and p.export_results

@@ -442,3 +442,21 @@ def test_fast_precision_sections(tmp_path, shared_data):
     ag = pd.read_csv(tmp_path / "eval_precision_agreement.csv")
     assert (ag.loc[ag["precision"] == "fp32", "agreement"] == 1.0).all()
     assert ag["agreement"].between(0, 1).all()
+
+
+def test_evalprec_section_reports_each_thread_count():
+    """bf16 at 2 threads per node 1.5× / 1.7× (misses 2×), at 1 thread 2.2× / 2.1× (meets): the precision
+    passes, and the page says at which thread count, showing both."""
+    ag = pd.DataFrame([
+        {"target": "xnli", "precision": "bf16", "lang": "en", "n": 100, "agreement": 1.0, "delta_vs_fp32": 0.0},
+        {"target": "mlqa", "precision": "bf16", "lang": "en", "n": 6, "agreement": 1.0, "delta_vs_fp32": 0.1}])
+    sp = pd.DataFrame({"target": ["xnli", "mlqa"] * 2, "precision": ["bf16"] * 4, "threads": [2, 2, 1, 1],
+                       "speedup_vs_fp32": [1.5, 1.7, 2.2, 2.1]})
+    s = bench_report.evalprec_section(bench.FAST, "c", ("fp32", "bf16"), ag, sp)
+    rows = dict(s.rows)
+    m = bench.FAST.model
+    assert rows[f"bf16: speed-up over fp32 (sorted, {m} model time at 2 threads per node), XNLI / MLQA"] == "1.5× / 1.7×"
+    assert rows[f"bf16: speed-up over fp32 (sorted, {m} model time at 1 thread per node), XNLI / MLQA"] == "2.2× / 2.1×"
+    assert rows["bf16: meets all three"] == "yes (speed at 1 thread)" and s.status == "met"
+    slow = sp.assign(speedup_vs_fp32=[1.5, 1.7, 2.2, 1.9])      # 1 thread: MLQA 1.9 < 2 -> no thread count passes
+    assert bench_report.evalprec_section(bench.FAST, "c", ("fp32", "bf16"), ag, slow).status == "not met"

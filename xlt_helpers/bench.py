@@ -102,6 +102,9 @@ class BenchConfig:
     qa_train_n: int = 500                         # MLQA-side training questions (1 epoch)
     qa_eval_n: int = 100                          # per language (the cpu profile's MLQA eval_n)
     speed_qa_n: int = 32                          # MLQA questions per language for the model-time speed-up
+    # threads per node for the evaluation speed-up (0 = this process's default, all cores): one node on the
+    # machine (`make study`), and one of two nodes at once (`xlt run --workers 2`: 1 thread each)
+    speed_threads: tuple[int, ...] = (0, 1)
     # issue 15: cost of full evaluation sets, measured on cost_n examples per language in cost_langs
     cost_models: tuple[str, ...] = ("e5-L3", "e5-L6", "e5-L12", "e5ed-L3", "e5ed-L6")
     cost_targets: tuple[str, ...] = ("xnli", "mlqa")

@@ -131,7 +131,10 @@ def model_speed(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
     """Seconds of :func:`predict_encoder` (sorted batches, as the pipeline runs it; features built
     beforehand, as in section 3) for ``cfg.model`` with a fresh head on XNLI dev (``cfg.eval_n`` per
     language) and MLQA dev windows (``cfg.speed_qa_n`` questions per language), per precision,
-    A B B A over precisions; speed does not depend on trained weights."""
+    A B B A over precisions, at each thread count of ``cfg.speed_threads`` (0 = the process's default):
+    a node alone on the machine has every core, one of two nodes at once (``--workers 2``) has half, and
+    bf16's gain differs between the two. Speed does not depend on trained weights."""
+    import torch
     from . import backbones, featurize
     from .data import load_task
     from .evaluate import predict_encoder
@@ -157,20 +160,26 @@ def model_speed(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
             feats = [d.map(lambda b: prepare_eval_features(b, t, 256, 128), batched=True, remove_columns=d.column_names)
                      for d in evals.values()]
             keys = ("start_logits", "end_logits")
-        for p in precisions:                          # copies made and kernels warmed before timing: a node
-            predict_encoder(model, feats[0], t.pad_token_id, cfg.eval_batch_size, keys, precision=p)  # pays them once
-        seconds = {p: 0.0 for p in precisions}
-        for p in abba(list(precisions)):
-            t0 = time.perf_counter()
-            for f in feats:
-                predict_encoder(model, f, t.pad_token_id, cfg.eval_batch_size, keys, precision=p)
-            seconds[p] += time.perf_counter() - t0
-        print(f"  {cfg.model} {target} model time: " + ", ".join(f"{p} {seconds[p] / 2:.1f} s" for p in precisions)
-              + f" (load {load_average()})", flush=True)
-        n = sum(len(d) for d in evals.values())
-        rows += [{"target": target, "model": cfg.model, "precision": p, "examples": n,
-                  "inputs": sum(len(f) for f in feats), "model_s": seconds[p] / 2,
-                  "speedup_vs_fp32": seconds["fp32"] / seconds[p]} for p in precisions]
+        default = torch.get_num_threads()
+        for threads in dict.fromkeys(k or default for k in cfg.speed_threads):
+            torch.set_num_threads(threads)
+            try:
+                for p in precisions:                  # copies made and kernels warmed before timing: a node
+                    predict_encoder(model, feats[0], t.pad_token_id, cfg.eval_batch_size, keys, precision=p)  # pays them once
+                seconds = {p: 0.0 for p in precisions}
+                for p in abba(list(precisions)):
+                    t0 = time.perf_counter()
+                    for f in feats:
+                        predict_encoder(model, f, t.pad_token_id, cfg.eval_batch_size, keys, precision=p)
+                    seconds[p] += time.perf_counter() - t0
+            finally:
+                torch.set_num_threads(default)
+            print(f"  {cfg.model} {target} model time at {threads} thread(s): "
+                  + ", ".join(f"{p} {seconds[p] / 2:.1f} s" for p in precisions) + f" (load {load_average()})", flush=True)
+            n = sum(len(d) for d in evals.values())
+            rows += [{"target": target, "model": cfg.model, "threads": threads, "precision": p, "examples": n,
+                      "inputs": sum(len(f) for f in feats), "model_s": seconds[p] / 2,
+                      "speedup_vs_fp32": seconds["fp32"] / seconds[p]} for p in precisions]
     return pd.DataFrame(rows)
 
 

@@ -100,9 +100,40 @@ def test_committed_per_example_values_average_to_the_scores():
     than sentences), and the tidy per_example.csv.gz averages to scores.csv the same way. A value on
     another scale (0..1 F1, 0/1 accuracy) is off here by a factor of 100."""
     from xlt_helpers.paths import repo_root
-    from xlt_helpers.tasks import get_task
 
     results = repo_root() / "results"
+    checked = _check_per_example_means(results)
+    assert checked > 1000, checked   # 98 nodes, up to 15 languages and 2 metrics each
+    res = store.load_results(results)
+    tidy = res.per_example.groupby(["run_id", "lang", "metric"])["value"].mean()
+    scores = res.scores.set_index(["run_id", "lang", "metric"])["score"]
+    assert len(tidy) == len(scores) and tidy.to_dict() == pytest.approx(scores.loc[tidy.index].to_dict(), abs=1e-9)
+
+
+def test_committed_cpu_next_nodes_belong_to_its_grid_and_verify():
+    """The decisive study (configs/cpu-next.yml) is committed as it runs, in sittings: every node in
+    results/cpu-next/ is a node of that profile's grid under the installed versions (none orphaned by a
+    profile change), its files match their DONE.json records (sizes and sha256), and its per-example
+    values average to its scores."""
+    from xlt_helpers.grid import build_grid
+    from xlt_helpers.paths import repo_root
+    from xlt_helpers.profiles import load_profile
+    from xlt_helpers.runs import verify_node
+
+    results = repo_root() / "results" / "cpu-next"
+    nodes = sorted(d.name for d in (results / "nodes").glob("*/"))
+    assert nodes, "results/cpu-next holds the study's finished nodes"
+    orphans = sorted(set(nodes) - {n.id for n in build_grid(load_profile("cpu-next"))})
+    assert orphans == [], f"{len(orphans)} committed nodes are not in the cpu-next grid, e.g. {orphans[:3]}"
+    assert {n: verify_node(results / "nodes" / n, hashes=True) for n in nodes} == dict.fromkeys(nodes)
+    assert _check_per_example_means(results) > 0
+
+
+def _check_per_example_means(results: Path) -> int:
+    """Assert, for every node of the store ``results``, that the per-example values average to its scores;
+    return how many (language, metric) pairs were checked."""
+    from xlt_helpers.tasks import get_task
+
     checked = 0
     for d in sorted((results / "nodes").glob("*/")):
         m = json.loads((d / "metrics.json").read_text())
@@ -118,11 +149,7 @@ def test_committed_per_example_values_average_to_the_scores():
         means = rows.groupby(["lang", "metric"])["value"].mean().to_dict()
         assert means == pytest.approx(expected, abs=1e-9), d.name
         checked += len(expected)
-    assert checked > 1000, checked   # 98 nodes, up to 15 languages and 2 metrics each
-    res = store.load_results(results)
-    tidy = res.per_example.groupby(["run_id", "lang", "metric"])["value"].mean()
-    scores = res.scores.set_index(["run_id", "lang", "metric"])["score"]
-    assert len(tidy) == len(scores) and tidy.to_dict() == pytest.approx(scores.loc[tidy.index].to_dict(), abs=1e-9)
+    return checked
 
 
 # ------------------------------------------------------------------ a store that names its files

@@ -176,6 +176,11 @@ def test_stands_for_table_labels_each_model_with_its_device():
     meta = {"device": "CPU: x86_64, 2 threads", "devices_by_model": {"e5-L3": ["GPU: NVIDIA H200"]}}
     t = analysis.stands_for_table(["e5-L3", "e5-L6"], meta)
     assert list(t["trained on"]) == ["GPU: NVIDIA H200", "CPU: x86_64, 2 threads"]   # older meta: its one device
+    assert list(t["precision"]) == ["not recorded"] * 2                               # older meta: no precision field
+    meta["precision_by_model"] = {"e5-L3": {"training": ["bf16"], "evaluation": ["bf16", "fp32"]},
+                                  "e5-L6": {"training": ["fp32"], "evaluation": []}}
+    assert list(analysis.stands_for_table(["e5-L3", "e5-L6"], meta)["precision"]) == [
+        "training bf16, evaluation bf16/fp32", "training fp32, evaluation –"]
     assert "trained on" not in analysis.stands_for_table(["e5-L3"]).columns
 
 

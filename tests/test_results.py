@@ -56,6 +56,7 @@ def test_export_tables_restore_roundtrip(runs, tmp_path):
     meta = json.loads((res / "meta.json").read_text())
     assert meta["nodes"] == 3 and meta["devices"] and meta["devices"][0].startswith("CPU")
     assert meta["devices_by_model"] == {"tiny-xlmr": meta["devices"]}, "each model labelled with what trained it"
+    assert meta["precision_by_model"] == {"tiny-xlmr": {"training": ["fp32"], "evaluation": ["fp32"]}}
     # the robustness functions read the tables as they are
     table = summary_table(scores, pe.merge(scores[["run_id", "family", "model", "size", "intermediate", "target",
                                                   "seed"]].drop_duplicates("run_id"), on="run_id"))

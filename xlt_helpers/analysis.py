@@ -29,14 +29,23 @@ NO_RESULTS = "No reference-study results are committed yet."
 def stands_for_table(models, meta: dict | None = None) -> pd.DataFrame:
     """model, family, what it stands for — printed next to results, straight from the model registry —
     and, given the results' ``meta.json``, the device that trained it (``devices_by_model``; a meta.json
-    written before that field labels every model with its one ``device``)."""
+    written before that field labels every model with its one ``device``) and the arithmetic of its
+    training and evaluation (``precision_by_model``; absent in a meta.json written before it)."""
     from .models import get_model
 
     by_model = (meta or {}).get("devices_by_model") or {}
     fallback = [(meta or {}).get("device", "unknown")]
+    precision = (meta or {}).get("precision_by_model") or {}
+
+    def arithmetic(m: str) -> str:
+        p = precision.get(m)
+        if p is None:
+            return "not recorded"
+        return f"training {'/'.join(p['training'])}, evaluation {'/'.join(p['evaluation']) or '–'}"
+
     rows = [{"model": m, "family": get_model(m).family, "stands in for": get_model(m).stands_for,
-             "trained on": "; ".join(by_model.get(m, fallback))} for m in models]
-    columns = ["model", "family", "stands in for", "trained on"]
+             "trained on": "; ".join(by_model.get(m, fallback)), "precision": arithmetic(m)} for m in models]
+    columns = ["model", "family", "stands in for", "trained on", "precision"]
     return pd.DataFrame(rows, columns=columns if meta is not None else columns[:3])
 
 

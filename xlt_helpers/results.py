@@ -254,10 +254,17 @@ def write_tables(results: Path, profile: str | None = None, ids: Iterable[str] |
 def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -> dict[str, Any]:
     """Which device produced the results, with which versions, in how much wall time."""
     devices, walls, by_model = set(), [], {}
+    trained: dict[str, set[str]] = {}
+    evaluated: dict[str, set[str]] = {}
     for d in _finished_nodes(results, ids):
         m = read_json(d / METRICS_FILE)
+        model, cfg = m.get("model", "unknown"), m.get("config", {})
         devices.add(m.get("device", "unknown"))
-        by_model.setdefault(m.get("model", "unknown"), set()).add(m.get("device", "unknown"))
+        by_model.setdefault(model, set()).add(m.get("device", "unknown"))
+        # a node from before the precision fields existed computed in fp32 (grid.HASH_OMIT_DEFAULTS)
+        trained.setdefault(model, set()).add(cfg.get("precision", "fp32"))
+        if m.get("phase") == "target":                 # the scores the book reports are phase 2's evaluations
+            evaluated.setdefault(model, set()).add(cfg.get("eval_precision", "fp32"))
         walls.append(read_json(d / DONE_FILE).get("wall_s", 0.0))
     import platform
 
@@ -266,6 +273,9 @@ def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -
     return {"profile": profile, "device": "; ".join(sorted(devices)) or "unknown", "devices": sorted(devices),
             # per model, so a book mixing CPU and GPU runs labels each model with what trained it
             "devices_by_model": {k: sorted(v) for k, v in sorted(by_model.items())},
+            # per model, so the book says which arithmetic produced each model's numbers
+            "precision_by_model": {k: {"training": sorted(v), "evaluation": sorted(evaluated.get(k, ()))}
+                                   for k, v in sorted(trained.items())},
             "nodes": len(walls),
             "node_wall_s_total": round(sum(walls), 1), "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__}

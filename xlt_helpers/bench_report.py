@@ -312,11 +312,12 @@ def evalprec_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], ag
             at = sp[(sp["precision"] == p) & (sp["threads"] == k)]
             sx = float(at[at["target"] == "xnli"]["speedup_vs_fp32"].iloc[0])
             sq = float(at[at["target"] == "mlqa"]["speedup_vs_fp32"].iloc[0])
-            where = f" at {k} thread{'s' if k != 1 else ''} per node" if k else ""
+            label = f"{k} thread{'s' if k != 1 else ''}" if k else ""     # 0: a table without thread counts
+            where = f" at {label} per node" if label else ""
             rows.append((f"{p}: speed-up over fp32 (sorted, {cfg.model} model time{where}), XNLI / MLQA",
                          f"{_fmt(sx, '×')} / {_fmt(sq, '×')}"))
             if min(sx, sq) >= EVAL_PRECISION_SPEEDUP_TARGET:
-                fast_at.append(f"{k} thread{'s' if k != 1 else ''}" if k else "")
+                fast_at.append(label)
         good = agree >= XNLI_AGREEMENT_TARGET and dmax <= MLQA_F1_DELTA_TARGET and bool(fast_at)
         ok.append(good)
         rows.append((f"{p}: meets all three", ("yes" + (f" (speed at {', '.join(f for f in fast_at if f)})"

@@ -361,3 +361,32 @@ def test_cpu_next_follows_issue_16():
         assert {"squad", "hellaswag", "commonsenseqa", "cosmosqa"} <= set(tasks[m])
     assert all(p.target[t].eval_n is None for t in p.targets), "full dev sets"
     assert tuple(p.seeds) == (0, 1, 2) and p.export_results
+    # issue 16's floors and budget are the profile's, and every (model, target) out of the grid says why
+    assert p.study.floors == {"xnli": 55, "mlqa": 35} and p.study.budget_hours == 12
+    dropped = {(d.model, t) for d in p.study.dropped for t in d.targets}
+    assert {("e5-L3", "xnli"), ("e5ed-L3", "xnli"), ("e5-L6", "mlqa"), ("e5ed-L6", "mlqa")} <= dropped
+
+
+def test_study_terms_are_checked_and_leave_run_ids_alone(tmp_path):
+    from xlt_helpers.grid import build_grid
+    terms = {"budget_hours": 2.5, "floors": {"xnli": 55, "mlqa": 35},
+             "dropped": [{"model": "e5-L3", "targets": ["xnli"], "reason": "English 51.0 on the whole split"}]}
+    p = load_profile(write(tmp_path, {**BASE, "study": terms}))
+    assert p.study.budget_hours == 2.5 and p.study.floors == {"xnli": 55.0, "mlqa": 35.0}
+    assert [(d.model, d.targets, d.reason) for d in p.study.dropped] == [("e5-L3", ("xnli",), "English 51.0 on the whole split")]
+    plain = load_profile(write(tmp_path, BASE, "plain.yml"))
+    assert plain.study.floors == {} and plain.study.dropped == () and plain.study.budget_hours is None
+    assert [n.id for n in build_grid(p)] == [n.id for n in build_grid(plain)]
+    msg = error_of(tmp_path, {**BASE, "study": {**terms, "floors": {"xquad": 50}}})
+    assert "study.floors.xquad" in msg and "xnli, mlqa" in msg
+    msg = error_of(tmp_path, {**BASE, "study": {**terms, "floors": {"xnli": 155}}})
+    assert "study.floors.xnli" in msg and "155" in msg
+    msg = error_of(tmp_path, {**BASE, "study": {**terms, "dropped": [{"model": "tiny-mt5", "targets": ["mlqa"],
+                                                                     "reason": "no"}]}})
+    assert "study.dropped[0]" in msg and "tiny-mt5 x mlqa is in the grid" in msg
+    msg = error_of(tmp_path, {**BASE, "study": {**terms, "dropped": [{"model": "e5-L3", "targets": ["xnli"],
+                                                                     "reason": "  "}]}})
+    assert "study.dropped[0].reason" in msg and "empty" in msg
+    msg = error_of(tmp_path, {**BASE, "study": {**terms, "dropped": [{"model": "e5-L99", "targets": ["xnli"],
+                                                                     "reason": "x"}]}})
+    assert "study.dropped[0].model" in msg and "e5-L99" in msg

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,27 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """A (model, targets) pair left out of the grid, with the measurement that made it so: the methods
+    page prints it, so a reader sees what was tried before a cell went missing."""
+
+    model: str
+    targets: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class StudyTerms:
+    """What the book holds the study to, beside the grid: the compute budget, the English floor every
+    reported baseline must clear, and the (model, target) pairs dropped for failing it. None of it is a
+    node parameter, so none of it enters a run id: tightening a floor re-labels, it never re-trains."""
+
+    budget_hours: float | None = None                            # node wall time allowed, in hours
+    floors: Mapping[str, float] = field(default_factory=dict)    # target -> English primary-metric score
+    dropped: tuple[Dropped, ...] = ()
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -119,6 +140,8 @@ class Profile:
     # model -> the subset of targets it runs: a family that cannot learn a target in the budget
     # (measured, and said in the profile's comments) skips it instead of filling the grid with zeros
     model_targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the budget, the floors and the dropped pairs (``study:`` in the file); not hashed into run ids
+    study: StudyTerms = field(default_factory=StudyTerms)
 
     def targets_for(self, model: str) -> tuple[str, ...]:
         """The target tasks run for ``model``: ``model_targets`` if it names the model, else all."""
@@ -220,7 +243,7 @@ def _target_tasks() -> list[str]:
 # ------------------------------------------------------------------ validation
 _TOP_KEYS = ("name", "description", "models", "intermediate_tasks", "seq2seq_intermediate_tasks",
              "model_intermediate_tasks", "model_targets", "targets", "seeds", "intermediate", "target", "trim_vocab", "resources",
-             "export_results")
+             "export_results", "study")
 _TOP_REQUIRED = ("name", "models", "intermediate_tasks", "targets", "seeds", "intermediate", "target")
 
 
@@ -354,7 +377,46 @@ def _validate_profile(raw: Any, source: str) -> Profile:
         resources=resources, source=source,
     )
     _check_positions(profile, sec, tsec, at)
+    if "study" in raw:
+        profile = replace(profile, study=_study_terms(raw["study"], profile, source))
     return profile
+
+
+def _study_terms(raw: Any, profile: Profile, source: str) -> StudyTerms:
+    """The ``study:`` section: ``budget_hours``, ``floors`` (target -> score on its primary metric, one of
+    the profile's targets) and ``dropped`` (model, targets, reason). A dropped pair still in the grid is an
+    error: the book would call a cell dropped that it also reports."""
+    def at(path: str) -> str:
+        return f"{source}: field study.{path}"
+
+    sec = _mapping(raw, source, "study", ("budget_hours", "floors", "dropped"), ())
+    budget = _optional(_number(0, strict_min=True), "no budget stated")(sec.get("budget_hours"), at("budget_hours"))
+    floors_raw = sec.get("floors") or {}
+    if not isinstance(floors_raw, dict):
+        raise _err(at("floors"), f"expected a mapping target -> English score (0..100), got {floors_raw!r}")
+    floors = {}
+    for target, v in floors_raw.items():
+        if target not in profile.targets:
+            raise _err(at(f"floors.{target}"), f"unknown target {target!r}; allowed: the profile's targets "
+                                               f"({', '.join(profile.targets)})")
+        floors[target] = _number(0, 100)(v, at(f"floors.{target}"))
+    dropped_raw = sec.get("dropped") or []
+    if not isinstance(dropped_raw, list):
+        raise _err(at("dropped"), f"expected a list of {{model, targets, reason}}, got {dropped_raw!r}")
+    dropped = []
+    for i, d in enumerate(dropped_raw):
+        d = _mapping(d, source, f"study.dropped[{i}]", ("model", "targets", "reason"), ("model", "targets", "reason"))
+        model = _names(sorted(MODELS), "models", "model")([d["model"]], at(f"dropped[{i}].model"))[0]
+        targets = _names(_target_tasks(), "target tasks", "target task")(d["targets"], at(f"dropped[{i}].targets"))
+        reason = _str(d["reason"], at(f"dropped[{i}].reason")).strip()
+        if not reason:
+            raise _err(at(f"dropped[{i}].reason"), "empty: give the measurement that made the pair drop")
+        in_grid = [t for t in targets if model in profile.models and t in profile.targets_for(model)]
+        if in_grid:
+            raise _err(at(f"dropped[{i}]"), f"{model} x {', '.join(in_grid)} is in the grid (models / model_targets) "
+                                            "and dropped at once; remove it from one of the two")
+        dropped.append(Dropped(model, targets, reason))
+    return StudyTerms(budget_hours=budget, floors=floors, dropped=tuple(dropped))
 
 
 def check_max_length(model: str, max_length: int, where: str) -> None:

@@ -102,7 +102,7 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
     a = analysis.analyse(res, n_boot=200)
     brief = statements.brief_statements(a)
     assert [line.split(":**")[0] for line in brief] == [
-        "- **Intermediate tasks", "- **Model size", "- **Model family (encoder → encoder-decoder)",
+        "- **Size × task difficulty, the study's question", "- **Intermediate tasks", "- **Model size", "- **Model family (encoder → encoder-decoder)",
         "- **Gain vs score-based difficulty"]        # no V-information recorded in the synthetic results
 
     primary = a.summary[(a.summary["metric"] == a.summary["target"].map(primary_metric))
@@ -110,6 +110,8 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
     sig = primary[(primary["gain_avg_lo"] > 0) | (primary["gain_avg_hi"] < 0)]
     pos, neg = sig[sig["gain_avg"] > 0], sig[sig["gain_avg"] < 0]
     assert len(pos) > 0 and len(neg) > 0 and set(pos["intermediate"]) == {"sst2"} and set(neg["intermediate"]) == {"udpos"}
+    central, brief = brief[0], brief[1:]       # the study's question comes first (issue 16)
+    assert central.count("(no interval: small model has 2 task(s)") == len(analysis.slope_changes(a)) > 0   # 2 tasks per model
     tasks = brief[0]
     assert (f"of {len(primary)} gains" in tasks and f"{len(pos)} are significantly positive and {len(neg)} "
             "significantly negative" in tasks)
@@ -130,10 +132,43 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
 
 def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp_path, synthetic_results):
     res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
-    bare = Results(res.dir, res.scores, None, None, res.meta, ())
+    bare = Results(res.dir, res.scores, None, res.intermediate, res.meta, ())
     a = analysis.analyse(bare, n_boot=20)
     assert statements.size_contrasts(a) == [] and statements.family_contrasts(a) == []
-    assert statements.brief_statements(a) == ["- No results with per-example scores yet: nothing to summarise."]
+    central, *rest = statements.brief_statements(a)    # the slope and correlations need no per-example scores
+    assert central.startswith("- **Size × task difficulty, the study's question:**")
+    assert [line.split(":**")[0] for line in rest] == ["- **Gain vs score-based difficulty"]
+    nothing = analysis.analyse(Results(res.dir, res.scores, None, None, res.meta, ()), n_boot=20)
+    assert statements.brief_statements(nothing) == [
+        "- No results with per-example scores yet: no gains or contrasts with intervals to summarise."]
+
+
+def test_central_statement_names_a_family_with_one_size(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    keep = res.scores["model"] != "e5ed-L6"
+    one = Results(res.dir, res.scores[keep], None, res.intermediate, res.meta, ())
+    (line,) = statements.central_statements(analysis.analyse(one, n_boot=20))
+    assert "Encoder-decoders on XNLI: one size (`e5ed-L3`), so no change with size" in line
+    assert "Encoders `e5-L3` → `e5-L6` on XNLI" in line and "Encoders `e5-L3` → `e5-L6` on MLQA" in line
+
+
+def test_floor_table_holds_every_seed_to_the_floor():
+    rows = [("e5-L6", "xnli", "accuracy", 0, 60.0), ("e5-L6", "xnli", "accuracy", 1, 50.0),
+            ("e5-L12", "xnli", "accuracy", 0, 70.0), ("e5-L12", "mlqa", "f1", 0, 40.0),
+            ("e5-L12", "mlqa", "em", 0, 20.0), ("e5-L12", "pawsx", "accuracy", 0, 80.0)]
+    scores = pd.DataFrame([{"model": m, "intermediate": "none", "target": t, "metric": met, "seed": s, "lang": "en",
+                            "score": v} for m, t, met, s, v in rows]
+                          + [{"model": "e5-L6", "intermediate": "none", "target": "xnli", "metric": "accuracy",
+                              "seed": 0, "lang": "de", "score": 10.0},          # not English: not a floor row
+                             {"model": "e5-L6", "intermediate": "sst2", "target": "xnli", "metric": "accuracy",
+                              "seed": 0, "lang": "en", "score": 10.0}])         # not a baseline
+    ft = analysis.floor_table(scores, {"xnli": 55, "mlqa": 35}).set_index(["model", "target"])
+    assert list(ft.reset_index().columns) == analysis.FLOOR_COLUMNS and len(ft) == 4    # mlqa EM is not primary
+    r = ft.loc[("e5-L6", "xnli")]
+    assert (r["en_by_seed"], r["en_mean"], r["en_min"], r["floor"], r["clears"]) == ("60.0 / 50.0", 55.0, 50.0, 55.0, False)
+    assert ft.loc[("e5-L12", "xnli"), "clears"] is True and ft.loc[("e5-L12", "mlqa"), "clears"] is True
+    assert ft.loc[("e5-L12", "mlqa"), "metric"] == "f1" and ft.loc[("e5-L12", "mlqa"), "en_mean"] == 40.0
+    assert pd.isna(ft.loc[("e5-L12", "pawsx"), "floor"]) and ft.loc[("e5-L12", "pawsx"), "clears"] is None
 
 
 def test_full_scale_statements_open_with_slopes_equal_size_and_x_stilts():

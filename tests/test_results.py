@@ -299,3 +299,43 @@ def test_load_results_lists_only_the_notebooks_of_the_runs_its_tables_hold(tmp_p
     (results / "runs" / "p2-older-version-of-a-node.ipynb").write_text(shown.read_text())
     (results / "runs" / "p1-e5-L3-sst2-s0.ipynb").write_text(shown.read_text())   # a phase-1 run of intermediate.csv
     assert [p.name for p in store.load_results(results).runs] == ["p1-e5-L3-sst2-s0.ipynb", shown.name]
+
+
+def test_node_times_and_budget_table_by_hand(tmp_path):
+    """Measured hours are DONE.json's wall times; the rest is extrapolated at each group's median, NaN for a
+    group with no finished node, and a complete study has nothing left to extrapolate."""
+    nodes = tmp_path / "nodes"
+    def node(rid, phase, model, wall, **params):
+        d = nodes / rid
+        d.mkdir(parents=True)
+        write_json_atomic(d / NODE_FILE, {"id": rid, "phase": phase, "params": {"model": model, "seed": 0, **params}})
+        write_json_atomic(d / DONE_FILE, {"id": rid, "wall_s": wall, "finished_at": "2026-11-30T15:00:00+00:00"})
+        write_json_atomic(d / "metrics.json", {"device": "CPU: test, 1 threads"})
+    node("p1-a", "intermediate", "m", 60.0, task="sst2")
+    node("p1-b", "intermediate", "m", 180.0, task="squad")
+    node("p2-a", "target", "m", 720.0, target="xnli", intermediate="none")
+    (nodes / "p2-unfinished").mkdir()                      # no DONE.json: not a finished node
+    node("other", "target", "m", 1.0, target="xnli", intermediate="sst2")   # not asked for
+    times = store.node_times(tmp_path, ["p1-a", "p1-b", "p2-a", "p2-unfinished"])
+    assert list(times.columns) == store.NODE_TIME_COLUMNS and sorted(times["id"]) == ["p1-a", "p1-b", "p2-a"]
+    t = times.set_index("id")
+    assert t.loc["p1-b", "intermediate"] == "squad" and t.loc["p2-a", "target"] == "xnli"
+    assert t.loc["p2-a", "device"] == "CPU: test, 1 threads" and pd.isna(t.loc["p1-a", "target"])
+
+    planned = pd.DataFrame([("p1-a", "m", "intermediate", None), ("p1-b", "m", "intermediate", None),
+                            ("p1-c", "m", "intermediate", None), ("p2-a", "m", "target", "xnli"),
+                            ("p2-b", "m", "target", "xnli"), ("p2-c", "m", "target", "mlqa")],
+                           columns=["id", "model", "phase", "target"])
+    b = store.budget_table(planned, times, budget_hours=2.0).set_index(["phase", "target"])
+    p1 = b.loc[("intermediate", "–")]       # (60 + 180) s measured, median 120 s, one node left: 120 s more
+    assert (p1["nodes"], p1["done"]) == (3, 2)
+    assert p1["measured_h"] == pytest.approx(240 / 3600) and p1["median_node_min"] == pytest.approx(2.0)
+    assert p1["rest_h_extrapolated"] == pytest.approx(120 / 3600)
+    x = b.loc[("target", "xnli")]
+    assert (x["done"], x["median_node_min"], x["rest_h_extrapolated"]) == (1, 12.0, pytest.approx(0.2))
+    assert pd.isna(b.loc[("target", "mlqa"), "rest_h_extrapolated"])      # nothing finished to extrapolate from
+    total = b.loc[("", "")]
+    assert (total["model"], total["nodes"], total["done"], total["budget_h"]) == ("total", 6, 3, 2.0)
+    assert total["measured_h"] == pytest.approx(960 / 3600) and pd.isna(total["rest_h_extrapolated"])
+    done = store.budget_table(planned[planned["id"].isin(times["id"])], times, None)
+    assert done["rest_h_extrapolated"].tolist() == [0.0, 0.0, 0.0] and pd.isna(done["budget_h"].iloc[-1])

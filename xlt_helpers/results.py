@@ -281,6 +281,54 @@ def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -
             "torch": torch.__version__, "transformers": transformers.__version__}
 
 
+NODE_TIME_COLUMNS = ["id", "model", "phase", "intermediate", "target", "seed", "wall_s", "finished_at", "device"]
+
+
+def node_times(results: Path, ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per finished node of ``results/nodes`` (only ``ids`` when given): what it was (node.json) and
+    the wall time its run took (DONE.json), the measured side of a study's budget."""
+    import pandas as pd
+    rows = []
+    for d in _finished_nodes(results, ids):
+        node, done = read_json(d / NODE_FILE), read_json(d / DONE_FILE)
+        params = node.get("params", {})
+        rows.append({"id": d.name, "model": params.get("model"), "phase": node.get("phase"),
+                     "intermediate": params.get("intermediate", params.get("task")), "target": params.get("target"),
+                     "seed": params.get("seed"), "wall_s": float(done.get("wall_s", float("nan"))),
+                     "finished_at": done.get("finished_at"),
+                     "device": read_json(d / METRICS_FILE).get("device", "unknown")})
+    return pd.DataFrame(rows, columns=NODE_TIME_COLUMNS)
+
+
+def budget_table(planned: pd.DataFrame, times: pd.DataFrame, budget_hours: float | None = None) -> pd.DataFrame:
+    """Per (model, phase, target) of the ``planned`` nodes (``id, model, phase, target``): nodes planned and
+    done, the measured node hours of those done, the median node minutes, and the hours the rest would take
+    at that median (NaN where no node of the group is done yet), then a total row with ``budget_hours``.
+
+    The rest is extrapolated, not measured: the column says so, and it is 0 once the study is complete."""
+    import numpy as np
+    import pandas as pd
+    keys = ["model", "phase", "target"]
+    plan = planned.assign(target=planned["target"].fillna("–"))
+    done = plan.merge(times[["id", "wall_s"]], on="id", how="inner")
+    rows = []
+    for key, g in plan.groupby(keys, sort=False):
+        d = done.merge(g[["id"]], on="id")
+        med = float(d["wall_s"].median()) if len(d) else np.nan
+        left = len(g) - len(d)
+        rows.append({**dict(zip(keys, key)), "nodes": len(g), "done": len(d),
+                     "measured_h": float(d["wall_s"].sum()) / 3600, "median_node_min": med / 60,
+                     "rest_h_extrapolated": (left * med / 3600) if left else 0.0})
+    out = pd.DataFrame(rows, columns=[*keys, "nodes", "done", "measured_h", "median_node_min", "rest_h_extrapolated"])
+    total = {"model": "total", "phase": "", "target": "", "nodes": int(out["nodes"].sum()),
+             "done": int(out["done"].sum()), "measured_h": float(out["measured_h"].sum()),
+             "median_node_min": np.nan, "rest_h_extrapolated": float(out["rest_h_extrapolated"].sum(min_count=1))
+             if out["rest_h_extrapolated"].notna().all() else np.nan}
+    out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
+    out["budget_h"] = [budget_hours if m == "total" else np.nan for m in out["model"]]
+    return out
+
+
 def verify_store(results: Path) -> tuple[list[str], list[tuple[str, str]]]:
     """(ids that verify, [(id, "file: cause")] of those that do not) over ``results/nodes``, sha256 included."""
     good, bad = [], []

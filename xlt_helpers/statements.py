@@ -101,11 +101,41 @@ def _significant(lo: float, hi: float) -> bool:
     return bool(pd.notna(lo) and pd.notna(hi) and (lo > 0 or hi < 0))
 
 
+def central_statements(a: Analysis) -> list[str]:
+    """The study's question first (issue 16): per family and target, how the slope of gain on difficulty
+    changes from the smaller to the larger model, with its interval; a family with one size in the results
+    is named as one where the change cannot be estimated, rather than left out."""
+    slopes = slope_changes(a)
+    prim = pd.concat([_primary(a, t)[1] for t in a.targets]) if a.targets else pd.DataFrame()
+    if prim.empty:
+        return []
+    parts = []
+    for r in slopes.itertuples() if not slopes.empty else ():
+        if pd.isna(r.slope_change):
+            continue
+        ci = (f" [{r.lo:+.1f}, {r.hi:+.1f}], {_sig(r.lo, r.hi)}" if pd.notna(r.lo)
+              else f" (no interval: {r.status.removeprefix('undefined: ')})")
+        parts.append(f"{r.family}s `{r.small}` → `{r.large}` on {r.target.upper()}: {r.slope_small:+.1f} → "
+                     f"{r.slope_large:+.1f} points of gain per unit of difficulty, a change of "
+                     f"{r.slope_change:+.1f}{ci}")
+    inter = prim[prim["intermediate"] != NONE_TASK]
+    for (family, target), g in inter.groupby(["family", "target"], sort=True):
+        models = g["model"].unique()
+        if len(models) == 1:
+            parts.append(f"{family}s on {target.upper()}: one size (`{models[0]}`), so no change with size")
+    if not parts:
+        return []
+    return ["- **Size × task difficulty, the study's question:** how the slope of the cross-language mean gain on "
+            "intermediate-task difficulty (0 = solved, 1 = chance) changes from the smaller to the larger model. "
+            + "; ".join(p[0].upper() + p[1:] for p in parts) + "."]
+
+
 def brief_statements(a: Analysis) -> list[str]:
-    """The answer in brief, as Markdown bullets: only what is significant at the 95% level is named
-    (with its interval), everything else is counted, so a reader sees at once how much of the page
-    is signal. Built from the same contrasts and correlations as the detailed statements."""
-    out: list[str] = []
+    """The answer in brief, as Markdown bullets: the study's central quantity first
+    (:func:`central_statements`), then only what is significant at the 95% level is named (with its
+    interval), everything else is counted, so a reader sees at once how much of the page is signal.
+    Built from the same contrasts and correlations as the detailed statements."""
+    central, out = central_statements(a), []
     gains = pd.concat([_primary(a, t)[1] for t in a.targets]) if a.targets else pd.DataFrame()
     gains = gains[gains["intermediate"] != NONE_TASK].dropna(subset=["gain_avg_lo"]) if not gains.empty else gains
     if not gains.empty:
@@ -141,7 +171,8 @@ def brief_statements(a: Analysis) -> list[str]:
         out.append(f"- **Gain vs {label}:** {len(with_ci)} of {len(corr)} model × target correlations have the "
                    f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; {len(sig)} exclude 0"
                    + (f" ({named})." if named else "."))
-    return out or ["- No results with per-example scores yet: nothing to summarise."]
+    return central + (out or ["- No results with per-example scores yet: no gains or contrasts with intervals to "
+                              "summarise."])
 
 
 def _examples(v: float) -> str:

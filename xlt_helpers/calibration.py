@@ -188,7 +188,7 @@ def coverage(design: Design, comp: Mapping[str, float], reps: int, seed: int = 0
     for (method, stat), h in hits.items():
         p = float(np.mean(h))
         rows.append({"method": method, "statistic": stat, "n_seeds": design.n_seeds, "n_langs": design.n_langs,
-                     "n_examples": design.n_examples, "reps": reps, "intervals": len(h),
+                     "n_examples": design.n_examples, "n_tasks": design.n_tasks, "reps": reps, "intervals": len(h),
                      "coverage": 100 * p, "mc_se": 100 * float(np.sqrt(p * (1 - p) / len(h))),
                      "mean_half_width": float(np.mean(widths[method, stat]))})
     return pd.DataFrame(rows)
@@ -211,14 +211,15 @@ def coverage_table(components: pd.DataFrame, reps: int = 400, seeds: Sequence[in
         comp = row.iloc[0].to_dict()
         for s in seeds:
             t0 = time.time()
-            d = Design(n_langs=int(comp["n_langs"]), n_examples=int(comp["n_examples"]), n_seeds=s)
+            d = Design(n_langs=int(comp["n_langs"]), n_examples=int(comp["n_examples"]), n_seeds=s,
+                       n_tasks=int(comp.get("n_tasks", Design.n_tasks)))
             part = coverage(d, comp, reps, seed=seed, methods=methods, n_boot=n_boot)
             parts.append(part.assign(target=target, metric=metric,
                                      **{c: comp[c] for c in R.VC_COLUMNS}))
             if progress:
                 print(f"{target}/{metric}, {s} seed(s): {reps} studies in {time.time() - t0:.0f} s", flush=True)
     cols = ["target", "metric", "n_seeds", "statistic", "method", "coverage", "mc_se", "mean_half_width", "reps",
-            "intervals", "n_langs", "n_examples", *R.VC_COLUMNS]
+            "intervals", "n_langs", "n_examples", "n_tasks", *R.VC_COLUMNS]
     return pd.concat(parts, ignore_index=True)[cols]
 
 

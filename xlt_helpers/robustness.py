@@ -672,13 +672,15 @@ def variance_components(per_example: pd.DataFrame) -> pd.DataFrame:
 def pooled_components(components: pd.DataFrame) -> pd.DataFrame:
     """One row per (target, metric): the models' variance components averaged (the seed components
     weighted by their seed df, over the models that have replicated seeds), with the design's median
-    languages and examples. What ``xlt_helpers.calibration`` plants, and what the evaluation size needed for a
+    languages, examples and intermediate tasks per model. What ``xlt_helpers.calibration`` plants, and what the evaluation size needed for a
     target half-width is computed from (:func:`examples_for_half_width`)."""
     rows = []
     for (target, metric), g in components.groupby(["target", "metric"], sort=True):
         rep = g[g["df_seed"] > 0]
         row = {"target": target, "metric": metric, "n_models": len(g),
                "n_langs": int(g["n_langs"].median()), "n_examples": int(g["n_examples"].median()),
+               # runs per model minus the baseline: the intermediate tasks a simulated model gets
+               "n_tasks": max(1, int(round(float(g["n_runs"].median()))) - 1),
                "df_seed": float(rep["df_seed"].sum())}
         for c in ("var_lang", "var_example", "var_run_example", "var_resid"):
             row[c] = float(g[c].mean())

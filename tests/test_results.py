@@ -327,15 +327,20 @@ def test_node_times_and_budget_table_by_hand(tmp_path):
                             ("p2-b", "m", "target", "xnli"), ("p2-c", "m", "target", "mlqa")],
                            columns=["id", "model", "phase", "target"])
     b = store.budget_table(planned, times, budget_hours=2.0).set_index(["phase", "target"])
-    p1 = b.loc[("intermediate", "–")]       # (60 + 180) s measured, median 120 s, one node left: 120 s more
+    # every node ran on 1 thread of the 2 cores: a machine-hour is two node-hours
+    p1 = b.loc[("intermediate", "–")]       # (60 + 180) / 2 machine-s, median node 120 s, one left: 60 s more
     assert (p1["nodes"], p1["done"]) == (3, 2)
-    assert p1["measured_h"] == pytest.approx(240 / 3600) and p1["median_node_min"] == pytest.approx(2.0)
-    assert p1["rest_h_extrapolated"] == pytest.approx(120 / 3600)
+    assert p1["measured_h"] == pytest.approx(120 / 3600) and p1["median_node_min"] == pytest.approx(2.0)
+    assert p1["rest_h_extrapolated"] == pytest.approx(60 / 3600)
     x = b.loc[("target", "xnli")]
-    assert (x["done"], x["median_node_min"], x["rest_h_extrapolated"]) == (1, 12.0, pytest.approx(0.2))
+    assert (x["done"], x["median_node_min"], x["rest_h_extrapolated"]) == (1, 12.0, pytest.approx(0.1))
     assert pd.isna(b.loc[("target", "mlqa"), "rest_h_extrapolated"])      # nothing finished to extrapolate from
     total = b.loc[("", "")]
     assert (total["model"], total["nodes"], total["done"], total["budget_h"]) == ("total", 6, 3, 2.0)
-    assert total["measured_h"] == pytest.approx(960 / 3600) and pd.isna(total["rest_h_extrapolated"])
+    assert total["measured_h"] == pytest.approx(480 / 3600) and pd.isna(total["rest_h_extrapolated"])
+    # a node on both cores (or one whose device names no thread count) costs its whole wall time
+    both = times.assign(device=["CPU: test, 2 threads", "CPU: x86_64", "CPU: test, 1 threads"])
+    assert store.budget_table(planned, both).iloc[-1]["measured_h"] == pytest.approx((60 + 180 + 360) / 3600)
+    assert [store.threads_of(d) for d in ("CPU: a, 1 threads", "CPU: b, 16 threads", "cuda: H200")] == [1, 16, None]
     done = store.budget_table(planned[planned["id"].isin(times["id"])], times, None)
     assert done["rest_h_extrapolated"].tolist() == [0.0, 0.0, 0.0] and pd.isna(done["budget_h"].iloc[-1])

@@ -300,24 +300,37 @@ def node_times(results: Path, ids: Iterable[str] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=NODE_TIME_COLUMNS)
 
 
-def budget_table(planned: pd.DataFrame, times: pd.DataFrame, budget_hours: float | None = None) -> pd.DataFrame:
-    """Per (model, phase, target) of the ``planned`` nodes (``id, model, phase, target``): nodes planned and
-    done, the measured node hours of those done, the median node minutes, and the hours the rest would take
-    at that median (NaN where no node of the group is done yet), then a total row with ``budget_hours``.
+def threads_of(device: str) -> int | None:
+    """The thread count in a node's device string ("CPU: <model>, 1 threads"), None where it names none."""
+    import re
+    m = re.search(r"(\d+) threads?\b", device or "")
+    return int(m.group(1)) if m else None
 
-    The rest is extrapolated, not measured: the column says so, and it is 0 once the study is complete."""
+
+def budget_table(planned: pd.DataFrame, times: pd.DataFrame, budget_hours: float | None = None,
+                 cores: int = 2) -> pd.DataFrame:
+    """Per (model, phase, target) of the ``planned`` nodes (``id, model, phase, target``): nodes planned and
+    done, the measured hours of those done, the median node minutes, and the hours the rest would take at
+    that median (NaN where no node of the group is done yet), then a total row with ``budget_hours``.
+
+    Hours are *machine* hours of a ``cores``-core machine: a node's wall time times the share of the cores it
+    ran on (its device string's thread count; all of them where it names none). Two one-thread nodes side by
+    side on two cores thus cost one machine-hour per hour, as the budget means. The rest is extrapolated, not
+    measured: the column says so, and it is 0 once the study is complete."""
     import numpy as np
     import pandas as pd
     keys = ["model", "phase", "target"]
     plan = planned.assign(target=planned["target"].fillna("–"))
-    done = plan.merge(times[["id", "wall_s"]], on="id", how="inner")
+    share = [min(t, cores) / cores if t else 1.0 for t in (threads_of(d) for d in times["device"])]
+    done = plan.merge(times[["id", "wall_s"]].assign(machine_s=times["wall_s"] * share), on="id", how="inner")
     rows = []
     for key, g in plan.groupby(keys, sort=False):
         d = done.merge(g[["id"]], on="id")
-        med = float(d["wall_s"].median()) if len(d) else np.nan
+        med = float(d["machine_s"].median()) if len(d) else np.nan
         left = len(g) - len(d)
         rows.append({**dict(zip(keys, key)), "nodes": len(g), "done": len(d),
-                     "measured_h": float(d["wall_s"].sum()) / 3600, "median_node_min": med / 60,
+                     "measured_h": float(d["machine_s"].sum()) / 3600,
+                     "median_node_min": float(d["wall_s"].median()) / 60 if len(d) else np.nan,
                      "rest_h_extrapolated": (left * med / 3600) if left else 0.0})
     out = pd.DataFrame(rows, columns=[*keys, "nodes", "done", "measured_h", "median_node_min", "rest_h_extrapolated"])
     total = {"model": "total", "phase": "", "target": "", "nodes": int(out["nodes"].sum()),

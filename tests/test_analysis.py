@@ -103,7 +103,8 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
     brief = statements.brief_statements(a)
     assert [line.split(":**")[0] for line in brief] == [
         "- **Size × task difficulty, the study's question", "- **Intermediate tasks", "- **Model size", "- **Model family (encoder → encoder-decoder)",
-        "- **Gain vs score-based difficulty"]        # no V-information recorded in the synthetic results
+        "- **Gain vs score-based difficulty",        # no V-information recorded in the synthetic results
+        "- **How decisive"]
 
     primary = a.summary[(a.summary["metric"] == a.summary["target"].map(primary_metric))
                         & (a.summary["intermediate"] != "none")]
@@ -125,6 +126,8 @@ def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_pa
     n_gap_sig = sum((c.result["gap_change_lo"] > 0) or (c.result["gap_change_hi"] < 0) for c in contrasts)
     assert f"the transfer gap changes significantly in {n_gap_sig} of {len(contrasts)} comparisons" in brief[1]
     assert len(statements.size_statements(a)) == len(contrasts) == 4      # 2 targets x 2 families
+    xnli = primary[primary["target"] == "xnli"]["gain_avg_hw"]     # the brief's median is the gains' own
+    assert f"XNLI (accuracy) ±{xnli.median():.2f} over {len(xnli)} gains against a target of ±1.5" in brief[-1]
     corr = analysis.difficulty_correlations(a)      # 2 tasks per model: rho needs 3, an interval 5
     assert len(corr) == 8 and brief[3].endswith(f"0 of 8 model × target correlations have the "
                                                 f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; 0 exclude 0.")

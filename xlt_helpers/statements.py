@@ -171,12 +171,34 @@ def brief_statements(a: Analysis) -> list[str]:
         out.append(f"- **Gain vs {label}:** {len(with_ci)} of {len(corr)} model × target correlations have the "
                    f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; {len(sig)} exclude 0"
                    + (f" ({named})." if named else "."))
-    return central + (out or ["- No results with per-example scores yet: no gains or contrasts with intervals to "
-                              "summarise."])
+    return central + (out + decisiveness_brief(a) if out else
+                      ["- No results with per-example scores yet: no gains or contrasts with intervals to summarise."])
 
 
 def _examples(v: float) -> str:
     return "unreachable by examples alone (the seed term is wider)" if v == float("inf") else f"{v:,.0f}"
+
+
+def _gain_half_widths(a: Analysis, target: str) -> tuple[str, pd.Series, pd.Series]:
+    """(primary metric, half-widths, MDEs) of every intermediate-task gain of ``target`` with an interval."""
+    metric, s = _primary(a, target)
+    inter = s[s["intermediate"] != NONE_TASK]
+    return metric, inter["gain_avg_hw"].dropna(), inter["gain_avg_mde"].dropna()
+
+
+def decisiveness_brief(a: Analysis) -> list[str]:
+    """One bullet: per target, the median half-width of its gains' intervals against issue 16's target."""
+    d = decisiveness(a)
+    if d.empty:
+        return []
+    parts = []
+    for target, g in d.groupby("target", sort=False):
+        metric, hw, mde = _gain_half_widths(a, target)
+        goal = g["target_half_width"].iloc[0]
+        parts.append(f"{target.upper()} ({metric}) ±{hw.median():.2f} over {len(hw)} gains against a target of "
+                     f"±{goal:g} ({'met' if hw.median() <= goal else 'missed'}; median MDE at 80% power "
+                     f"{mde.median():.2f})")
+    return ["- **How decisive:** median half-width of the gains' 95% intervals " + "; ".join(parts) + "."]
 
 
 def decisiveness_statements(a: Analysis) -> list[str]:
@@ -187,9 +209,7 @@ def decisiveness_statements(a: Analysis) -> list[str]:
         return ["- No per-example scores with replicated seeds: no intervals to size."]
     out = []
     for target, g in d.groupby("target", sort=False):
-        metric, s = _primary(a, target)
-        hw = s[s["intermediate"] != NONE_TASK]["gain_avg_hw"].dropna()
-        mde = s[s["intermediate"] != NONE_TASK]["gain_avg_mde"].dropna()
+        metric, hw, mde = _gain_half_widths(a, target)
         goal = g["target_half_width"].iloc[0]
         out.append(f"- **{target.upper()} ({metric})**, {len(hw)} gains: median half-width ±{hw.median():.2f} points, "
                    f"median MDE at 80% power {mde.median():.2f}; the target is ±{goal:g}, which the median "

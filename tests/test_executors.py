@@ -206,3 +206,43 @@ def test_bf16_nodes_are_not_started_on_a_machine_without_native_bf16(tmp_path, m
     monkeypatch.setattr(machine, "cpu_flags", lambda: {"avx2", "amx_bf16"})
     again = run_grid(nodes, tmp_path, workers=2, progress=False)
     assert sorted(again.done) == bf16 and again.ok and not again.not_here
+
+
+def test_memory_guard_keeps_side_by_side_nodes_within_memory(tmp_path):
+    """Hand-worked: a 20 GB budget; a 12 GB kind may not run twice at once, but beside a 5 GB kind it may; an
+    unmeasured kind sends one scout at a time; with nothing running anything starts."""
+    from xlt_helpers.executors import MemoryGuard
+    from xlt_helpers.grid import Node
+
+    def node(nid, task, seed, peak=None):
+        n = Node(nid, "intermediate", "01.ipynb", {"model": "e5-L12", "task": task, "seed": seed, "max_length": 256,
+                                                    "batch_size": 16})
+        if peak is not None:
+            (tmp_path / nid).mkdir()
+            (tmp_path / nid / "metrics.json").write_text(json.dumps({"peak_rss_mb": peak}))
+        return n
+
+    done_big, done_small = node("big-s0", "cosmosqa", 0, 12000.0), node("small-s0", "sst2", 0, 5000.0)
+    big1, big2, small1 = node("big-s1", "cosmosqa", 1), node("big-s2", "cosmosqa", 2), node("small-s1", "sst2", 1)
+    new1, new2 = node("new-s0", "hellaswag", 0), node("new-s1", "hellaswag", 1)
+    g = MemoryGuard(tmp_path, [done_big, done_small, big1, big2, small1, new1, new2], budget_mb=20000.0)
+    assert g.expected_mb(big2) == 12000.0 and g.expected_mb(small1) == 5000.0 and g.expected_mb(new1) is None
+    assert g.why_not(big2, [big1]) == ("expected peak 11.7 GB beside 11.7 GB planned by the running nodes exceeds "
+                                       "19.5 GB (the memory budget); it starts when one ends")
+    assert g.why_not(big2, [small1]) is None                      # 12 + 5 <= 20
+    assert g.why_not(big2, []) is None                            # alone it always starts
+    assert "new-s0 (same kind) is measuring it" in g.why_not(new2, [new1])
+    assert g.why_not(new2, [big1]) is None                        # an unmeasured kind beside another kind
+    (tmp_path / "new-s0").mkdir()
+    (tmp_path / "new-s0" / "metrics.json").write_text(json.dumps({"peak_rss_mb": 9000.0}))
+    g.record(new1)                                                # the scout ended: its siblings plan with it
+    assert g.expected_mb(new2) == 9000.0 and g.why_not(new2, [new1]) is None and g.why_not(new2, [big1]) is not None
+
+
+def test_siblings_of_an_unmeasured_kind_wait_for_the_scout_and_all_finish(tmp_path):
+    profile, nodes = grid()
+    out = io.StringIO()
+    summary = run_grid(nodes, tmp_path, executor="local", workers=2, stream=out, progress=False)
+    assert summary.ok and sorted(summary.done) == sorted(n.id for n in nodes)
+    xlmr = [n for n in nodes if n.phase == "target" and n.params["model"] == "tiny-xlmr"]
+    assert len(xlmr) == 2 and "waits for memory: its memory is not measured yet" in out.getvalue()

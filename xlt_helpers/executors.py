@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .grid import Node
-from .machine import bf16_refusal
+from .machine import bf16_refusal, mem_total_mb
 from .profiles import Resources
-from .runs import (CHECKPOINT_DIR, FAILED_FILE, RunsFolderError, State, disk_failure, finish_node,
+from .runs import (CHECKPOINT_DIR, FAILED_FILE, METRICS_FILE, RunsFolderError, State, disk_failure, finish_node,
                    first_error_line, fork_node, move_aside, node_dir, node_state, reap, verify_node,
                    write_failed)
 
@@ -228,6 +228,68 @@ class RayBackend:
 
 
 # ------------------------------------------------------------------ the scheduler
+MEMORY_SHARE = 0.85   # of MemTotal that nodes running side by side may plan to use; the rest: OS, scheduler
+
+
+def memory_group(node: Node) -> tuple:
+    """Nodes whose peak memory is alike: same phase, model, task or target, sequence length and batch
+    (seed and intermediate task change what is learned, not how much memory it takes)."""
+    p = node.params
+    return (node.phase, p.get("model"), p.get("task") or p.get("target"), p.get("max_length"), p.get("batch_size"),
+            p.get("gradient_checkpointing"))
+
+
+class MemoryGuard:
+    """Keeps nodes side by side within this machine's memory, from the peaks their siblings measured.
+
+    Two e5-L12 CosmosQA phase-1 nodes (~12 GB each) started together on a 24 GB machine and the kernel
+    killed one (issue 16's study, 2026-11-30). A node's expected peak is the largest ``peak_rss_mb`` recorded
+    by a finished node of its :func:`memory_group` (in the runs folder, restored nodes included). A node
+    starts beside running ones only if the expected peaks add up to at most :data:`MEMORY_SHARE` of the
+    machine's memory; a node of a group nobody has measured yet starts only while no sibling of its group
+    runs (one scout measures the group first). With nothing running, any node starts: the guard delays, it
+    never deadlocks, and it never refuses a node the machine might hold alone."""
+
+    def __init__(self, runs: Path, nodes: Sequence[Node], budget_mb: float | None = None) -> None:
+        total = mem_total_mb()
+        self.budget_mb = budget_mb if budget_mb is not None else (MEMORY_SHARE * total if total else float("inf"))
+        self.budget_text = ("the memory budget" if budget_mb is not None
+                            else f"{MEMORY_SHARE:.0%} of this machine's {total / 1024:.1f} GB" if total else "no limit")
+        self.runs = runs
+        self.peaks: dict[tuple, float] = {}
+        for n in nodes:
+            self.record(n)
+        self.announced: set[str] = set()
+
+    def record(self, node: Node) -> None:
+        """Read a finished node's measured peak into its group's (call it when a node ends)."""
+        try:
+            import json
+            peak = json.loads((node_dir(self.runs, node.id) / METRICS_FILE).read_text()).get("peak_rss_mb")
+        except (OSError, ValueError):
+            return
+        if isinstance(peak, (int, float)) and peak > 0:
+            g = memory_group(node)
+            self.peaks[g] = max(self.peaks.get(g, 0.0), float(peak))
+
+    def expected_mb(self, node: Node) -> float | None:
+        return self.peaks.get(memory_group(node))
+
+    def why_not(self, node: Node, running: Sequence[Node]) -> str | None:
+        """None when ``node`` may start beside ``running``, else why it waits."""
+        if not running:
+            return None
+        want = self.expected_mb(node)
+        if want is None:
+            same = [r.id for r in running if memory_group(r) == memory_group(node)]
+            return (f"its memory is not measured yet and {same[0]} (same kind) is measuring it" if same else None)
+        planned = sum(self.expected_mb(r) or 0.0 for r in running)
+        if planned + want > self.budget_mb:
+            return (f"expected peak {want / 1024:.1f} GB beside {planned / 1024:.1f} GB planned by the running nodes "
+                    f"exceeds {self.budget_mb / 1024:.1f} GB ({self.budget_text}); it starts when one ends")
+        return None
+
+
 def _stop(summary: RunSummary, why: str, nid: str | None, runs: Path, states: dict[str, str],
           reporter: ProgressReporter) -> None:
     """Node ``nid`` could not even start (the runs folder cannot be written): mark it failed
@@ -315,6 +377,8 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
     backend: Backend = (LocalBackend(runs) if executor == "local"
                         else RayBackend(runs, workers, resources or Resources(), address))
     limit = max(1, workers) if executor == "local" else len(todo)
+    # local workers share this machine's memory: the guard keeps their expected peaks inside it (Ray has its own)
+    guard = MemoryGuard(runs, nodes) if executor == "local" and limit > 1 else None
     running: set[str] = set()
     waiting = {n.id for n in todo}
     try:
@@ -332,7 +396,15 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
                         changed = True
             ready = sorted((nid for nid in waiting if all(states.get(d) == "done" for d in by_id[nid].deps)),
                            key=order.__getitem__)
-            for nid in ready[: max(0, limit - len(running))] if summary.stopped is None else []:
+            for nid in ready if summary.stopped is None else []:
+                if len(running) >= limit:
+                    break
+                why = guard.why_not(by_id[nid], [by_id[r] for r in running]) if guard is not None else None
+                if why is not None:
+                    if nid not in guard.announced:
+                        guard.announced.add(nid)
+                        print(f"{nid} waits for memory: {why}", file=out, flush=True)
+                    continue
                 waiting.discard(nid)
                 try:
                     backend.submit(by_id[nid])
@@ -352,6 +424,8 @@ def run_grid(nodes: Sequence[Node], runs: Path, *, executor: str = "local", work
                 errors.clear()
             for nid, state, wall in finished:
                 running.discard(nid)
+                if guard is not None:
+                    guard.record(by_id[nid])
                 states[nid] = state
                 (summary.done if state == "done" else summary.failed).append(nid)
                 reporter.finished(nid, state, wall)

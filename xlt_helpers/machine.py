@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
+MEMINFO = Path("/proc/meminfo")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
 PRECISION_FIELDS = ("precision", "eval_precision")   # the node parameters that can ask for bf16
 
@@ -30,6 +31,17 @@ def _cpuinfo_field(name: str) -> str | None:
 def cpu_model_name() -> str:
     """The CPU's model name (Linux ``/proc/cpuinfo``), else what :mod:`platform` knows (e.g. x86_64)."""
     return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def mem_total_mb() -> float | None:
+    """This machine's memory in MB (``MemTotal`` of ``/proc/meminfo``), None where it cannot be read."""
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def cpu_flags() -> set[str]:

@@ -151,8 +151,8 @@ def test_central_statement_names_a_family_with_one_size(tmp_path, synthetic_resu
     keep = res.scores["model"] != "e5ed-L6"
     one = Results(res.dir, res.scores[keep], None, res.intermediate, res.meta, ())
     (line,) = statements.central_statements(analysis.analyse(one, n_boot=20))
-    assert "Encoder-decoders on XNLI: one size (`e5ed-L3`), so no change with size" in line
-    assert "Encoders `e5-L3` → `e5-L6` on XNLI" in line and "Encoders `e5-L3` → `e5-L6` on MLQA" in line
+    assert "encoder-decoders on XNLI: one size (`e5ed-L3`), so no change with size" in line
+    assert "encoders `e5-L3` → `e5-L6` on XNLI" in line and "encoders `e5-L3` → `e5-L6` on MLQA" in line
 
 
 def test_floor_table_holds_every_seed_to_the_floor():

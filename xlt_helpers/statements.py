@@ -126,8 +126,8 @@ def central_statements(a: Analysis) -> list[str]:
     if not parts:
         return []
     return ["- **Size × task difficulty, the study's question:** how the slope of the cross-language mean gain on "
-            "intermediate-task difficulty (0 = solved, 1 = chance) changes from the smaller to the larger model. "
-            + "; ".join(p[0].upper() + p[1:] for p in parts) + "."]
+            "intermediate-task difficulty (0 = solved, 1 = chance) changes from the smaller to the larger model: "
+            + "; ".join(parts) + "."]
 
 
 def brief_statements(a: Analysis) -> list[str]:

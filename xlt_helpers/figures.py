@@ -324,6 +324,23 @@ def loss_curve(log_history: Sequence[dict], *, title: str = "Training loss") -> 
     return fig
 
 
+def learning_curve(points: Sequence[dict], *, batch_size: int, metric: str = "F1",
+                   title: str = "Training loss against examples seen, one run per training-set size") -> go.Figure:
+    """Runs of one model on growing training sets: the training loss (y) against examples seen (x = step ×
+    ``batch_size``), one line per run, its final score in the legend. ``points``: dicts with ``train_n``,
+    ``loss_curve`` ([step, loss] pairs) and ``score`` (the English score on ``metric``)."""
+    fig = _style(go.Figure(), title, height=380)
+    for k, p in enumerate(sorted(points, key=lambda p: p["train_n"])):
+        steps, losses = zip(*p["loss_curve"]) if p["loss_curve"] else ((), ())
+        fig.add_trace(go.Scatter(x=[s * batch_size for s in steps], y=losses, mode="lines+markers",
+                                 name=f"{p['train_n']:,} questions: English {metric} {p['score']:.1f}",
+                                 marker_color=PALETTE[k % len(PALETTE)],
+                                 hovertemplate="%{x:,} examples seen: loss %{y:.2f}<extra></extra>"))
+    fig.update_xaxes(title_text="training examples seen (step × batch size)")
+    fig.update_yaxes(title_text="training loss per target token")
+    return fig
+
+
 def run_language_bars(scores: dict[str, dict[str, float]], *, title: str = "Score per language") -> go.Figure:
     """One run's score per language (``metrics.json["scores"]``: lang -> {metric: value, "n": n}).
 

@@ -589,3 +589,48 @@ def test_a_seed_shift_shared_by_both_runs_cancels_in_the_seed_paired_interval_on
         R.seed_paired_contrast({"t": {"en": b[:1] + 1}, "b": {"en": b}}, coef, R.paired_seed_spread([(cells, coef)], "m"))
     with pytest.raises(ValueError, match="0.0 df"):
         R.seed_paired_contrast(cells, coef, R.paired_seed_spread([], "m"))
+
+
+# e5-L6 on XNLI in the study's committed cpu-next results (15 languages x 2,490 examples, 5 intermediate tasks,
+# 3 seeds): R.pooled_components(R.variance_components(load_results("results/cpu-next").per_example)), rounded
+CPU_NEXT_XNLI = {"var_lang": 8.02, "var_example": 1632.5, "var_run_example": 0.0, "var_resid": 810.4,
+                 "var_seed": 1.29, "var_seed_lang": 0.19, "var_seed_shared": 0.48}
+
+
+def test_seed_paired_gain_interval_covers_95_percent_where_the_calibrated_one_over_covers():
+    """The study's design and its measured components with the shared seed planted, 200 simulated studies x
+    10 gains at 3 seeds. For speed 400 examples per language stand in for 2,490, with the per-example
+    variances scaled by 400 / 2,490 so the example part of a gain's variance is the study's. MC error: the
+    2,000 gain intervals give a binomial SE of 0.5 points, but the gains of one study share a baseline and a
+    pooled seed spread, so the honest SE lies between 0.5 and 1.5 (200 studies): accepted 93-97. Measured
+    (seed 0): seed-paired 95.5% (mean half-width 1.83), calibrated 97.0% (1.98); on the full design
+    (2,490 examples, 300 studies) 94.7% and 97.6%."""
+    from xlt_helpers.calibration import Design, coverage
+
+    scale = 400 / 2490
+    comp = {**CPU_NEXT_XNLI, "var_example": CPU_NEXT_XNLI["var_example"] * scale,
+            "var_resid": CPU_NEXT_XNLI["var_resid"] * scale}
+    cov = coverage(Design(n_langs=15, n_examples=400, n_seeds=3, n_tasks=5), comp, reps=200, seed=0,
+                   methods=("seed-paired", "calibrated"))
+    gain = cov[cov["statistic"] == "gain"].set_index("method")
+    assert 93 <= gain.loc["seed-paired", "coverage"] <= 97, cov
+    # the calibrated interval counts each run's whole seed variance, the shared part too: it over-covers
+    assert gain.loc["calibrated", "coverage"] > 96.5, cov
+    assert gain.loc["seed-paired", "mean_half_width"] < gain.loc["calibrated", "mean_half_width"], cov
+    # the table says which interval the book reports: seed-paired for gains, calibrated across models
+    assert set(cov[cov["book"]]["method"] + "/" + cov[cov["book"]]["statistic"]) == {
+        "seed-paired/gain", "calibrated/gap change", "calibrated/gain change"}
+    assert "seed-paired" not in set(cov[cov["statistic"] != "gain"]["method"])
+
+
+def test_simulated_shared_seed_is_measured_back():
+    from xlt_helpers.calibration import Design, simulate_study
+
+    planted = {"var_lang": 25.0, "var_example": 400.0, "var_run_example": 0.0, "var_seed": 4.0,
+               "var_seed_lang": 0.0, "var_resid": 100.0, "var_seed_shared": 3.0}
+    cells, _ = simulate_study(np.random.default_rng(1), Design(n_langs=4, n_examples=200, n_seeds=30, n_tasks=3,
+                                                              n_models=1), planted)
+    c = R.components_of_runs(cells)
+    # 30 seeds: the shared part on 29 df (SE ~ 3 x sqrt(2 / 29) = 0.8), the run's whole seed variance on 116
+    assert c["df_seed_shared"] == 29 and 1.5 < c["var_seed_shared"] < 4.5
+    assert c["var_seed"] == pytest.approx(4.0, rel=0.35)

@@ -191,6 +191,10 @@ def test_per_example_path_matches_array_path_and_fills_summary():
     coef_en = R.gain_coefficients(t, b, ["de", "en"], "en")
     ref_en = R.seed_paired_contrast(cells, coef_en, R.paired_seed_spread([(cells, coef_en)], "m"))
     assert row["gain_en_lo"] == pytest.approx(ref_en["lo"])
+    # fewer seeds than pairing needs (R.MIN_PAIRED_SEEDS = 3; here 4 asked for): the calibrated interval
+    row4 = _row(R.summary_table(scores, pe, min_paired_seeds=4), "mnli")
+    assert row4["gain_method"] == "calibrated (3 seed(s), pairing needs 4: runs not seed-paired)"
+    assert row4["seed_var_source"] == "m: 4 seed df"       # 2 runs x (3 - 1) seeds, the runs' own components
     # the intermediate run lacks seed 2: not seed-paired, the calibrated interval (runs independent) instead
     short = pe[~((pe["intermediate"] == "mnli") & (pe["seed"] == 2))]
     row = _row(R.summary_table(scores[~((scores["intermediate"] == "mnli") & (scores["seed"] == 2))], short), "mnli")
@@ -429,7 +433,12 @@ def test_calibrated_interval_covers_95_percent_in_a_simulated_study():
     studies x (6 gains + 2 contrasts) at one and at three seeds. With 120 independent intervals the MC SE of
     95% coverage is 2.0 points; the 720 gain intervals share baselines and seed estimates within a study, so
     their SE lies between 0.8 and 2.0. Accepted: gains 90-99 (at least 2.5 of the larger SEs), each
-    contrast >= 88 (3.5 SEs). The procedures the book does not use fail this by far (examples only: ~57%)."""
+    contrast >= 88 (3.5 SEs). With the shared seed shift planted (in results/ it is most of the seed variance:
+    1.61 of 1.67 squared points for XNLI) both gain intervals over-cover at these components (3 seeds,
+    measured: seed-paired 99.3%, mean half-width 1.45; calibrated 99.9%, 2.48; 1 seed: calibrated 98.9%):
+    the run-specific seed variance is ~0 and the per-example noise dominates the per-seed spread, so the
+    clipped seed estimate on few df errs wide. Asserted here: gains >= 90 and the seed-paired interval the
+    narrower; the 93-97 check at the three-seed study's components is the seed-paired test below."""
     from xlt_helpers.results import load_results
     from xlt_helpers.calibration import Design, coverage
 
@@ -439,12 +448,13 @@ def test_calibrated_interval_covers_95_percent_in_a_simulated_study():
     comp = R.pooled_components(R.variance_components(pe)).iloc[0].to_dict()
     for seeds in (1, 3):
         d = Design(n_langs=int(comp["n_langs"]), n_examples=int(comp["n_examples"]), n_seeds=seeds)
-        cov = coverage(d, comp, reps=120, seed=seeds, methods=("calibrated", "examples only"))
-        cal = cov[cov["method"] == "calibrated"].set_index("statistic")["coverage"]
-        assert 90 <= cal["gain"] <= 99, cov
-        assert cal["gap change"] >= 88 and cal["gain change"] >= 88, cov
-        # without the seed term the same intervals miss the run-level seed shifts
-        assert cov[(cov["method"] == "examples only") & (cov["statistic"] == "gain")]["coverage"].iloc[0] < 85, cov
+        cov = coverage(d, comp, reps=120, seed=seeds, methods=("seed-paired", "calibrated"))
+        book = cov[cov["book"]].set_index("statistic")["coverage"]
+        assert book["gap change"] >= 88 and book["gain change"] >= 88, cov
+        gain = cov[cov["statistic"] == "gain"].set_index("method")
+        assert gain["coverage"].min() >= 90, cov
+        if seeds >= R.MIN_PAIRED_SEEDS:
+            assert gain.loc["seed-paired", "mean_half_width"] < gain.loc["calibrated", "mean_half_width"], cov
 
 
 def test_slope_change_recovers_a_planted_difference_and_says_when_it_cannot():

@@ -16,8 +16,8 @@ interval holds the truth:
   design (in the book: the committed 2-seed study).
 * ``seed-paired``: ``robustness.seed_paired_contrast`` -- for gains only (a contrast within one model whose
   runs share their seeds): the seed part from the spread over seeds of the per-seed gain, pooled over the
-  model's gains; the book's interval for gains (``BOOK_METHOD``). With one seed there is no spread: it falls
-  back to ``calibrated``, as the book does.
+  model's gains; the book's interval for gains (``BOOK_METHOD``). With fewer than
+  ``robustness.MIN_PAIRED_SEEDS`` seeds it falls back to ``calibrated``, as the book does.
 * ``examples only``: the same without the seed term (seeds averaged, example sampling only).
 * ``language bootstrap``: resample languages (seeds and examples averaged), percentile interval.
 * ``crossed bootstrap (old)``: ``robustness.bootstrap_gain`` / the per-run draws the book used before:
@@ -187,7 +187,8 @@ def coverage(design: Design, comp: Mapping[str, float], reps: int, seed: int = 0
                 sv = R.seed_variance(R.components_of_runs(pilot), "pilot")
                 seed_var = {r: sv for r in cells}
         none = R.SeedVariance(0.0, 0.0, np.inf, "none")
-        if "seed-paired" in methods and design.n_seeds >= 2:    # each model's gains pooled, as summary_table does
+        paired = "seed-paired" in methods and design.n_seeds >= R.MIN_PAIRED_SEEDS   # as summary_table decides
+        if paired:    # each model's gains pooled, as summary_table does
             spreads = {m: R.paired_seed_spread([(cells, coef) for stat, coef in stats
                                                 if stat == "gain" and next(iter(coef))[0] == m], f"model {m}")
                        for m in range(design.n_models)}
@@ -196,7 +197,7 @@ def coverage(design: Design, comp: Mapping[str, float], reps: int, seed: int = 0
             for method in methods:
                 if method == "seed-paired" and stat != "gain":
                     continue         # across models there is no shared seed to pair on
-                if method == "seed-paired" and design.n_seeds >= 2:
+                if method == "seed-paired" and paired:
                     res = R.seed_paired_contrast(cells, coef, spreads[next(iter(coef))[0]])
                     lo, hi = res["lo"], res["hi"]
                 elif method in ("calibrated", "seed-paired"):

@@ -293,11 +293,13 @@ def coverage_summary(path: str | Path = COVERAGE_PATH, measured: pd.DataFrame | 
                             aggfunc="first").reset_index()
     wide = wide[["target", "metric", "n_seeds", "statistic", *[m for m in METHODS if m in wide.columns]]]
     wide.columns.name = None
+    wide = wide.fillna("—")     # the seed-paired interval is for gains only
     se = table.groupby(["n_seeds", "statistic"])["mc_se"].max().max()
     note = (f"<p>Coverage of nominal 95% intervals in %, mean half-width in points; {int(table['reps'].iloc[0])} "
             f"simulated studies per row (Monte-Carlo SE at most {se:.1f} points)"
             + ("; * the interval the book reports for that statistic" if book.any() else "")
-            + (" (the seed-paired interval is for gains only; with one seed it is the calibrated one)"
+            + (f" (the seed-paired interval is for gains only; with fewer than {R.MIN_PAIRED_SEEDS} seeds it is "
+               "the calibrated one)"
                if "seed-paired" in set(table["method"]) else "") + ".</p>")
     if measured is not None:
         stale = stale_components(table, measured)

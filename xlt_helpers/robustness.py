@@ -37,7 +37,11 @@ numbers all mean the same thing):
   former crossed bootstrap (:func:`bootstrap_gain`: examples, then seeds within each arm) is kept as the
   comparison: it counts per-example seed noise twice (Owen 2007's "pigeonhole" over-statement) and, with
   one seed, misses the run-level seed variance altogether (the simulated coverage is on the methods
-  page). Significant = the interval excludes 0. Every interval comes with its half-width and the
+  page). A gain whose run and baseline share >= 3 seeds (``MIN_PAIRED_SEEDS``) gets the *seed-paired*
+  interval instead (:func:`seed_paired_contrast`): seed s of both runs shares the target phase's seed, so
+  part of the seed shift cancels in the gain, which the calibrated interval (runs independent) over-states;
+  its seed part is the spread over seeds of the per-seed gain, pooled over the model's gains.
+  Significant = the interval excludes 0. Every interval comes with its half-width and the
   minimal detectable effect at 80% power (:func:`mde`).
 * *task difficulty*: ``1 - (score - chance) / (100 - chance)`` of the English
   intermediate-task dev score, clipped to [0, 1]: 0 = solved, 1 = at chance.

@@ -732,9 +732,10 @@ def pooled_components(components: pd.DataFrame) -> pd.DataFrame:
             row[c] = float(g[c].mean())
         for c in ("var_seed", "var_seed_lang"):
             row[c] = float((rep[c] * rep["df_seed"]).sum() / rep["df_seed"].sum()) if len(rep) else 0.0
-        # tables measured before var_seed_shared existed lack it (and its df): 0, as then assumed
-        sh = g[g["df_seed_shared"] > 0] if "df_seed_shared" in g else g.iloc[:0]
-        row["var_seed_shared"] = (float((sh["var_seed_shared"] * sh["df_seed_shared"]).sum() / sh["df_seed_shared"].sum())
+        # tables measured before var_seed_shared existed lack it (and its df): 0, as then assumed. Weighted by
+        # df_seed like var_seed, so var_seed - var_seed_shared is the same pool of the models' run-specific part
+        sh = g[(g["df_seed_shared"] > 0) & (g["df_seed"] > 0)] if "df_seed_shared" in g else g.iloc[:0]
+        row["var_seed_shared"] = (float((sh["var_seed_shared"] * sh["df_seed"]).sum() / sh["df_seed"].sum())
                                   if len(sh) else 0.0)
         row["df_seed_shared"] = float(sh["df_seed_shared"].sum()) if len(sh) else 0.0
         rows.append(row)

@@ -251,8 +251,8 @@ def coverage_table(components: pd.DataFrame, reps: int = 400, seeds: Sequence[in
                                      **{c: comp[c] for c in R.VC_COLUMNS}))
             if progress:
                 print(f"{target}/{metric}, {s} seed(s): {reps} studies in {time.time() - t0:.0f} s", flush=True)
-    cols = ["target", "metric", "n_seeds", "statistic", "method", "book", "coverage", "mc_se", "mean_half_width", "reps",
-            "intervals", "n_langs", "n_examples", "n_tasks", *R.VC_COLUMNS]
+    cols = ["target", "metric", "n_seeds", "statistic", "method", "book", "coverage", "mc_se", "mean_half_width",
+            "reps", "intervals", "n_langs", "n_examples", "n_tasks", *R.VC_COLUMNS]
     return pd.concat(parts, ignore_index=True)[cols]
 
 

@@ -595,8 +595,10 @@ def _shared_seed(runs: Mapping[object, Mapping[str, np.ndarray]],
         s = next(iter(arm.values())).shape[0]
         if s >= 2:
             groups.setdefault(tuple(seeds[run]) if seeds is not None else (s,), []).append(run)
-    best = max((g for g in groups.values() if len(g) >= 2), key=lambda g: (len(g), next(iter(runs[g[0]].values())).shape[0]),
-               default=None)
+    def n_seeds(g: list) -> int:
+        return next(iter(runs[g[0]].values())).shape[0]
+
+    best = max((g for g in groups.values() if len(g) >= 2), key=lambda g: (len(g), n_seeds(g)), default=None)
     if best is None:
         return np.nan, 0.0
     langs = sorted(set.intersection(*(set(runs[r]) for r in best)))
@@ -1025,8 +1027,10 @@ def paired_seed_spread(contrasts: Sequence[tuple[Mapping, Mapping]], source: str
             rho = sum(a_j[r] * a_k.get(r, 0.0) for r in a_j) / np.sqrt(aa) if aa > 0 else float(j == k)
             den += nu_j * nu_k * rho ** 2 / max(nu_j, nu_k)
     df = total ** 2 / den
-    return PairedSeedSpread(float(sum(d[0] * d[2] for d in done) / total), float(sum(d[1] * d[2] for d in done) / total),
-                            float(df), f"{source}: {df:.1f} effective seed df ({int(total)} over {len(done)} contrast(s))")
+    var = float(sum(d[0] * d[2] for d in done) / total)
+    noise = float(sum(d[1] * d[2] for d in done) / total)
+    return PairedSeedSpread(var, noise, float(df),
+                            f"{source}: {df:.1f} effective seed df ({int(total)} over {len(done)} contrast(s))")
 
 
 _NO_SEED_VAR = SeedVariance(0.0, 0.0, np.inf, "none")
@@ -1052,7 +1056,7 @@ def seed_paired_contrast(cells: Mapping[object, Mapping[str, np.ndarray]], coef:
     ex = linear_contrast(cells, coef, {r: _NO_SEED_VAR for r in coef}, level)
     v_ex, df_ex = ex["se_examples"] ** 2, ex["df"]
     v_seed = max(spread.var - spread.noise, 0.0) / s
-    n_u = min(spread.noise / s, v_ex)    # as in linear_contrast: the noise held is what the example spread shows, at most
+    n_u = min(spread.noise / s, v_ex)    # as in linear_contrast: at most the noise the example spread shows
     var = v_ex + v_seed
     den = v_ex ** 2 / df_ex + (v_seed + n_u) ** 2 / spread.df
     df = var ** 2 / den if den > 0 else np.inf

@@ -10,9 +10,14 @@ rests on means over 100-3,000 examples), plants known gains, and counts how ofte
 interval holds the truth:
 
 * ``calibrated``: ``robustness.linear_contrast`` -- paired example-level variance plus the run-level seed
-  components pooled over a model's runs, t with Satterthwaite df (what the book uses). With one seed per
+  components pooled over a model's runs (runs treated as independent), t with Satterthwaite df (what the
+  book uses for contrasts across models). With one seed per
   run the seed components cannot be measured in the study itself; they come from a 2-seed pilot of the same
   design (in the book: the committed 2-seed study).
+* ``seed-paired``: ``robustness.seed_paired_contrast`` -- for gains only (a contrast within one model whose
+  runs share their seeds): the seed part from the spread over seeds of the per-seed gain, pooled over the
+  model's gains; the book's interval for gains (``BOOK_METHOD``). With fewer than
+  ``robustness.MIN_PAIRED_SEEDS`` seeds it falls back to ``calibrated``, as the book does.
 * ``examples only``: the same without the seed term (seeds averaged, example sampling only).
 * ``language bootstrap``: resample languages (seeds and examples averaged), percentile interval.
 * ``crossed bootstrap (old)``: ``robustness.bootstrap_gain`` / the per-run draws the book used before:
@@ -36,8 +41,12 @@ import pandas as pd
 from . import robustness as R
 from .tasks import NONE_TASK
 
-METHODS: tuple[str, ...] = ("calibrated", "examples only", "language bootstrap", "crossed bootstrap (old)")
+METHODS: tuple[str, ...] = ("seed-paired", "calibrated", "examples only", "language bootstrap",
+                             "crossed bootstrap (old)")
 STATISTICS: tuple[str, ...] = ("gain", "gap change", "gain change")
+# the interval the book reports for each statistic: gains within a model are seed-paired (their runs share
+# seeds), contrasts across models are not (different models share no seed), so they keep the calibrated one
+BOOK_METHOD: dict[str, str] = {"gain": "seed-paired", "gap change": "calibrated", "gain change": "calibrated"}
 COVERAGE_PATH = Path(__file__).resolve().parents[1] / "book" / "_static" / "coverage.csv"
 
 
@@ -63,8 +72,18 @@ def simulate_study(rng: np.random.Generator, design: Design, comp: Mapping[str, 
     """One study: ``cells[run][lang]`` (n_seeds, n_examples) and the expected score ``mu[run][lang]``.
 
     y = mu_rl + e_li + x_rli + u_rs + v_rsl + w_rsli with the components of :func:`robustness.components_of_runs`;
-    e (the example's difficulty) is shared by every run of every model, which is what the pairing exploits."""
-    d, sd = design, {k: float(np.sqrt(max(comp[k], 0.0))) for k in R.VC_COLUMNS}
+    e (the example's difficulty) is shared by every run of every model, which is what the pairing exploits.
+    The seed shift u_rs = a_ms + b_rs: a_ms (``var_seed_shared``) is common to every run of model m at seed s
+    (the study's runs share the target phase's seed), b_rs the run's own, var(b) = ``var_seed`` -
+    ``var_seed_shared`` (``var_seed`` is a run's whole seed variance, as measured). A ``comp`` without
+    ``var_seed_shared`` (a table written before it was measured) plants independent seeds, and draws the
+    same random numbers as before."""
+    d = design
+    shared = float(comp.get("var_seed_shared", 0.0) or 0.0)
+    shared = shared if np.isfinite(shared) and shared > 0 else 0.0
+    sd = {k: float(np.sqrt(max(comp.get(k, 0.0), 0.0))) for k in R.VC_COLUMNS}
+    sd["var_seed"] = float(np.sqrt(max(comp["var_seed"] - shared, 0.0)))
+    sd["var_seed_shared"] = float(np.sqrt(shared))
     langs = [R.ENGLISH] + [f"l{i:02d}" for i in range(1, d.n_langs)]
     level = 50 + sd["var_lang"] * rng.standard_normal(d.n_langs)
     example = sd["var_example"] * rng.standard_normal((d.n_langs, d.n_examples))
@@ -73,13 +92,14 @@ def simulate_study(rng: np.random.Generator, design: Design, comp: Mapping[str, 
     mu: dict[Run, dict[str, float]] = {}
     for m in range(d.n_models):
         model_level = level + 5.0 * m + (2.0 if m else 0.0) * (np.arange(d.n_langs) == 0)   # a gap that changes
+        seed_shift = sd["var_seed_shared"] * rng.standard_normal((d.n_seeds, 1, 1)) if shared else 0.0
         for t in tasks:
             gain = 0.0 if t == NONE_TASK else 1.0 + 0.5 * m + d.gain_lang_sd * rng.standard_normal(d.n_langs)
             true = model_level + gain
             shape = (d.n_seeds, d.n_langs, d.n_examples)
             y = (true[None, :, None] + example[None]
                  + sd["var_run_example"] * rng.standard_normal((1, d.n_langs, d.n_examples))
-                 + sd["var_seed"] * rng.standard_normal((d.n_seeds, 1, 1))
+                 + sd["var_seed"] * rng.standard_normal((d.n_seeds, 1, 1)) + seed_shift
                  + sd["var_seed_lang"] * rng.standard_normal((d.n_seeds, d.n_langs, 1))
                  + sd["var_resid"] * rng.standard_normal(shape))
             cells[m, t] = {lang: y[:, i, :] for i, lang in enumerate(langs)}
@@ -158,7 +178,7 @@ def coverage(design: Design, comp: Mapping[str, float], reps: int, seed: int = 0
     widths = {(m, s): [] for m in methods for s in STATISTICS}
     for rep in range(reps):
         cells, mu = simulate_study(rng, design, comp)
-        if "calibrated" in methods:
+        if "calibrated" in methods or "seed-paired" in methods:
             if design.n_seeds >= 2:
                 seed_var = _seed_vars(cells, design.n_models)
             else:   # one seed: like robustness.seed_variances, borrow the seed components pooled over the
@@ -167,10 +187,20 @@ def coverage(design: Design, comp: Mapping[str, float], reps: int, seed: int = 0
                 sv = R.seed_variance(R.components_of_runs(pilot), "pilot")
                 seed_var = {r: sv for r in cells}
         none = R.SeedVariance(0.0, 0.0, np.inf, "none")
+        paired = "seed-paired" in methods and design.n_seeds >= R.MIN_PAIRED_SEEDS   # as summary_table decides
+        if paired:    # each model's gains pooled, as summary_table does
+            spreads = {m: R.paired_seed_spread([(cells, coef) for stat, coef in stats
+                                                if stat == "gain" and next(iter(coef))[0] == m], f"model {m}")
+                       for m in range(design.n_models)}
         for stat, coef in stats:
             truth = _truth(coef, mu)
             for method in methods:
-                if method == "calibrated":
+                if method == "seed-paired" and stat != "gain":
+                    continue         # across models there is no shared seed to pair on
+                if method == "seed-paired" and paired:
+                    res = R.seed_paired_contrast(cells, coef, spreads[next(iter(coef))[0]])
+                    lo, hi = res["lo"], res["hi"]
+                elif method in ("calibrated", "seed-paired"):
                     res = R.linear_contrast(cells, coef, {r: seed_var[r] for r in coef})
                     lo, hi = res["lo"], res["hi"]
                 elif method == "examples only":
@@ -186,8 +216,11 @@ def coverage(design: Design, comp: Mapping[str, float], reps: int, seed: int = 0
                 widths[method, stat].append((hi - lo) / 2)
     rows = []
     for (method, stat), h in hits.items():
+        if not h:
+            continue
         p = float(np.mean(h))
-        rows.append({"method": method, "statistic": stat, "n_seeds": design.n_seeds, "n_langs": design.n_langs,
+        rows.append({"method": method, "statistic": stat, "book": BOOK_METHOD[stat] == method,
+                     "n_seeds": design.n_seeds, "n_langs": design.n_langs,
                      "n_examples": design.n_examples, "n_tasks": design.n_tasks, "reps": reps, "intervals": len(h),
                      "coverage": 100 * p, "mc_se": 100 * float(np.sqrt(p * (1 - p) / len(h))),
                      "mean_half_width": float(np.mean(widths[method, stat]))})
@@ -218,20 +251,25 @@ def coverage_table(components: pd.DataFrame, reps: int = 400, seeds: Sequence[in
                                      **{c: comp[c] for c in R.VC_COLUMNS}))
             if progress:
                 print(f"{target}/{metric}, {s} seed(s): {reps} studies in {time.time() - t0:.0f} s", flush=True)
-    cols = ["target", "metric", "n_seeds", "statistic", "method", "coverage", "mc_se", "mean_half_width", "reps",
-            "intervals", "n_langs", "n_examples", "n_tasks", *R.VC_COLUMNS]
+    cols = ["target", "metric", "n_seeds", "statistic", "method", "book", "coverage", "mc_se", "mean_half_width",
+            "reps", "intervals", "n_langs", "n_examples", "n_tasks", *R.VC_COLUMNS]
     return pd.concat(parts, ignore_index=True)[cols]
 
 
 def stale_components(table: pd.DataFrame, measured: pd.DataFrame, rel: float = 1e-3) -> list[str]:
     """The (target, metric) whose planted components in a coverage ``table`` differ from the ``measured``
     pooled components (``robustness.pooled_components``) by more than ``rel``: the table is then out of
-    date with the results and must be rewritten."""
+    date with the results and must be rewritten. A table written before a component was measured (it lacks
+    its column, e.g. ``var_seed_shared``) did not plant it: stale too, and the entry names the column."""
     out = []
+    missing = [c for c in R.VC_COLUMNS if c not in table.columns]
     for (target, metric), g in table.groupby(["target", "metric"], sort=True):
         m = measured[(measured["target"] == target) & (measured["metric"] == metric)]
         if m.empty:
             out.append(f"{target}/{metric} (not in the results)")
+            continue
+        if missing:
+            out.append(f"{target}/{metric} (the table predates {', '.join(missing)}: not planted)")
             continue
         planted = g.iloc[0]
         if not all(np.isclose(planted[c], m.iloc[0][c], rtol=rel, atol=1e-3) for c in R.VC_COLUMNS):
@@ -248,14 +286,21 @@ def coverage_summary(path: str | Path = COVERAGE_PATH, measured: pd.DataFrame | 
         return (f"<p><b>No coverage table at <code>{path.name}</code>.</b> Write it with "
                 "<code>python -m xlt_helpers.calibration</code>.</p>")
     table = pd.read_csv(path)
-    cell = table.assign(text=[f"{c:.1f} (±{w:.2f})" for c, w in zip(table["coverage"], table["mean_half_width"])])
+    book = table["book"].astype(bool) if "book" in table.columns else pd.Series(False, index=table.index)
+    cell = table.assign(text=[f"{c:.1f} (±{w:.2f})" + (" *" if b else "")
+                              for c, w, b in zip(table["coverage"], table["mean_half_width"], book)])
     wide = cell.pivot_table(index=["target", "metric", "n_seeds", "statistic"], columns="method", values="text",
                             aggfunc="first").reset_index()
     wide = wide[["target", "metric", "n_seeds", "statistic", *[m for m in METHODS if m in wide.columns]]]
     wide.columns.name = None
+    wide = wide.fillna("—")     # the seed-paired interval is for gains only
     se = table.groupby(["n_seeds", "statistic"])["mc_se"].max().max()
     note = (f"<p>Coverage of nominal 95% intervals in %, mean half-width in points; {int(table['reps'].iloc[0])} "
-            f"simulated studies per row (Monte-Carlo SE at most {se:.1f} points).</p>")
+            f"simulated studies per row (Monte-Carlo SE at most {se:.1f} points)"
+            + ("; * the interval the book reports for that statistic" if book.any() else "")
+            + (f" (the seed-paired interval is for gains only; with fewer than {R.MIN_PAIRED_SEEDS} seeds it is "
+               "the calibrated one)"
+               if "seed-paired" in set(table["method"]) else "") + ".</p>")
     if measured is not None:
         stale = stale_components(table, measured)
         if stale:

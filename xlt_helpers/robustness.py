@@ -37,7 +37,11 @@ numbers all mean the same thing):
   former crossed bootstrap (:func:`bootstrap_gain`: examples, then seeds within each arm) is kept as the
   comparison: it counts per-example seed noise twice (Owen 2007's "pigeonhole" over-statement) and, with
   one seed, misses the run-level seed variance altogether (the simulated coverage is on the methods
-  page). Significant = the interval excludes 0. Every interval comes with its half-width and the
+  page). A gain whose run and baseline share >= 3 seeds (``MIN_PAIRED_SEEDS``) gets the *seed-paired*
+  interval instead (:func:`seed_paired_contrast`): seed s of both runs shares the target phase's seed, so
+  part of the seed shift cancels in the gain, which the calibrated interval (runs independent) over-states;
+  its seed part is the spread over seeds of the per-seed gain, pooled over the model's gains.
+  Significant = the interval excludes 0. Every interval comes with its half-width and the
   minimal detectable effect at 80% power (:func:`mde`).
 * *task difficulty*: ``1 - (score - chance) / (100 - chance)`` of the English
   intermediate-task dev score, clipped to [0, 1]: 0 = solved, 1 = at chance.
@@ -573,10 +577,38 @@ def _ms_two_way(x: np.ndarray) -> tuple[float, float, float]:
 
 
 VC_COLUMNS: tuple[str, ...] = ("var_lang", "var_example", "var_run_example", "var_seed", "var_seed_lang",
-                               "var_resid")
+                               "var_resid", "var_seed_shared")
 
 
-def components_of_runs(runs: Mapping[object, Mapping[str, np.ndarray]]) -> dict[str, float]:
+def _shared_seed(runs: Mapping[object, Mapping[str, np.ndarray]],
+                 seeds: Mapping[object, tuple] | None) -> tuple[float, float]:
+    """(var_seed_shared, its df): the part of ``var_seed`` common to every run of the model at one seed.
+
+    Seed *s* of every run of a model shares the target phase's training seed (head init, data order), so
+    the runs' seed shifts are correlated. Method of moments on the run x seed table of per-seed
+    cross-language means of the model's runs that have the same seeds (the largest such group, >= 2 runs
+    of >= 2 seeds; ``seeds[run]`` names them, else rows are matched by position): the seed mean square
+    has expectation R var_shared + (run-specific seed variance + noise), the run x seed interaction
+    the part in brackets, so var_shared = (MS_seed - MS_interaction) / R, clipped at 0, on S - 1 df."""
+    groups: dict[tuple, list] = {}
+    for run, arm in runs.items():
+        s = next(iter(arm.values())).shape[0]
+        if s >= 2:
+            groups.setdefault(tuple(seeds[run]) if seeds is not None else (s,), []).append(run)
+    def n_seeds(g: list) -> int:
+        return next(iter(runs[g[0]].values())).shape[0]
+
+    best = max((g for g in groups.values() if len(g) >= 2), key=lambda g: (len(g), n_seeds(g)), default=None)
+    if best is None:
+        return np.nan, 0.0
+    langs = sorted(set.intersection(*(set(runs[r]) for r in best)))
+    table = np.stack([np.mean([np.asarray(runs[r][lang], float).mean(1) for lang in langs], axis=0) for r in best])
+    _ms_runs, ms_seed, ms_int = _ms_two_way(table)
+    return max((ms_seed - ms_int) / table.shape[0], 0.0), float(table.shape[1] - 1)
+
+
+def components_of_runs(runs: Mapping[object, Mapping[str, np.ndarray]],
+                       seeds: Mapping[object, tuple] | None = None) -> dict[str, float]:
     """Method-of-moments (ANOVA) variance components of one model's runs on one target and metric.
 
     ``runs[run][lang]`` is (n_seeds, n_examples) on the 0..100 scale, the same examples in the same order in
@@ -590,6 +622,11 @@ def components_of_runs(runs: Mapping[object, Mapping[str, np.ndarray]]) -> dict[
     ``var_resid`` = var(w) (per-example seed noise); ``var_lang`` = the spread of the language means
     (fixed effects here, shown for scale). Estimates are the expected-mean-square solutions, clipped at 0;
     the seed parts need runs with >= 2 seeds (else NaN, ``df_seed`` 0), ``var_run_example`` needs >= 2 runs.
+
+    ``var_seed`` is a run's whole seed variance, measured within each run. Part of it, ``var_seed_shared``
+    (``df_seed_shared``), is common to all of the model's runs at the same seed (:func:`_shared_seed`;
+    ``seeds[run]`` gives each run's seed numbers, rows sorted by seed, as :func:`run_seeds`): it cancels in
+    a gain whose runs share their seeds, which the seed-paired interval (:func:`seed_paired_contrast`) uses.
     """
     langs = sorted(set().union(*(set(r) for r in runs.values()))) if runs else []
     if not langs:
@@ -655,17 +692,28 @@ def components_of_runs(runs: Mapping[object, Mapping[str, np.ndarray]]) -> dict[
     out.update(n_langs=L, n_runs=len(runs), n_examples=int(np.median([next(iter(a.values())).shape[1]
                                                                         for a in runs.values()])),
                n_seeds=int(max(next(iter(a.values())).shape[0] for a in runs.values())), df_seed=seed_df)
+    out["var_seed_shared"], out["df_seed_shared"] = _shared_seed(runs, seeds)
     return out
+
+
+def run_seeds(per_example: pd.DataFrame) -> dict[tuple, tuple]:
+    """Run configuration (``RUN_KEYS``) -> its sorted seed numbers: the seeds behind the rows of
+    :func:`per_example_arrays` (which sorts them the same way), so runs can be paired seed by seed."""
+    _require(per_example, PER_EXAMPLE_COLUMNS, "per-example")
+    u = per_example[[*RUN_KEYS, "seed"]].drop_duplicates()
+    return {run: tuple(sorted(g["seed"].tolist())) for run, g in u.groupby(list(RUN_KEYS), sort=True)}
 
 
 def variance_components(per_example: pd.DataFrame) -> pd.DataFrame:
     """:func:`components_of_runs` for every (family, model, target, metric) of a per-example table: one row
     each, the measured variance components (squared points on the 0..100 scale) and their design."""
     arms = per_example_arrays(per_example)
+    seeds = run_seeds(per_example)
     by_model: dict[tuple, dict] = {}
     for run, arm in arms.items():
         by_model.setdefault(run[:4], {})[run[4]] = {lang: v for lang, (_ids, v) in arm.items()}
-    rows = [{**dict(zip(RUN_KEYS[:4], key)), **components_of_runs(runs)} for key, runs in sorted(by_model.items())]
+    rows = [{**dict(zip(RUN_KEYS[:4], key)),
+             **components_of_runs(runs, {t: seeds[(*key, t)] for t in runs})} for key, runs in sorted(by_model.items())]
     return pd.DataFrame(rows)
 
 
@@ -686,6 +734,12 @@ def pooled_components(components: pd.DataFrame) -> pd.DataFrame:
             row[c] = float(g[c].mean())
         for c in ("var_seed", "var_seed_lang"):
             row[c] = float((rep[c] * rep["df_seed"]).sum() / rep["df_seed"].sum()) if len(rep) else 0.0
+        # tables measured before var_seed_shared existed lack it (and its df): 0, as then assumed. Weighted by
+        # df_seed like var_seed, so var_seed - var_seed_shared is the same pool of the models' run-specific part
+        sh = g[(g["df_seed_shared"] > 0) & (g["df_seed"] > 0)] if "df_seed_shared" in g else g.iloc[:0]
+        row["var_seed_shared"] = (float((sh["var_seed_shared"] * sh["df_seed"]).sum() / sh["df_seed"].sum())
+                                  if len(sh) else 0.0)
+        row["df_seed_shared"] = float(sh["df_seed_shared"].sum()) if len(sh) else 0.0
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -882,6 +936,136 @@ def linear_contrast(cells: Mapping[object, Mapping[str, np.ndarray]], coef: Mapp
     return {"estimate": float(estimate), "se": se, "se_examples": float(np.sqrt(v_ex)),
             "se_seeds": float(np.sqrt(v_seed)), "df": float(df), "lo": float(estimate - half),
             "hi": float(estimate + half), "half_width": float(half), "mde": mde(se)}
+
+
+# ------------------------------------------------------- seed-paired intervals of gains
+#
+# Seed s of an intermediate-task run and seed s of its baseline share the target phase's training seed (head
+# init, data order): their seed shifts are correlated (``var_seed_shared`` in :func:`components_of_runs`), and
+# that common part cancels in the gain. :func:`linear_contrast` adds each run's whole ``var_seed`` as if the
+# runs were independent, which over-states a gain's variance. When every run of a contrast has the same seeds,
+# the contrast can be taken seed by seed: g_s = sum_r sum_l c_rl * (mean over examples of run r, seed s,
+# language l). Its spread over seeds holds exactly the seed variance of the contrast -- shared shifts
+# cancelled, run-specific and seed x language shifts weighted by the coefficients -- plus the per-example
+# seed noise it carries (sum_l MS_{seed x example}(z_l) / n_l, z_l the per-seed per-example contrast), which
+# the example part (on seed means) already counts and is therefore subtracted. One model's gains of one
+# target and metric have the same seed variance (same coefficients), so their spreads are pooled for degrees
+# of freedom (:func:`paired_seed_spread`: sum of (S - 1), discounted for the baseline the gains share).
+
+@dataclass(frozen=True)
+class PairedSeedSpread:
+    """The pooled spread over seeds of per-seed contrasts (:func:`paired_seed_spread`): ``var`` = pooled
+    sample variance of g_s (squared points), ``noise`` = the per-example seed noise it holds, ``df`` = sum of
+    (S - 1) over the pooled contrasts, ``source`` says what was pooled."""
+
+    var: float
+    noise: float
+    df: float
+    source: str
+
+
+def per_seed_contrast(cells: Mapping[object, Mapping[str, np.ndarray]],
+                      coef: Mapping[object, Mapping[str, float]]) -> tuple[np.ndarray, float]:
+    """(g, noise): ``g[s]`` = the contrast computed on seed s alone (row s of every run: the runs must have
+    the same seeds in the same order, which the caller checks by seed number), and the per-example seed noise
+    var(g_s) carries, sum_l MS_{seed x example}(z_l) / n_l with z_l[s, i] = sum_r c_rl cells[r][l][s, i]."""
+    langs = sorted({lang for r in coef for lang, c in coef[r].items() if c != 0})
+    if not langs:
+        raise ValueError("per_seed_contrast: every coefficient is 0; give the runs and languages to compare")
+    g = noise = 0.0
+    for lang in langs:
+        z = None
+        for r, cs in coef.items():
+            c = cs.get(lang, 0.0)
+            if c == 0:
+                continue
+            if r not in cells or lang not in cells[r]:
+                raise ValueError(f"per_seed_contrast: run {r!r} has no scores in language {lang!r}")
+            m = c * np.asarray(cells[r][lang], float)
+            if z is not None and m.shape != z.shape:
+                raise ValueError(f"per_seed_contrast: language {lang!r}: run {r!r} has (seeds, examples) "
+                                 f"{m.shape}, others {z.shape}; seed pairing needs the same seeds and examples "
+                                 "in every run (use linear_contrast otherwise)")
+            z = m if z is None else z + m
+        g = g + z.mean(1)
+        if z.shape[0] >= 2 and z.shape[1] >= 2:
+            noise += _ms_two_way(z)[2] / z.shape[1]
+    return np.asarray(g, float), float(noise)
+
+
+def paired_seed_spread(contrasts: Sequence[tuple[Mapping, Mapping]], source: str) -> PairedSeedSpread:
+    """Pool the spread over seeds of :func:`per_seed_contrast` over ``contrasts`` ((cells, coef) pairs: one
+    model's gains of one target, metric and part, all on the same seeds), weighted by S - 1. With no
+    contrast of >= 2 seeds the spread is NaN on 0 df (``source`` says so) and :func:`seed_paired_contrast`
+    refuses it.
+
+    The pooled variances are not independent when the contrasts share a run (every gain of a model shares
+    its baseline): two gains' per-seed values then correlate, and their sample variances with the square of
+    that correlation, so sum (S - 1) over-states the df (5 gains at 3 seeds: 10, but worth 5). ``df`` is the
+    effective df of the pooled variance, (sum nu_k)^2 / sum_jk nu_j nu_k rho_jk^2 / max(nu_j, nu_k) with
+    rho_jk the correlation of the run-level parts of contrasts j and k (weights a_r = sum_l c_rl) when every
+    run's own seed shift has the same variance: 1/2 for two gains over one baseline. (Simulated at the study's
+    measured components, df = sum (S - 1) covered 92%, this df 95%.) If the baseline's own seed shift is the
+    smaller one (it has no intermediate phase), rho is below 1/2 and this df errs low: the safe side.
+    The alternative, the run x seed interaction of all the model's runs (K (S - 1) independent df), assumes
+    two intermediate-task runs differ seed to seed as much as a run and its baseline do. The data say
+    otherwise (e5-L6 XNLI, cpu-next: the gains' per-seed values vary by 1.0 squared points, two runs of the
+    model by 1.7 on average), so the spread of the gains themselves is used."""
+    done = []
+    for cells, coef in contrasts:
+        g, noise = per_seed_contrast(cells, coef)
+        if len(g) >= 2:
+            done.append((g.var(ddof=1), noise, len(g) - 1, {r: sum(cs.values()) for r, cs in coef.items()}))
+    if not done:
+        return PairedSeedSpread(np.nan, np.nan, 0.0, f"{source}: no contrast with >= 2 seeds")
+    nu = np.array([d[2] for d in done], float)
+    total = nu.sum()
+    den = 0.0
+    for j, (_, _, nu_j, a_j) in enumerate(done):
+        for k, (_, _, nu_k, a_k) in enumerate(done):
+            aa = sum(a_j[r] ** 2 for r in a_j) * sum(a_k[r] ** 2 for r in a_k)
+            rho = sum(a_j[r] * a_k.get(r, 0.0) for r in a_j) / np.sqrt(aa) if aa > 0 else float(j == k)
+            den += nu_j * nu_k * rho ** 2 / max(nu_j, nu_k)
+    df = total ** 2 / den
+    var = float(sum(d[0] * d[2] for d in done) / total)
+    noise = float(sum(d[1] * d[2] for d in done) / total)
+    return PairedSeedSpread(var, noise, float(df),
+                            f"{source}: {df:.1f} effective seed df ({int(total)} over {len(done)} contrast(s))")
+
+
+_NO_SEED_VAR = SeedVariance(0.0, 0.0, np.inf, "none")
+
+
+def seed_paired_contrast(cells: Mapping[object, Mapping[str, np.ndarray]], coef: Mapping[object, Mapping[str, float]],
+                         spread: PairedSeedSpread, level: float = 0.95) -> dict[str, float]:
+    """Seed-paired interval of a contrast within one model whose runs all have the same seeds (a gain).
+
+    V = V_examples + max(var - noise, 0) / S: the example part as :func:`linear_contrast` computes it (on seed
+    means, paired on examples), the seed part from the pooled spread over seeds of the per-seed contrast
+    (``spread``, :func:`paired_seed_spread`) net of the per-example noise V_examples already holds. t interval,
+    Welch-Satterthwaite df: the seed part's estimate is as uncertain as var / S on ``spread.df``. Returns
+    :func:`linear_contrast`'s keys plus ``method`` = "seed-paired"."""
+    if not spread.df > 0:
+        raise ValueError(f"seed_paired_contrast: the seed spread has {spread.df} df ({spread.source}); "
+                         "seed pairing needs runs with >= 2 shared seeds -- use linear_contrast")
+    n_seeds = {np.asarray(next(iter(cells[r].values()))).shape[0] for r in coef}
+    if len(n_seeds) != 1:
+        raise ValueError(f"seed_paired_contrast: runs {list(coef)} have {sorted(n_seeds)} seeds; seed pairing "
+                         "needs the same seeds in every run -- use linear_contrast")
+    s = n_seeds.pop()
+    ex = linear_contrast(cells, coef, {r: _NO_SEED_VAR for r in coef}, level)
+    v_ex, df_ex = ex["se_examples"] ** 2, ex["df"]
+    v_seed = max(spread.var - spread.noise, 0.0) / s
+    n_u = min(spread.noise / s, v_ex)    # as in linear_contrast: at most the noise the example spread shows
+    var = v_ex + v_seed
+    den = v_ex ** 2 / df_ex + (v_seed + n_u) ** 2 / spread.df
+    df = var ** 2 / den if den > 0 else np.inf
+    se = float(np.sqrt(var))
+    half = t_quantile(0.5 + level / 2, df) * se
+    est = ex["estimate"]
+    return {"estimate": est, "se": se, "se_examples": float(np.sqrt(v_ex)), "se_seeds": float(np.sqrt(v_seed)),
+            "df": float(df), "lo": float(est - half), "hi": float(est + half), "half_width": float(half),
+            "mde": mde(se), "method": "seed-paired"}
 
 
 def mde(se: float | np.ndarray, alpha: float = 0.05, power: float = 0.8) -> float | np.ndarray:
@@ -1158,9 +1342,12 @@ def difficulty_slope_changes(gain_table: pd.DataFrame, difficulty: pd.DataFrame,
 
 # ------------------------------------------------------------------------ summary
 
+MIN_PAIRED_SEEDS = 3   # 2 seeds give each gain 1 df of seed spread: the calibrated interval (more df) stays
+
+
 def summary_table(scores: pd.DataFrame, per_example: pd.DataFrame | None = None,
                   baseline: str = NONE_TASK, english: str = ENGLISH,
-                  components: pd.DataFrame | None = None) -> pd.DataFrame:
+                  components: pd.DataFrame | None = None, min_paired_seeds: int = MIN_PAIRED_SEEDS) -> pd.DataFrame:
     """Every robustness statistic, one row per (family, model, size, intermediate, target, metric).
 
     Columns: ``n_langs, n_seeds, en, avg, others_mean, gap, rel_gap, worst_lang, worst_score,
@@ -1170,6 +1357,14 @@ def summary_table(scores: pd.DataFrame, per_example: pd.DataFrame | None = None,
     its half-width ``gain_avg_hw``, ``gain_avg_se``, ``gain_avg_df``, the minimal detectable effect
     ``gain_avg_mde`` (and the same for ``gain_en``), ``sig_avg, sig_en`` and ``seed_var_source``. These
     are NaN (``sig_*`` <NA>) for the baseline rows, and where ``per_example`` is None or lacks the run.
+    A gain whose run and baseline have the same seeds, at least ``min_paired_seeds`` of them, gets the
+    seed-paired interval (:func:`seed_paired_contrast`, seed spread pooled over the model's seed-paired gains
+    of the same target, metric and part); otherwise the calibrated one. ``gain_method`` says which, and why
+    not paired. Why 3: with 2 seeds a gain's per-seed spread has 1 df, and pooled over gains that share a
+    baseline few more (6 gains: 2.7), against the calibrated interval's sum over the model's runs; on the
+    committed 2-seed study the seed-paired half-widths were up to four times the calibrated ones, so the
+    calibrated interval (conservative: it counts the shared seed shift) is kept there. The simulated
+    coverage of the seed-paired interval is checked at 3 seeds (``xlt_helpers.calibration``).
     """
     stats = language_stats(scores, english)
     out = (stats.merge(negative_transfer(scores, baseline, english), on=list(GROUP_KEYS), how="left")
@@ -1178,24 +1373,47 @@ def summary_table(scores: pd.DataFrame, per_example: pd.DataFrame | None = None,
         for k in CHANGE_FIELDS:
             out[f"gain_{part}_{k}"] = np.nan
     out["seed_var_source"] = None
+    out["gain_method"] = None
     if per_example is not None:
         arms = per_example_arrays(per_example)
+        seeds = run_seeds(per_example)
         seed_var = seed_variances(components if components is not None else variance_components(per_example))
+        pairs: dict[int, tuple] = {}      # row -> (run, base_run, cells, langs, seed-paired?)
         for i, row in out.iterrows():
             run = tuple(row[k] for k in RUN_KEYS)
             base_run = (*run[:4], baseline)
             if row["intermediate"] == baseline or run not in arms or base_run not in arms:
                 continue
             treat, base = _pair(arms, run, baseline)
-            cells = {run: treat, base_run: base}
+            paired = seeds[run] == seeds[base_run] and len(seeds[run]) >= max(min_paired_seeds, 2)
+            pairs[i] = (run, base_run, {run: treat, base_run: base}, sorted(treat), paired)
+        spreads: dict[tuple, PairedSeedSpread] = {}   # (model key, part) -> pooled over the model's paired gains
+        for part in ("avg", "en"):
+            for key in {p[0][:4] for p in pairs.values()}:
+                mine = [(cells, gain_coefficients(run, b, langs, part, english)) for run, b, cells, langs, ok
+                        in pairs.values() if ok and run[:4] == key and (part == "avg" or english in langs)]
+                if mine:
+                    spreads[key, part] = paired_seed_spread(mine, f"{key[1]} {part} gains, seed-paired")
+        for i, (run, base_run, cells, langs, paired) in pairs.items():
             sv = {run: seed_var[run[:4]], base_run: seed_var[run[:4]]}
             for part in ("avg", "en"):
-                if part == "en" and english not in treat:
+                if part == "en" and english not in langs:
                     continue
-                res = linear_contrast(cells, gain_coefficients(run, base_run, sorted(treat), part, english), sv)
+                coef = gain_coefficients(run, base_run, langs, part, english)
+                spread = spreads.get((run[:4], part))
+                if paired and spread is not None and spread.df > 0:
+                    res = seed_paired_contrast(cells, coef, spread)
+                    method, source = "seed-paired", spread.source
+                else:
+                    res = linear_contrast(cells, coef, sv)
+                    why = (f"{len(seeds[run])} seed(s), pairing needs {max(min_paired_seeds, 2)}"
+                           if seeds[run] == seeds[base_run] else
+                           f"seeds {list(seeds[run])} vs baseline {list(seeds[base_run])}")
+                    method, source = f"calibrated ({why}: runs not seed-paired)", sv[run].source
                 for k, v in CHANGE_FIELDS.items():
                     out.loc[i, f"gain_{part}_{k}"] = res[v]
-            out.loc[i, "seed_var_source"] = sv[run].source
+                if part == "avg":
+                    out.loc[i, "gain_method"], out.loc[i, "seed_var_source"] = method, source
     for part in ("avg", "en"):
         lo, hi = out[f"gain_{part}_lo"], out[f"gain_{part}_hi"]
         sig = pd.array((lo > 0) | (hi < 0), dtype="boolean")

@@ -185,3 +185,27 @@ def test_task_target_heatmap_cells_and_refuses_duplicates():
     assert np.asarray(hm.z, float)[0, 1] == -2.0 and hm.zmid == 0
     with pytest.raises(ValueError, match="several rows"):
         figures.task_target_heatmap(pd.concat([t, t]))
+
+
+def test_xstilts_vs_reference_one_trace_per_model_and_target_with_intervals():
+    comp = pd.DataFrame(dict(model=["e5-L6", "e5-L6", "e5-L12", "e5-L12"], size=[6, 6, 12, 12],
+                             target=["xnli"] * 3 + ["mlqa"],
+                             task=["squad", "hellaswag", "squad", "squad"], xstilts_gain=[2.0, 1.0, 2.0, 3.0],
+                             reference_gain=[-0.5, 0.3, 0.2, -1.0], reference_lo=[-1.0, -0.2, -0.3, -2.0],
+                             reference_hi=[0.0, 0.8, 0.7, 0.0]))
+    fig = figures.xstilts_vs_reference(comp)
+    names = [t.name for t in fig.data]
+    assert names == ["e5-L6 on XNLI", "e5-L12 on MLQA", "e5-L12 on XNLI"]
+    first = fig.data[0]
+    assert list(first.text) == ["squad", "hellaswag"] and list(first.x) == [2.0, 1.0]
+    assert list(first.error_y.array) == pytest.approx([0.5, 0.5]) and list(first.error_y.arrayminus) == pytest.approx([0.5, 0.5])
+    assert fig.data[1].marker.symbol != fig.data[2].marker.symbol            # one symbol per target
+    assert "shares no intermediate task" in str(figures.xstilts_vs_reference(comp.iloc[:0]).layout.annotations[0].text)
+
+
+def test_learning_curve_one_line_per_size_in_examples_seen():
+    pts = [{"train_n": 1000, "loss_curve": [[7, 10.0], [14, 8.0]], "score": 1.3},
+           {"train_n": 250, "loss_curve": [[7, 10.2]], "score": 0.0}]
+    fig = figures.learning_curve(pts, batch_size=16)
+    assert [t.name for t in fig.data] == ["250 questions: English F1 0.0", "1,000 questions: English F1 1.3"]
+    assert list(fig.data[1].x) == [112, 224] and list(fig.data[1].y) == [10.0, 8.0]

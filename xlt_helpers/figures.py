@@ -324,6 +324,23 @@ def loss_curve(log_history: Sequence[dict], *, title: str = "Training loss") -> 
     return fig
 
 
+def learning_curve(points: Sequence[dict], *, batch_size: int, metric: str = "F1",
+                   title: str = "Training loss against examples seen, one run per training-set size") -> go.Figure:
+    """Runs of one model on growing training sets: the training loss (y) against examples seen (x = step ×
+    ``batch_size``), one line per run, its final score in the legend. ``points``: dicts with ``train_n``,
+    ``loss_curve`` ([step, loss] pairs) and ``score`` (the English score on ``metric``)."""
+    fig = _style(go.Figure(), title, height=380)
+    for k, p in enumerate(sorted(points, key=lambda p: p["train_n"])):
+        steps, losses = zip(*p["loss_curve"]) if p["loss_curve"] else ((), ())
+        fig.add_trace(go.Scatter(x=[s * batch_size for s in steps], y=losses, mode="lines+markers",
+                                 name=f"{p['train_n']:,} questions: English {metric} {p['score']:.1f}",
+                                 marker_color=PALETTE[k % len(PALETTE)],
+                                 hovertemplate="%{x:,} examples seen: loss %{y:.2f}<extra></extra>"))
+    fig.update_xaxes(title_text="training examples seen (step × batch size)")
+    fig.update_yaxes(title_text="training loss per target token")
+    return fig
+
+
 def run_language_bars(scores: dict[str, dict[str, float]], *, title: str = "Score per language") -> go.Figure:
     """One run's score per language (``metrics.json["scores"]``: lang -> {metric: value, "n": n}).
 
@@ -516,6 +533,34 @@ def catch_up_scatter(table: pd.DataFrame, *, share: str = "share", closed: str =
                                            "closed<extra></extra>"))
     fig.update_xaxes(type="log", title_text="share of mT5's pre-training data (%, log scale)")
     fig.update_yaxes(title_text="share of the language's gap closed (%)", rangemode="tozero")
+    return fig
+
+
+def xstilts_vs_reference(comp: pd.DataFrame, *, title: str = "X-STILTs' gain at full scale vs the reference "
+                                                                "study's, per shared task") -> go.Figure:
+    """Per (model, target, task) shared by X-STILTs and the reference study: X-STILTs' gain (x; XLM-R Large,
+    no MLM) vs the reference study's gain of the cross-language mean with its 95% interval (y), one colour
+    per reference model, the task as the label. The axes cross at 0: points in the upper-right and lower-left
+    quadrants agree in sign. Input: ``published.compare_with_reference``'s table."""
+    if comp.empty:     # compare_with_reference's answer when no task is shared: say so, not an error
+        return no_data(title, "The reference study shares no intermediate task with X-STILTs yet.")
+    _check_columns(comp, ["model", "target", "task", "xstilts_gain", "reference_gain"], "xstilts_vs_reference")
+    fig = _style(go.Figure(), title)
+    symbols = {t: s for t, s in zip(sorted(comp["target"].unique()), ("circle", "diamond", "square"))}
+    for k, m in enumerate(model_order(comp)):       # family and size when the table carries them
+        for target, sub in comp[comp["model"] == m].groupby("target", sort=True):
+            lo, hi = ("reference_lo", "reference_hi") if "reference_lo" in sub else (None, None)
+            fig.add_trace(go.Scatter(
+                x=sub["xstilts_gain"], y=sub["reference_gain"], mode="markers+text", text=sub["task"],
+                textposition="top center", name=f"{m} on {target.upper()}",
+                marker=dict(color=PALETTE[k % len(PALETTE)], size=10, symbol=symbols[target]),
+                error_y=_ci_arrays(sub, "reference_gain", lo, hi),
+                hovertemplate=f"{m}, {target.upper()}: %{{text}}<br>X-STILTs %{{x:+.1f}}<br>reference "
+                              "%{y:+.2f}<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="#888", width=1, dash="dot"))
+    fig.add_vline(x=0, line=dict(color="#888", width=1, dash="dot"))
+    fig.update_xaxes(title_text="X-STILTs gain, XLM-R Large (points; Phang et al. 2020, Table 2)")
+    fig.update_yaxes(title_text="reference study gain, cross-language mean (points, 95% CI)")
     return fig
 
 

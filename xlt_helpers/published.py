@@ -569,8 +569,8 @@ def compare_with_reference(xgains: pd.DataFrame, reference: pd.DataFrame, mlm: s
     No shared task gives an empty table with these columns."""
     x = xgains[(xgains["mlm"] == mlm) & xgains["task"].notna()][["task", "target", "metric", "gain"]]
     x = x.rename(columns={"gain": "xstilts_gain"})
-    keep = [c for c in ("model", "intermediate", "target", "metric", "gain_avg", "gain_avg_lo", "gain_avg_hi")
-            if c in reference.columns]
+    keep = [c for c in ("family", "size", "model", "intermediate", "target", "metric", "gain_avg", "gain_avg_lo",
+                        "gain_avg_hi") if c in reference.columns]
     r = reference[reference["intermediate"] != NONE_TASK][keep].rename(
         columns={"intermediate": "task", "gain_avg": "reference_gain", "gain_avg_lo": "reference_lo",
                  "gain_avg_hi": "reference_hi"})

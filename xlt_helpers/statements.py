@@ -179,11 +179,14 @@ def _examples(v: float) -> str:
     return "unreachable by examples alone (the seed term is wider)" if v == float("inf") else f"{v:,.0f}"
 
 
-def _gain_half_widths(a: Analysis, target: str) -> tuple[str, pd.Series, pd.Series]:
-    """(primary metric, half-widths, MDEs) of every intermediate-task gain of ``target`` with an interval."""
-    metric, s = _primary(a, target)
-    inter = s[s["intermediate"] != NONE_TASK]
-    return metric, inter["gain_avg_hw"].dropna(), inter["gain_avg_mde"].dropna()
+def _half_widths_by_target(a: Analysis, d: pd.DataFrame):
+    """Per target of :func:`analysis.decisiveness`'s table ``d``: (target, primary metric, the half-widths
+    and MDEs of every intermediate-task gain with an interval, the target half-width, its rows of ``d``)."""
+    for target, g in d.groupby("target", sort=False):
+        metric, s = _primary(a, target)
+        inter = s[s["intermediate"] != NONE_TASK]
+        yield target, metric, inter["gain_avg_hw"].dropna(), inter["gain_avg_mde"].dropna(), \
+            g["target_half_width"].iloc[0], g
 
 
 def decisiveness_brief(a: Analysis) -> list[str]:
@@ -192,9 +195,7 @@ def decisiveness_brief(a: Analysis) -> list[str]:
     if d.empty:
         return []
     parts = []
-    for target, g in d.groupby("target", sort=False):
-        metric, hw, mde = _gain_half_widths(a, target)
-        goal = g["target_half_width"].iloc[0]
+    for target, metric, hw, mde, goal, _ in _half_widths_by_target(a, d):
         parts.append(f"{target.upper()} ({metric}) ±{hw.median():.2f} over {len(hw)} gains against a target of "
                      f"±{goal:g} ({'met' if hw.median() <= goal else 'missed'}; median MDE at 80% power "
                      f"{mde.median():.2f})")
@@ -208,9 +209,7 @@ def decisiveness_statements(a: Analysis) -> list[str]:
     if d.empty:
         return ["- No per-example scores with replicated seeds: no intervals to size."]
     out = []
-    for target, g in d.groupby("target", sort=False):
-        metric, hw, mde = _gain_half_widths(a, target)
-        goal = g["target_half_width"].iloc[0]
+    for target, metric, hw, mde, goal, g in _half_widths_by_target(a, d):
         out.append(f"- **{target.upper()} ({metric})**, {len(hw)} gains: median half-width ±{hw.median():.2f} points, "
                    f"median MDE at 80% power {mde.median():.2f}; the target is ±{goal:g}, which the median "
                    f"{'meets' if hw.median() <= goal else 'misses'}. Per model, with {g['examples_per_lang'].iloc[0]} "

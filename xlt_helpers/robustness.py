@@ -562,6 +562,9 @@ class SeedVariance:
     source: str
     noise: float = 0.0
     df_lang: float = np.inf
+    # the part of var_seed common to every run of the model at one seed (the shared target-phase seed):
+    # it cancels in a contrast whose weights within the model sum to 0 (a gain, a change of gains)
+    var_seed_shared: float = 0.0
 
 
 def _ms_two_way(x: np.ndarray) -> tuple[float, float, float]:
@@ -774,8 +777,10 @@ def seed_pairing(per_example: pd.DataFrame, baseline: str = NONE_TASK) -> pd.Dat
 
 def seed_variance(c: Mapping[str, float], source: str) -> SeedVariance:
     """The :class:`SeedVariance` of one model's components (a :func:`components_of_runs` result)."""
+    shared = c.get("var_seed_shared", 0.0)
+    shared = 0.0 if shared is None or not np.isfinite(shared) else min(max(float(shared), 0.0), float(c["var_seed"]))
     return SeedVariance(float(c["var_seed"]), float(c["var_seed_lang"]), float(c["df_seed"]), source,
-                        float(c["noise_seed_mean"]), float(c["df_seed"] * max(c["n_langs"] - 1, 1)))
+                        float(c["noise_seed_mean"]), float(c["df_seed"] * max(c["n_langs"] - 1, 1)), shared)
 
 
 def seed_variances(components: pd.DataFrame) -> dict[tuple, SeedVariance]:
@@ -914,13 +919,22 @@ def linear_contrast(cells: Mapping[object, Mapping[str, np.ndarray]], coef: Mapp
         df_ex += n - 1
     # per source (one model's components): the run-level part, the residual noise its estimate carries
     # (see SeedVariance), and the seed x language part
-    by_source: dict[SeedVariance, np.ndarray] = {}
+    # a run's seed shift = a part shared by every run of its model at that seed (var_seed_shared) + its own;
+    # with run weights a_r = sum_l c_rl, the shared part enters as (sum_r a_r)^2 per model -- 0 for a gain --
+    # when the model's runs have the same seeds (the grid's), else each run's whole var_seed as independent
+    runs_of: dict[SeedVariance, list[tuple[float, int, float]]] = {}
     for r, cs in coef.items():
-        sv = seed_var[r]
-        s = np.asarray(next(iter(cells[r].values()))).shape[0]
         c = np.array([cs.get(lang, 0.0) for lang in langs])
-        add = np.array([c.sum() ** 2 * sv.var_seed, c.sum() ** 2 * sv.noise, (c ** 2).sum() * sv.var_seed_lang]) / s
-        by_source[sv] = by_source.get(sv, 0.0) + add
+        runs_of.setdefault(seed_var[r], []).append(
+            (float(c.sum()), np.asarray(next(iter(cells[r].values()))).shape[0], float((c ** 2).sum())))
+    by_source: dict[SeedVariance, np.ndarray] = {}
+    for sv, rs in runs_of.items():
+        seeds = {s for _, s, _ in rs}
+        shared = sv.var_seed_shared if len(seeds) == 1 else 0.0
+        own = sv.var_seed - shared
+        v_u = sum(a ** 2 * own / s for a, s, _ in rs) + (sum(a for a, _, _ in rs) ** 2 * shared / rs[0][1])
+        by_source[sv] = np.array([v_u, sum(a ** 2 * sv.noise / s for a, s, _ in rs),
+                                  sum(q * sv.var_seed_lang / s for _, s, q in rs)])
     v_seed = float(sum(v[0] + v[2] for v in by_source.values()))
     var = v_ex + v_seed
     den = v_ex ** 2 / df_ex

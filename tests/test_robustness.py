@@ -668,3 +668,20 @@ def test_pooled_shared_seed_uses_the_seed_df_weights_and_old_tables_plant_none()
     assert (p["var_seed"], p["var_seed_shared"], p["df_seed_shared"]) == pytest.approx((3.5, 2.5, 2.0))
     old = R.pooled_components(vc.drop(columns=["var_seed_shared", "df_seed_shared"])).iloc[0]
     assert old["var_seed_shared"] == 0 and old["var_seed"] == pytest.approx(3.5)
+
+
+def test_a_one_seed_model_borrows_the_pooled_seed_components_with_their_shared_part():
+    """Hand-worked pool: models a (4 seed df) and b (2 seed df) of the same target; c has one seed per run.
+    var_seed = (4*3 + 2*6) / 6 = 4, the shared part (4*1 + 2*4) / 6 = 2 -- a gain of c, in which the shared
+    part cancels, is not charged for it -- var_seed_lang (4*0.5 + 2*2) / 6 = 1, df 6, df_lang 6*(3-1) = 12."""
+    def comp(model: str, df: float, vs: float, sh: float, vl: float) -> dict:
+        return {"family": "encoder", "model": model, "target": "xnli", "metric": "accuracy", "df_seed": df,
+                "var_seed": vs, "var_seed_shared": sh, "var_seed_lang": vl, "noise_seed_mean": 0.0, "n_langs": 3}
+    table = pd.DataFrame([comp("a", 4, 3.0, 1.0, 0.5), comp("b", 2, 6.0, 4.0, 2.0), comp("c", 0, np.nan, np.nan, np.nan)])
+    sv = R.seed_variances(table)[("encoder", "c", "xnli", "accuracy")]
+    assert (sv.var_seed, sv.var_seed_shared, sv.var_seed_lang, sv.df, sv.df_lang) == pytest.approx((4, 2, 1, 6, 12))
+    assert sv.source == "pooled from a, b (one seed per run)"
+    # the shared part never exceeds the whole seed variance; an empty pool omits the seed term and says so
+    assert R.borrowed_seed_variance(pd.DataFrame([comp("a", 2, 1.0, 3.0, 0.0)]), "x").var_seed_shared == 1.0
+    none = R.borrowed_seed_variance(table[table["df_seed"] > 10], "x")
+    assert none.var_seed == 0 and none.source.startswith("omitted")

@@ -182,10 +182,13 @@ def coverage(design: Design, comp: Mapping[str, float], reps: int, seed: int = 0
         if "calibrated" in methods or "seed-paired" in methods:
             if design.n_seeds >= 2:
                 seed_var = _seed_vars(cells, design.n_models)
-            else:   # one seed: like robustness.seed_variances, borrow the seed components pooled over the
-                # models of a 2-seed study of the same design (in the book: the committed 2-seed study)
+            else:   # one seed: as robustness.seed_variances does, borrow the seed components of the models
+                # of a 2-seed study of the same design (in the book: the committed 2-seed study), each
+                # model measured on its own runs, then pooled
                 pilot, _ = simulate_study(rng, Design(**{**design.__dict__, "n_seeds": 2}), comp)
-                sv = R.seed_variance(R.components_of_runs(pilot), "pilot")
+                per_model = pd.DataFrame([R.components_of_runs({r: v for r, v in pilot.items() if r[0] == m})
+                                          for m in range(design.n_models)])
+                sv = R.borrowed_seed_variance(per_model, "pilot")
                 seed_var = {r: sv for r in cells}
         none = R.SeedVariance(0.0, 0.0, np.inf, "none")
         paired = "seed-paired" in methods and design.n_seeds >= R.MIN_PAIRED_SEEDS   # as summary_table decides

@@ -784,13 +784,33 @@ def seed_variance(c: Mapping[str, float], source: str) -> SeedVariance:
                         float(c["noise_seed_mean"]), float(c["df_seed"] * max(c["n_langs"] - 1, 1)), shared)
 
 
+def borrowed_seed_variance(pool: pd.DataFrame, source: str) -> SeedVariance:
+    """The seed components a model with one seed per run borrows: the df-weighted pool of ``pool``'s rows
+    (:func:`components_of_runs` results of replicated models of the same target and metric), the part
+    their runs share at one seed (``var_seed_shared``) pooled the same way, so a gain -- in which it
+    cancels -- is not charged for it. With an empty pool the seed term is 0 and ``source`` says so."""
+    pool = pool[pool["df_seed"] > 0]
+    if pool.empty:
+        return SeedVariance(0.0, 0.0, np.inf, "omitted: one seed per run and no replicated model")
+    w = pool["df_seed"]
+
+    def avg(col: str) -> float:
+        return float((pool[col].fillna(0.0) * w).sum() / w.sum()) if col in pool else 0.0
+
+    var_seed = avg("var_seed")
+    return SeedVariance(var_seed, avg("var_seed_lang"), float(w.sum()), source, avg("noise_seed_mean"),
+                        float((w * (pool["n_langs"] - 1).clip(lower=1)).sum()),
+                        min(max(avg("var_seed_shared"), 0.0), var_seed))
+
+
 def seed_variances(components: pd.DataFrame) -> dict[tuple, SeedVariance]:
     """(family, model, target, metric) -> :class:`SeedVariance` for the intervals.
 
     A model whose runs have >= 2 seeds uses its own pooled estimate. A model with one seed per run cannot
     separate a run's seed shift from its effect, so it borrows the df-weighted pool of the other models of
-    the same target and metric (``source`` says so); with no replicated model at all the seed term is 0 and
-    ``source`` says the interval omits it (it then covers example sampling only)."""
+    the same target and metric (:func:`borrowed_seed_variance`; ``source`` says so); with no replicated
+    model at all the seed term is 0 and ``source`` says the interval omits it (it then covers example
+    sampling only)."""
     out: dict[tuple, SeedVariance] = {}
     keys = list(RUN_KEYS[:4])
     for _, r in components.iterrows():
@@ -800,15 +820,7 @@ def seed_variances(components: pd.DataFrame) -> dict[tuple, SeedVariance]:
             continue
         pool = components[(components["target"] == r["target"]) & (components["metric"] == r["metric"])
                           & (components["df_seed"] > 0)]
-        if pool.empty:
-            out[key] = SeedVariance(0.0, 0.0, np.inf, "omitted: one seed per run and no replicated model")
-        else:
-            w = pool["df_seed"]
-            out[key] = SeedVariance(float((pool["var_seed"] * w).sum() / w.sum()),
-                                    float((pool["var_seed_lang"] * w).sum() / w.sum()), float(w.sum()),
-                                    f"pooled from {', '.join(pool['model'])} (one seed per run)",
-                                    float((pool["noise_seed_mean"] * w).sum() / w.sum()),
-                                    float((w * (pool["n_langs"] - 1).clip(lower=1)).sum()))
+        out[key] = borrowed_seed_variance(pool, f"pooled from {', '.join(pool['model'])} (one seed per run)")
     return out
 
 

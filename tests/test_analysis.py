@@ -174,6 +174,24 @@ def test_floor_table_holds_every_seed_to_the_floor():
     assert pd.isna(ft.loc[("e5-L12", "pawsx"), "floor"]) and ft.loc[("e5-L12", "pawsx"), "clears"] is None
 
 
+def test_runs_below_floor_names_collapsed_intermediate_seeds_and_their_pull_on_the_gain():
+    """Hand-worked: baseline seeds 0/1 score (en, de) = (60, 50) and (62, 52); after sst2, seed 0 collapsed
+    to (40, 34), seed 1 (63, 55). Gain over both seeds = mean over languages of (51.5 - 61, 44.5 - 51) =
+    (-9.5 - 6.5) / 2 = -8.0; without seed 0 in both runs: ((63 - 62) + (55 - 52)) / 2 = +2.0. Seed 1 clears
+    the floor of 55, the baseline is not this table's business, and a target without a floor is skipped."""
+    vals = {("none", 0): (60, 50), ("none", 1): (62, 52), ("sst2", 0): (40, 34), ("sst2", 1): (63, 55)}
+    rows = [{"model": "e5-L12", "intermediate": t, "target": "xnli", "metric": "accuracy", "seed": sd,
+             "lang": lang, "score": float(v)} for (t, sd), pair in vals.items() for lang, v in zip(("en", "de"), pair)]
+    rows.append({**rows[-1], "target": "pawsx", "score": 1.0})            # no floor for PAWS-X
+    rows.append({**rows[4], "metric": "em", "score": 1.0})               # not the primary metric
+    low = analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 55.0})
+    assert list(low.columns) == analysis.BELOW_FLOOR_COLUMNS and len(low) == 1
+    r = low.iloc[0]
+    assert (r["model"], r["intermediate"], r["seed"], r["en"], r["floor"], r["seeds"]) == ("e5-L12", "sst2", 0, 40.0, 55.0, 2)
+    assert r["gain_avg"] == pytest.approx(-8.0) and r["gain_avg_without"] == pytest.approx(2.0)
+    assert analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 30.0}).empty
+
+
 def test_full_scale_statements_open_with_slopes_equal_size_and_x_stilts():
     from xlt_helpers.published import load_full_scale
 

@@ -314,8 +314,8 @@ def floor_table(scores: pd.DataFrame, floors: dict[str, float], english: str = r
     profile's floor for that target (issue 16: XNLI accuracy >= 55, MLQA F1 >= 35). ``clears`` asks it of
     every seed, not the mean: one collapsed seed inside a mean drags each gain that uses it. A target
     without a floor gets none (NaN, ``clears`` None)."""
-    base = scores[(scores["intermediate"] == NONE_TASK) & (scores["lang"] == english)]
-    base = base[base["metric"] == base["target"].map(primary_metric)]
+    en = english_primary(scores, english)
+    base = en[en["intermediate"] == NONE_TASK]
     rows = []
     for (model, target, metric), g in base.groupby(["model", "target", "metric"], sort=False):
         g = g.sort_values("seed")
@@ -325,6 +325,45 @@ def floor_table(scores: pd.DataFrame, floors: dict[str, float], english: str = r
                      "en_min": float(g["score"].min()), "floor": float("nan") if floor is None else float(floor),
                      "clears": None if floor is None else bool(g["score"].min() >= floor)})
     return pd.DataFrame(rows, columns=FLOOR_COLUMNS)
+
+
+def english_primary(scores: pd.DataFrame, english: str = robustness.ENGLISH) -> pd.DataFrame:
+    """The English rows of each target's primary metric: what a floor is held against."""
+    en = scores[scores["lang"] == english]
+    return en[en["metric"] == en["target"].map(primary_metric)]
+
+
+BELOW_FLOOR_COLUMNS = ["model", "intermediate", "target", "metric", "seed", "en", "floor", "seeds",
+                       "gain_avg", "gain_avg_without"]
+
+
+def runs_below_floor(scores: pd.DataFrame, floors: dict[str, float],
+                     english: str = robustness.ENGLISH) -> pd.DataFrame:
+    """Every intermediate-task run seed whose English score misses its target's floor: the target task
+    failed to train after that intermediate task (e.g. a loss that stayed at ln 3 on XNLI).
+
+    Such a seed stays in the gains: failing to learn is an outcome of training on that task with this
+    recipe, and leaving it out would flatter the task. The table names it and shows how much it moves the
+    gain: ``gain_avg`` is the cross-language mean gain over all seeds (seed means of the run minus those
+    of the baseline), ``gain_avg_without`` the same with that seed left out of both runs (seed *s* of a run
+    and of its baseline share the target phase's seed, so they leave together). Baselines are held to the
+    floor by :func:`floor_table`."""
+    en = english_primary(scores, english)
+    low = en[(en["intermediate"] != NONE_TASK) & (en["score"] < en["target"].map(floors))]
+    rows = []
+    for r in low.sort_values(["target", "model", "intermediate", "seed"]).itertuples():
+        s = scores[(scores["model"] == r.model) & (scores["target"] == r.target) & (scores["metric"] == r.metric)]
+        run = s[s["intermediate"] == r.intermediate].pivot_table(index="seed", columns="lang", values="score")
+        base = s[s["intermediate"] == NONE_TASK].pivot_table(index="seed", columns="lang", values="score")
+
+        def gain(drop: int | None) -> float:
+            a, b = (run.drop(index=drop), base.drop(index=drop, errors="ignore")) if drop is not None else (run, base)
+            return float((a.mean() - b.mean()).mean()) if len(a) and len(b) else float("nan")
+
+        rows.append({"model": r.model, "intermediate": r.intermediate, "target": r.target, "metric": r.metric,
+                     "seed": int(r.seed), "en": float(r.score), "floor": float(floors[r.target]),
+                     "seeds": len(run), "gain_avg": gain(None), "gain_avg_without": gain(int(r.seed))})
+    return pd.DataFrame(rows, columns=BELOW_FLOOR_COLUMNS)
 
 
 def components_table(a: Analysis) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from .grid import Node
 from .machine import bf16_refusal, mem_total_mb
 from .profiles import Resources
 from .runs import (CHECKPOINT_DIR, FAILED_FILE, METRICS_FILE, RunsFolderError, State, disk_failure, finish_node,
-                   first_error_line, fork_node, move_aside, node_dir, node_state, reap, verify_node,
+                   first_error_line, fork_node, move_aside, node_dir, node_state, read_marker, reap, verify_node,
                    write_failed)
 
 
@@ -263,11 +263,7 @@ class MemoryGuard:
 
     def record(self, node: Node) -> None:
         """Read a finished node's measured peak into its group's (call it when a node ends)."""
-        try:
-            import json
-            peak = json.loads((node_dir(self.runs, node.id) / METRICS_FILE).read_text()).get("peak_rss_mb")
-        except (OSError, ValueError):
-            return
+        peak = read_marker(self.runs, node.id, METRICS_FILE).get("peak_rss_mb")   # {} until the node is done
         if isinstance(peak, (int, float)) and peak > 0:
             g = memory_group(node)
             self.peaks[g] = max(self.peaks.get(g, 0.0), float(peak))

@@ -17,15 +17,20 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that
 PRECISION_FIELDS = ("precision", "eval_precision")   # the node parameters that can ask for bf16
 
 
-def _cpuinfo_field(name: str) -> str | None:
-    """The value of the first ``name : value`` line of ``/proc/cpuinfo`` (None where there is none)."""
+def _proc_field(path: Path, name: str) -> str | None:
+    """The value of the first ``name : value`` line of a ``/proc`` file (None where there is none)."""
     try:
-        for line in CPUINFO.read_text().splitlines():
+        for line in path.read_text().splitlines():
             if line.startswith(name):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return None
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    """The value of the first ``name : value`` line of ``/proc/cpuinfo`` (None where there is none)."""
+    return _proc_field(CPUINFO, name)
 
 
 def cpu_model_name() -> str:
@@ -35,13 +40,11 @@ def cpu_model_name() -> str:
 
 def mem_total_mb() -> float | None:
     """This machine's memory in MB (``MemTotal`` of ``/proc/meminfo``), None where it cannot be read."""
+    value = _proc_field(MEMINFO, "MemTotal:")    # "24041236 kB"
     try:
-        for line in MEMINFO.read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+        return int(value.split()[0]) / 1024 if value else None
+    except (ValueError, IndexError):
+        return None
 
 
 def cpu_flags() -> set[str]:

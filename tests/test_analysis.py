@@ -190,6 +190,19 @@ def test_runs_below_floor_names_collapsed_intermediate_seeds_and_their_pull_on_t
     assert (r["model"], r["intermediate"], r["seed"], r["en"], r["floor"], r["seeds"]) == ("e5-L12", "sst2", 0, 40.0, 55.0, 2)
     assert r["gain_avg"] == pytest.approx(-8.0) and r["gain_avg_without"] == pytest.approx(2.0)
     assert analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 30.0}).empty
+    # the conclusion names it with both gains, and says nothing when every run clears
+    (line,) = statements.below_floor_statements(pd.DataFrame(rows), {"xnli": 55.0})
+    assert line.startswith("- **Runs that failed to learn:** 1 intermediate-task run seed(s)")
+    assert "`e5-L12` + sst2 on XNLI, seed 0: English 40.0 (floor 55); mean gain -8.0 with it, +2.0 without" in line
+    assert statements.below_floor_statements(pd.DataFrame(rows), {"xnli": 30.0}) == []
+
+
+def test_results_floors_come_from_the_profile_that_wrote_the_results():
+    from types import SimpleNamespace
+
+    assert analysis.results_floors(SimpleNamespace(meta={"profile": "cpu-next"})) == {"xnli": 55, "mlqa": 35}
+    assert analysis.results_floors(SimpleNamespace(meta={"profile": "no-such-profile"})) == {}
+    assert analysis.results_floors(SimpleNamespace(meta=None)) == {}
 
 
 def test_full_scale_statements_open_with_slopes_equal_size_and_x_stilts():

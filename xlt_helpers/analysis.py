@@ -333,6 +333,18 @@ def english_primary(scores: pd.DataFrame, english: str = robustness.ENGLISH) -> 
     return en[en["metric"] == en["target"].map(primary_metric)]
 
 
+def results_floors(res: Results) -> dict[str, float]:
+    """The floors (``study.floors``) of the profile that wrote ``res`` (meta.json), {} when the profile
+    states none or ``configs/`` no longer has it (the pages then hold nothing to a floor, and say so)."""
+    from .profiles import ProfileError, load_profile
+
+    name = (res.meta or {}).get("profile")
+    try:
+        return dict(load_profile(name).study.floors) if name else {}
+    except ProfileError:
+        return {}
+
+
 BELOW_FLOOR_COLUMNS = ["model", "intermediate", "target", "metric", "seed", "en", "floor", "seeds",
                        "gain_avg", "gain_avg_without"]
 

@@ -177,7 +177,7 @@ def test_floor_table_holds_every_seed_to_the_floor():
 def test_runs_below_floor_names_collapsed_intermediate_seeds_and_their_pull_on_the_gain():
     """Hand-worked: baseline seeds 0/1 score (en, de) = (60, 50) and (62, 52); after sst2, seed 0 collapsed
     to (40, 34), seed 1 (63, 55). Gain over both seeds = mean over languages of (51.5 - 61, 44.5 - 51) =
-    (-9.5 - 6.5) / 2 = -8.0; without seed 0 in both runs: ((63 - 62) + (55 - 52)) / 2 = +2.0. Seed 1 clears
+    (-9.5 - 6.5) / 2 = -8.0; without seed 0 (the baseline keeps both): ((63 - 61) + (55 - 51)) / 2 = +3.0. Seed 1 clears
     the floor of 55, the baseline is not this table's business, and a target without a floor is skipped."""
     vals = {("none", 0): (60, 50), ("none", 1): (62, 52), ("sst2", 0): (40, 34), ("sst2", 1): (63, 55)}
     rows = [{"model": "e5-L12", "intermediate": t, "target": "xnli", "metric": "accuracy", "seed": sd,
@@ -188,13 +188,28 @@ def test_runs_below_floor_names_collapsed_intermediate_seeds_and_their_pull_on_t
     assert list(low.columns) == analysis.BELOW_FLOOR_COLUMNS and len(low) == 1
     r = low.iloc[0]
     assert (r["model"], r["intermediate"], r["seed"], r["en"], r["floor"], r["seeds"]) == ("e5-L12", "sst2", 0, 40.0, 55.0, 2)
-    assert r["gain_avg"] == pytest.approx(-8.0) and r["gain_avg_without"] == pytest.approx(2.0)
+    assert r["gain_avg"] == pytest.approx(-8.0) and r["gain_avg_without"] == pytest.approx(3.0)
     assert analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 30.0}).empty
     # the conclusion names it with both gains, and says nothing when every run clears
-    (line,) = statements.below_floor_statements(pd.DataFrame(rows), {"xnli": 55.0})
+    (line,) = statements.below_floor_statements(low)
     assert line.startswith("- **Runs that failed to learn:** 1 intermediate-task run seed(s)")
-    assert "`e5-L12` + sst2 on XNLI, seed 0: English 40.0 (floor 55); mean gain -8.0 with it, +2.0 without" in line
-    assert statements.below_floor_statements(pd.DataFrame(rows), {"xnli": 30.0}) == []
+    assert "`e5-L12` + sst2 on XNLI, seed 0: English 40.0 (floor 55); mean gain +3.0 without it, -8.0 with it" in line
+    assert statements.below_floor_statements(analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 30.0})) == []
+    # the analysis leaves the failed seed out of scores and per-example rows, every metric and language of it
+    from xlt_helpers.results import Results
+    scores = pd.DataFrame(rows)
+    pe = scores.rename(columns={"score": "value"}).assign(example_id="x0")
+    res = Results(dir=None, scores=scores, per_example=pe, intermediate=None, meta=None, runs=())
+    kept = analysis.without_failed(res, low)
+    gone = lambda df: df[(df["intermediate"] == "sst2") & (df["target"] == "xnli") & (df["seed"] == 0)]  # noqa: E731
+    assert gone(kept.scores).empty and gone(kept.per_example).empty
+    assert len(kept.scores) == len(scores) - 3 and len(kept.per_example) == len(pe) - 3    # en, de and em rows
+    assert analysis.without_failed(res, low.iloc[:0]) is res
+    a = analysis.analyse(Results(dir=None, scores=scores.assign(family="encoder", size=1, n=10), per_example=None,
+                                 intermediate=None, meta=None, runs=()), floors={"xnli": 55.0})
+    assert len(a.failed) == 1 and gone(a.res.scores).empty
+    g = a.summary[(a.summary["intermediate"] == "sst2") & (a.summary["target"] == "xnli")]
+    assert g["gain_avg"].iloc[0] == pytest.approx(3.0)                   # the reported gain: without the failure
 
 
 def test_results_floors_come_from_the_profile_that_wrote_the_results():

@@ -9,7 +9,7 @@ statements the pages print about these sections are generated in :mod:`xlt_helpe
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
 
@@ -115,16 +115,44 @@ class Analysis:
     difficulty: pd.DataFrame | None   # robustness.difficulty_table, None without intermediate.csv
     components: pd.DataFrame | None = None   # robustness.variance_components, None without per-example scores
     n_boot: int = 1000                # resamples of the bootstrap over tasks (difficulty correlations)
+    # intermediate-task run seeds that failed to learn the target (runs_below_floor): left out of ``res``
+    failed: pd.DataFrame | None = None
 
 
-def analyse(res: Results, n_boot: int = 1000) -> Analysis:
+def analyse(res: Results, n_boot: int = 1000, floors: dict[str, float] | None = None) -> Analysis:
     """Summary (with calibrated 95% intervals when per-example scores exist: robustness.linear_contrast,
     seed components measured once here and shared by every gain and contrast) and task difficulty.
-    ``n_boot`` is the number of resamples of the one bootstrap left, over tasks (gain vs difficulty)."""
+    ``n_boot`` is the number of resamples of the one bootstrap left, over tasks (gain vs difficulty).
+
+    Intermediate-task run seeds below their target's floor (``floors``, default: the profile that wrote
+    ``res``: :func:`results_floors`) are left out first (:func:`without_failed`; ``Analysis.failed`` names
+    them): a seed that never learned the target task is a failure, not a draw from the seed distribution
+    the intervals assume, and inside the pooled seed variance it would widen every interval of its model
+    (measured: one such seed took e5-L12's XNLI seed variance from 0.11 to 56 squared points)."""
+    failed = runs_below_floor(res.scores, results_floors(res) if floors is None else floors)
+    res = without_failed(res, failed)
     components = robustness.variance_components(res.per_example) if res.per_example is not None else None
     summary = robustness.summary_table(res.scores, res.per_example, components=components)
     difficulty = robustness.difficulty_table(res.intermediate) if res.intermediate is not None else None
-    return Analysis(res, targets_in(res.scores), summary, difficulty, components, n_boot)
+    return Analysis(res, targets_in(res.scores), summary, difficulty, components, n_boot, failed)
+
+
+RUN_SEED_KEYS = ["model", "intermediate", "target", "seed"]
+
+
+def without_failed(res: Results, failed: pd.DataFrame) -> Results:
+    """``res`` without the run seeds of ``failed`` (:func:`runs_below_floor`): every metric and language
+    of each (model, intermediate, target, seed) dropped from the scores and per-example tables alike."""
+    if failed.empty:
+        return res
+
+    def drop(df: pd.DataFrame | None) -> pd.DataFrame | None:
+        if df is None:
+            return None
+        hit = df[RUN_SEED_KEYS].merge(failed[RUN_SEED_KEYS].drop_duplicates(), how="left", indicator=True)
+        return df[(hit["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
+
+    return replace(res, scores=drop(res.scores), per_example=drop(res.per_example))
 
 
 def from_runs(runs_dir: str | Path, ids: list[str] | None = None, profile: str | None = None,
@@ -354,12 +382,11 @@ def runs_below_floor(scores: pd.DataFrame, floors: dict[str, float],
     """Every intermediate-task run seed whose English score misses its target's floor: the target task
     failed to train after that intermediate task (e.g. a loss that stayed at ln 3 on XNLI).
 
-    Such a seed stays in the gains: failing to learn is an outcome of training on that task with this
-    recipe, and leaving it out would flatter the task. The table names it and shows how much it moves the
-    gain: ``gain_avg`` is the cross-language mean gain over all seeds (seed means of the run minus those
-    of the baseline), ``gain_avg_without`` the same with that seed left out of both runs (seed *s* of a run
-    and of its baseline share the target phase's seed, so they leave together). Baselines are held to the
-    floor by :func:`floor_table`."""
+    :func:`analyse` leaves such seeds out of the gains and the seed variance (see there why); this table
+    names them and shows what that changes: ``gain_avg`` is the cross-language mean gain over all seeds
+    (seed means of the run minus those of the baseline), ``gain_avg_without`` the same with that seed left
+    out of the run (the baseline keeps all its seeds, as in the gain the book reports). Baselines are held
+    to the floor by :func:`floor_table`."""
     en = english_primary(scores, english)
     low = en[(en["intermediate"] != NONE_TASK) & (en["score"] < en["target"].map(floors))]
     rows = []
@@ -369,8 +396,8 @@ def runs_below_floor(scores: pd.DataFrame, floors: dict[str, float],
         base = s[s["intermediate"] == NONE_TASK].pivot_table(index="seed", columns="lang", values="score")
 
         def gain(drop: int | None) -> float:
-            a, b = (run.drop(index=drop), base.drop(index=drop, errors="ignore")) if drop is not None else (run, base)
-            return float((a.mean() - b.mean()).mean()) if len(a) and len(b) else float("nan")
+            a = run.drop(index=drop) if drop is not None else run
+            return float((a.mean() - base.mean()).mean()) if len(a) and len(base) else float("nan")
 
         rows.append({"model": r.model, "intermediate": r.intermediate, "target": r.target, "metric": r.metric,
                      "seed": int(r.seed), "en": float(r.score), "floor": float(floors[r.target]),

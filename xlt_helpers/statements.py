@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from . import robustness
-from .analysis import (Analysis, _primary, decisiveness, difficulty_correlations, results_floors, runs_below_floor,
-                       size_steps, slope_changes, v_information_correlations)
+from .analysis import (Analysis, _primary, decisiveness, difficulty_correlations, size_steps, slope_changes,
+                       v_information_correlations)
 from .published import FullScale, average_gains, average_size_change, compare_with_reference, reference_agreement
 from .tasks import NONE_TASK, primary_metric, targets_in
 
@@ -130,19 +130,20 @@ def central_statements(a: Analysis) -> list[str]:
             + "; ".join(parts) + "."]
 
 
-def below_floor_statements(scores: pd.DataFrame, floors: dict[str, float]) -> list[str]:
+def below_floor_statements(low: pd.DataFrame | None) -> list[str]:
     """One bullet naming every intermediate-task run seed that ended below its target's floor
-    (:func:`analysis.runs_below_floor`), with the gain with and without it: such seeds stay in the gains,
-    so a reader sees how far each one drags its gain."""
-    low = runs_below_floor(scores, floors)
-    if low.empty:
+    (:func:`analysis.runs_below_floor`, ``Analysis.failed``), with the gain without it (what the book
+    reports: :func:`analysis.analyse` leaves such seeds out) and with it, so a reader sees what leaving
+    it out changes."""
+    if low is None or low.empty:
         return []
     named = "; ".join(f"`{r.model}` + {r.intermediate} on {r.target.upper()}, seed {r.seed}: English {r.en:.1f} "
-                      f"(floor {r.floor:g}); mean gain {r.gain_avg:+.1f} with it, {r.gain_avg_without:+.1f} without"
+                      f"(floor {r.floor:g}); mean gain {r.gain_avg_without:+.1f} without it, {r.gain_avg:+.1f} with it"
                       for r in low.itertuples())
     return [f"- **Runs that failed to learn:** {len(low)} intermediate-task run seed(s) ended below the target's "
-            f"English floor ({named}). They stay in the gains and in the seed variance: failing to learn is an "
-            "outcome of that task under this recipe (methods: floors)."]
+            f"English floor ({named}). They are left out of the gains and of the seed variance, and counted "
+            "here: a failure is an outcome of its own, not a draw from the seed spread the intervals assume "
+            "(methods: floors)."]
 
 
 def brief_statements(a: Analysis) -> list[str]:
@@ -161,7 +162,7 @@ def brief_statements(a: Analysis) -> list[str]:
         out.append(f"- **Intermediate tasks:** of {len(gains)} gains over the no-intermediate baseline (model × task "
                    f"× target), {n_pos} are significantly positive and {n_neg} significantly negative"
                    + (f": {named}." if named else "."))
-        out += below_floor_statements(a.res.scores, results_floors(a.res))
+        out += below_floor_statements(a.failed)
     for kind, contrasts in (("size", size_contrasts(a)), ("family", family_contrasts(a))):
         done = [c for c in contrasts if c.result is not None]
         if not done:

@@ -895,6 +895,38 @@ def t_quantile(p: float, df: float) -> float:
     return x
 
 
+def _contrast_languages(coef: Mapping[object, Mapping[str, float]], who: str) -> list[str]:
+    """The languages a contrast weighs (a non-zero coefficient in some run); none is an error of ``who``."""
+    langs = sorted({lang for r in coef for lang, c in coef[r].items() if c != 0})
+    if not langs:
+        raise ValueError(f"{who}: every coefficient is 0; give the runs and languages to compare")
+    return langs
+
+
+def _weighted_sum(cells: Mapping[object, Mapping[str, np.ndarray]], coef: Mapping[object, Mapping[str, float]],
+                  lang: str, who: str, seed_mean: bool) -> np.ndarray:
+    """sum_r coef[r][lang] * cells[r][lang] for one language: per example over the seed means
+    (``seed_mean``; runs may differ in seeds) or per (seed, example) (seed pairing: the same seeds in every
+    run). Every run must be scored on the same examples -- the pairing; a mismatch is an error of ``who``."""
+    z = None
+    for r, cs in coef.items():
+        c = cs.get(lang, 0.0)
+        if c == 0:
+            continue
+        if r not in cells or lang not in cells[r]:
+            raise ValueError(f"{who}: run {r!r} has no scores in language {lang!r}")
+        a = np.asarray(cells[r][lang], float)
+        m = c * (a.mean(0) if seed_mean else a)
+        if z is not None and m.shape != z.shape:
+            raise ValueError(f"{who}: language {lang!r}: run {r!r} has "
+                             + (f"{m.shape[0]} examples, others {z.shape[0]}; pairing needs the same examples in "
+                                "every run" if seed_mean else
+                                f"(seeds, examples) {m.shape}, others {z.shape}; seed pairing needs the same seeds "
+                                "and examples in every run (use linear_contrast otherwise)"))
+        z = m if z is None else z + m
+    return z
+
+
 def linear_contrast(cells: Mapping[object, Mapping[str, np.ndarray]], coef: Mapping[object, Mapping[str, float]],
                     seed_var: Mapping[object, SeedVariance], level: float = 0.95) -> dict[str, float]:
     """Calibrated interval of ``sum_r sum_l coef[r][l] * mean(cells[r][l])`` (see the section comment).
@@ -907,23 +939,10 @@ def linear_contrast(cells: Mapping[object, Mapping[str, np.ndarray]], coef: Mapp
     Returns ``estimate, se, se_examples, se_seeds, df, lo, hi, half_width, mde`` (``mde``: the true effect
     detected with 80% power by a two-sided 5% test, ``MDE_FACTOR * se``).
     """
-    langs = sorted({lang for r in coef for lang, c in coef[r].items() if c != 0})
-    if not langs:
-        raise ValueError("linear_contrast: every coefficient is 0; give the runs and languages to compare")
+    langs = _contrast_languages(coef, "linear_contrast")
     estimate = v_ex = df_ex = 0.0
     for lang in langs:
-        z = None
-        for r, cs in coef.items():
-            c = cs.get(lang, 0.0)
-            if c == 0:
-                continue
-            if r not in cells or lang not in cells[r]:
-                raise ValueError(f"linear_contrast: run {r!r} has no scores in language {lang!r}")
-            m = c * np.asarray(cells[r][lang], float).mean(0)
-            if z is not None and m.shape != z.shape:
-                raise ValueError(f"linear_contrast: language {lang!r}: run {r!r} has {m.shape[0]} examples, "
-                                 f"others {z.shape[0]}; pairing needs the same examples in every run")
-            z = m if z is None else z + m
+        z = _weighted_sum(cells, coef, lang, "linear_contrast", seed_mean=True)
         n = z.shape[0]
         if n < 2:
             raise ValueError(f"linear_contrast: language {lang!r} has {n} example(s); a variance needs >= 2")
@@ -996,24 +1015,9 @@ def per_seed_contrast(cells: Mapping[object, Mapping[str, np.ndarray]],
     """(g, noise): ``g[s]`` = the contrast computed on seed s alone (row s of every run: the runs must have
     the same seeds in the same order, which the caller checks by seed number), and the per-example seed noise
     var(g_s) carries, sum_l MS_{seed x example}(z_l) / n_l with z_l[s, i] = sum_r c_rl cells[r][l][s, i]."""
-    langs = sorted({lang for r in coef for lang, c in coef[r].items() if c != 0})
-    if not langs:
-        raise ValueError("per_seed_contrast: every coefficient is 0; give the runs and languages to compare")
     g = noise = 0.0
-    for lang in langs:
-        z = None
-        for r, cs in coef.items():
-            c = cs.get(lang, 0.0)
-            if c == 0:
-                continue
-            if r not in cells or lang not in cells[r]:
-                raise ValueError(f"per_seed_contrast: run {r!r} has no scores in language {lang!r}")
-            m = c * np.asarray(cells[r][lang], float)
-            if z is not None and m.shape != z.shape:
-                raise ValueError(f"per_seed_contrast: language {lang!r}: run {r!r} has (seeds, examples) "
-                                 f"{m.shape}, others {z.shape}; seed pairing needs the same seeds and examples "
-                                 "in every run (use linear_contrast otherwise)")
-            z = m if z is None else z + m
+    for lang in _contrast_languages(coef, "per_seed_contrast"):
+        z = _weighted_sum(cells, coef, lang, "per_seed_contrast", seed_mean=False)
         g = g + z.mean(1)
         if z.shape[0] >= 2 and z.shape[1] >= 2:
             noise += _ms_two_way(z)[2] / z.shape[1]

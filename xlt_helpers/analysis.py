@@ -129,12 +129,20 @@ def analyse(res: Results, n_boot: int = 1000, floors: dict[str, float] | None = 
     them): a seed that never learned the target task is a failure, not a draw from the seed distribution
     the intervals assume, and inside the pooled seed variance it would widen every interval of its model
     (measured: one such seed took e5-L12's XNLI seed variance from 0.11 to 56 squared points)."""
-    failed = runs_below_floor(res.scores, results_floors(res) if floors is None else floors)
-    res = without_failed(res, failed)
+    res, failed = analysed_results(res, floors)
     components = robustness.variance_components(res.per_example) if res.per_example is not None else None
     summary = robustness.summary_table(res.scores, res.per_example, components=components)
     difficulty = robustness.difficulty_table(res.intermediate) if res.intermediate is not None else None
     return Analysis(res, targets_in(res.scores), summary, difficulty, components, n_boot, failed)
+
+
+def analysed_results(res: Results, floors: dict[str, float] | None = None) -> tuple[Results, pd.DataFrame]:
+    """(the results every interval and statistic is computed from, the run seeds left out of them): ``res``
+    without the intermediate-task run seeds below their target's floor (``floors``, default: the profile
+    that wrote ``res``). One place, so the summary, the variance components the methods page shows and the
+    coverage simulation plants (``python -m xlt_helpers.calibration``) all see the same runs."""
+    failed = runs_below_floor(res.scores, results_floors(res) if floors is None else floors)
+    return without_failed(res, failed), failed
 
 
 RUN_SEED_KEYS = ["model", "intermediate", "target", "seed"]

@@ -169,6 +169,7 @@ def test_the_driver_runs_each_section_once_in_dependency_order():
     order = list(bench.builders())
     assert sorted(order) == sorted(bench.SECTIONS)
     assert order.index("train") < order.index("eval") and order.index("scaling") < order.index("orchestration")
+    assert order.index("train") < order.index("ceiling"), "the ceiling prices the batches train ran and reads its profile"
     assert bench.selected(("eval",)) == {"eval", "train"} and bench.selected(None) == set(bench.SECTIONS)
 
 
@@ -221,6 +222,8 @@ def test_machine_description_and_peak_rss_are_read_from_this_machine():
     assert m["cores"] >= 1 and m["threads"] >= 1 and m["torch"]
     assert bench_workers.vmhwm_mb() > 10
     assert bench_measure.matmul_flops(64, repeats=2) > 1e6     # machine.matmul_flops, as the bench uses it
+    from xlt_helpers.machine import gemm_flops                   # the ceiling's shapes: views and bmm build and time
+    assert gemm_flops(8, 4, 6, batch=3, ta=True, tb=True, repeats=2, min_s=0.001) > 1e5
 
 
 def test_cli_has_bench_with_fast_and_only():
@@ -286,10 +289,13 @@ def test_predict_encoder_sort_flag_changes_order_not_outputs():
 @pytest.mark.shared_data
 def test_fast_training_and_eval_sections(tmp_path, shared_data):
     """Items 1-3 of the fast suite (~20 s): same tokens on both sides, positive throughputs, a profile."""
-    path = bench.run_bench(fast=True, out_dir=tmp_path, sections=("eval",))
+    path = bench.run_bench(fast=True, out_dir=tmp_path, sections=("eval", "ceiling"))
     md = path.read_text()
-    for title in ("1. Training throughput", "2. Hardware efficiency", "3. Evaluation throughput", "## Machine"):
+    for title in ("1. Training throughput", "2. Hardware efficiency", "2c. Ceiling", "3. Evaluation throughput",
+                  "## Machine"):
         assert title in md, title
+    # the ceiling priced the batches section 1 trained, with the profile section 2 measured in the same run
+    assert "section 1's run:" in md and "section 2's profile in this run" in md
     tr = pd.read_csv(tmp_path / "training.csv")
     assert tr["train_tokens"].nunique() == 1, "both sides must see exactly the same non-padding tokens"
     assert (tr["tokens_per_s"] > 0).all() and (tr["steps"] == bench.FAST.steps).all()
@@ -303,12 +309,12 @@ def test_fast_training_and_eval_sections(tmp_path, shared_data):
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_fast_suite_end_to_end(tmp_path, shared_data):
-    """Every section (1-5 of issue 6, 2b and 6-8 of issue 15), with fresh processes for the node runs;
+    """Every section (1-5 of issue 6, 2b, 2c and 6-8 of issue 15), with fresh processes for the node runs;
     each section states its status once (skipped ones say why)."""
     path = bench.run_bench(fast=True, out_dir=tmp_path)
     md = path.read_text()
-    headings = re.findall(r"\n## (\d+b?)\. ", md)
-    assert sorted(headings) == sorted(["1", "2", "2b", "3", "4", "5", "6", "7", "8"]), headings
+    headings = re.findall(r"\n## (\d+[bc]?)\. ", md)
+    assert sorted(headings) == sorted(["1", "2", "2b", "2c", "3", "4", "5", "6", "7", "8"]), headings
     assert md.count("**Status:") == len(headings)
     sc = pd.read_csv(tmp_path / "scaling.csv")
     assert list(sc["train_n"]) == list(bench.FAST.scaling_sizes)
@@ -460,3 +466,118 @@ def test_evalprec_section_reports_each_thread_count():
     assert rows["bf16: meets all three"] == "yes (speed at 1 thread)" and s.status == "met"
     slow = sp.assign(speedup_vs_fp32=[1.5, 1.7, 2.2, 1.9])      # 1 thread: MLQA 1.9 < 2 -> no thread count passes
     assert bench_report.evalprec_section(bench.FAST, "c", ("fp32", "bf16"), ag, slow).status == "not met"
+
+
+# ------------------------------------------------------------------ issue 15 item 1: the GEMM ceiling (section 2c)
+def test_layer_gemms_hand_worked_and_equal_to_the_model_flops():
+    """hidden 4, FFN 8, 2 heads (width 2), M = 6 tokens in sequences of L = 3 (2 sequences × 2 heads = batch 4).
+
+    Q, K, V, O (count 4): forward (6×4)(4×4)ᵀ, input-grad (6×4)(4×4), weight-grad (6×4)ᵀ(6×4):
+    2·6·4·4·4 = 768 FLOPs each. FFN in (4 → 8): forward m,k,n = 6,4,8, input-grad 6,8,4, weight-grad 8,6,4;
+    FFN out (8 → 4): 6,8,4 / 6,4,8 / 4,6,8: 2·6·4·8 = 384 each. Linear total 3·768 + 6·384 = 4608
+    = 6 · N · M with N = 4·4² + 2·4·8 = 128 weights. Attention: six bmm of 4 × (3×2)(2×3) or (3×3)(3×2),
+    2·3·2·3·4 = 144 each, 864 = 12 · hidden · L² · sequences = 12·4·9·2. Sum 5472 = training_flops([3, 3], 128, 1, 4).
+    Distinct shapes: 9 linear + 3 attention (scores forward = dP, dQ = context forward, dK = dV)."""
+    gs = bench.layer_gemms(4, 8, 2, 6, 3)
+    by = {(g.op, g.kind): g for g in gs}
+    assert by[("Q, K, V, O projections", "forward")].flops == 768
+    assert by[("FFN in", "weight-grad")] == bench.Gemm("FFN in", "weight-grad", 8, 6, 4, ta=True)
+    assert bench.shape_label(by[("FFN in", "weight-grad")].shape) == "(6×8)ᵀ(6×4)"
+    assert bench.shape_label(by[("FFN out", "forward")].shape) == "(6×8)(4×8)ᵀ"
+    scores = by[("attention scores Q Kᵀ", "forward")]
+    assert (scores.m, scores.k, scores.n, scores.batch, scores.flops) == (3, 2, 3, 4, 144)
+    assert bench.shape_label(scores.shape) == "4 × (3×2)(3×2)ᵀ"
+    assert sum(g.flops for g in gs if not g.op.startswith("attention")) == 4608
+    assert sum(g.flops for g in gs if g.op.startswith("attention")) == 864
+    assert sum(g.flops for g in gs) == bench.training_flops([3, 3], 128, 1, 4) == 5472
+    assert len({g.shape for g in gs}) == 12
+    assert bench.sequences_per_batch(1100, 43.2) == 25 and bench.sequences_per_batch(5, 9) == 1
+    with pytest.raises(ValueError, match="divisible by heads"):
+        bench.layer_gemms(4, 8, 3, 6, 3)
+    with pytest.raises(ValueError, match="seq_len <= tokens"):
+        bench.layer_gemms(4, 8, 2, 6, 7)
+
+
+def _two_gemms() -> list:
+    """A: 2·10·5·6 = 600 FLOPs; B: 2·10·5·2 = 200 FLOPs (shares 0.75 / 0.25)."""
+    return [bench.Gemm("a", "forward", 10, 5, 6), bench.Gemm("b", "forward", 10, 5, 2)]
+
+
+def test_gemm_ceiling_weights_each_shape_by_its_time_hand_worked():
+    """A at 300 FLOP/s takes 2 s, B at 50 FLOP/s takes 4 s: 800 FLOPs in 6 s = 133.3 FLOP/s, over a
+    400 FLOP/s peak = 1/3. (The FLOP-weighted mean of the rates, 0.75·300 + 0.25·50 = 237.5, would
+    hide that the small slow shape takes two thirds of the time.)"""
+    a, b = _two_gemms()
+    c = bench.gemm_ceiling([a, b], {a.shape: 300.0, b.shape: 50.0}, 400.0)
+    assert c == pytest.approx({"flops": 800.0, "seconds": 6.0, "achievable": 800 / 6, "ceiling": 1 / 3})
+    with pytest.raises(ValueError, match="missing"):
+        bench.gemm_ceiling([a, b], {a.shape: 300.0}, 400.0)
+
+
+def test_combined_ceiling_and_allowed_share_hand_worked():
+    """GEMM ceiling 0.75 and GEMMs 60% of the wall: 0.6 · 0.75 = 0.45. Reaching 0.6 needs s · 0.75 >= 0.6,
+    s >= 0.8: non-GEMM ops at most 20% of the wall; a ceiling of 0.5 allows none (1 − 0.6/0.5 = −0.2)."""
+    assert bench.combined_ceiling(0.75, 0.6) == pytest.approx(0.45)
+    assert bench.allowed_other_share(0.75, 0.6) == pytest.approx(0.2)
+    assert bench.allowed_other_share(0.5, 0.6) == pytest.approx(-0.2)
+    with pytest.raises(ValueError, match="share of wall"):
+        bench.combined_ceiling(0.5, 1.2)
+    prof = pd.DataFrame({"where": ["matmul (linear layers)", "GELU / LayerNorm / dropout"], "share_of_wall": [0.6, 0.4]})
+    assert bench.matmul_share(prof) == pytest.approx(0.6)
+
+
+def _ceiling_timings(a_rates: tuple[float, float], b_rates: tuple[float, float]) -> pd.DataFrame:
+    """Two A B B A passes (GFLOP/s): the peak at 380 then 400, A and B at the given rates per pass."""
+    a, b = _two_gemms()
+    rows = []
+    for p, (pk, ra, rb) in enumerate(zip((380.0, 400.0), a_rates, b_rates)):
+        rows += [{"pass": p, "shape": "peak 256²", "is_peak": True, "gflop_per_s": pk, "threads": 2},
+                 {"pass": p, "shape": bench.shape_label(a.shape), "is_peak": False, "gflop_per_s": ra, "threads": 2},
+                 {"pass": p, "shape": bench.shape_label(b.shape), "is_peak": False, "gflop_per_s": rb, "threads": 2}]
+    return pd.DataFrame(rows)
+
+
+def test_ceiling_section_hand_worked():
+    """Best timing per side (of two passes): peak 400, A 300, B 50 GFLOP/s -> achievable 800 / 6 = 133 GFLOP/s, ceiling 1/3 < 0.6:
+    not reachable whatever the profile says. With A and B at 360: ceiling 0.9; profile share 0.6 -> 0.54 < 0.6,
+    reachable only with non-GEMM ops at ≤ 1 − 0.6/0.9 = 33% of the wall (profile: 40%); share 0.7 -> 0.63: reachable."""
+    gs = _two_gemms()
+    inputs = {"dims": {"hidden": 4, "intermediate": 8, "heads": 2, "layers": 2}, "tokens": 10.0, "seq_len": 5.0,
+              "source": "test", "gemm_share": None, "share_source": "no profile", "loads": ("1.00", "2.00")}
+    s = bench_report.ceiling_section(bench.FAST, "c", gs, _ceiling_timings((250.0, 300.0), (50.0, 40.0)), inputs)
+    rows = dict(s.rows)
+    assert rows["fp32 256² matmul (the peak of section 2), pass 1 / pass 2"] == "380.0 / 400.0 GFLOP/s"
+    assert rows["achievable GEMM rate (Σ FLOPs / Σ FLOPs ÷ rate)"] == "133 GFLOP/s"
+    assert rows["**ceiling**: achievable / peak (every non-GEMM op free)"] == "0.333"
+    assert rows["largest non-GEMM share of wall time that allows 0.6"] == "none (the GEMMs alone stay below 0.6)"
+    assert rows["mean sequence length L / sequences per batch (attention bmm)"] == "5 / 2"
+    # passes: peak 380 / 400 (1.05×), A 250 / 300 (1.2×), B 50 / 40 (1.25×, the largest)
+    assert rows["largest pass-to-pass spread of one side (its best / its worst pass)"] == "1.25× ((10×5)(5×2))"
+    assert s.status == "not reachable: these GEMM shapes alone cap it at 0.33"
+    assert list(s.table["FLOP share"]) == pytest.approx([0.75, 0.25])
+    assert list(s.table["GEMM time share"]) == pytest.approx([1 / 3, 2 / 3])
+    assert list(s.table["share of peak"]) == pytest.approx([0.75, 0.125])
+    assert list(s.table["GFLOP per step"]) == pytest.approx([1.2e-6, 0.4e-6])        # × 2 layers
+    fast = _ceiling_timings((360.0, 360.0), (360.0, 360.0))
+    low = bench_report.ceiling_section(bench.FAST, "c", gs, fast, {**inputs, "gemm_share": 0.6, "share_source": "p"})
+    assert dict(low.rows)["bound with the profile's non-GEMM share (share × ceiling)"] == "0.54"
+    assert low.status == "reachable only if non-GEMM ops fall to ≤ 33% of wall time (profile: 40%)"
+    assert "Summary: the target 0.6 is reachable only if" in low.notes
+    assert bench_report.ceiling_section(bench.FAST, "c", gs, fast, {**inputs, "gemm_share": 0.7}).status == "reachable"
+    assert bench_report.ceiling_section(bench.FAST, "c", gs, fast, inputs).status == \
+        "reachable if non-GEMM ops take ≤ 33% of wall time"
+
+
+@pytest.mark.shared_data
+def test_fast_ceiling_section_alone(tmp_path, shared_data):
+    """``--only ceiling`` without train: M from the config's batch × the data's mean length; every distinct
+    shape timed twice beside the peak (A B … B A: the peak first and last); no profile, so no combined bound."""
+    path = bench.run_bench(fast=True, out_dir=tmp_path, sections=("ceiling",))
+    md = path.read_text()
+    assert "## 2c. Ceiling of fp32 training efficiency" in md and "section 1 did not run" in md
+    tm = pd.read_csv(tmp_path / "ceiling_timings.csv")
+    assert tm["is_peak"].iloc[0] and tm["is_peak"].iloc[-1] and tm["is_peak"].sum() == 2
+    assert (tm.groupby("shape").size() == 2).all() and (tm["gflop_per_s"] > 0).all()
+    per = pd.read_csv(tmp_path / "ceiling.csv")
+    assert per["FLOP share"].sum() == pytest.approx(1.0) and per["GEMM time share"].sum() == pytest.approx(1.0)
+    assert set(per["operands (ᵀ: transposed view)"]) == set(tm.loc[~tm["is_peak"], "shape"])

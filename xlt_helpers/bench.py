@@ -11,7 +11,8 @@ with the load average; ratios measured back to back move much less:
    from the same checkpoint), same model, same examples, same steps;
 2. **hardware efficiency**: model FLOP/s achieved by (1) over the fp32 matmul FLOP/s that
    torch reaches in the same process, with a ``torch.profiler`` breakdown of where the
-   rest of the time goes;
+   rest of the time goes; and 2c, its **ceiling**: the rate the model's own GEMM shapes reach
+   against that matmul peak, timed side by side (``--only ceiling``);
 3. **evaluation throughput**: :func:`xlt_helpers.evaluate.predict_encoder` with
    length-sorted batches against the same call in file order;
 4. **orchestration overhead**: one phase-2 node through papermill against the same
@@ -24,12 +25,13 @@ with the load average; ratios measured back to back move much less:
 The suite lives in five modules, named for what they hold:
 
 - this one: what each measurement runs (:class:`BenchConfig`, ``FULL``/``FAST``), what it must
-  reach (the targets), the pure arithmetic (FLOP counts, fits, verdicts, run orders), and
-  :func:`run_bench`, a short driver that runs one builder per selected section;
+  reach (the targets), the pure arithmetic (FLOP counts, a training step's GEMMs and their ceiling,
+  fits, verdicts, run orders), and :func:`run_bench`, a short driver that runs one builder per
+  selected section;
 - :mod:`xlt_helpers.bench_report`: the page, pure: every section's rows, status and notes from
   its measured numbers, and ``results.md`` itself;
 - :mod:`xlt_helpers.bench_measure`: the measurements and builders of sections 1-5;
-- :mod:`xlt_helpers.bench_speed`: the measurements and builders of sections 2b and 6-8;
+- :mod:`xlt_helpers.bench_speed`: the measurements and builders of sections 2b, 2c and 6-8;
 - :mod:`xlt_helpers.bench_workers`: what runs in (or starts) a fresh process: one node, one
   forked node, an import, a kernel. ``python -m xlt_helpers.bench node ...`` is their entry.
 
@@ -58,11 +60,13 @@ if TYPE_CHECKING:
 TARGET = "xnli"                       # every throughput measurement uses XNLI English pairs (the study's main target)
 BENCH_DIR = "bench"
 SCALING_CSV = "scaling.csv"
+PROFILE_CSV = "profile.csv"           # section 2's profile; section 2c reads its GEMM share
 RESULTS_MD = "results.md"
 #: the sections ``xlt bench --only`` selects (issue 15 added bf16, evalprec, evalcost)
-SECTIONS = ("train", "eval", "levers", "bf16", "evalprec", "evalcost", "orchestration", "scaling")
-#: the order they run in: eval measures the model train trained, orchestration uses scaling's slope
-RUN_ORDER = ("train", "eval", "levers", "bf16", "evalprec", "evalcost", "scaling", "orchestration")
+SECTIONS = ("train", "eval", "levers", "ceiling", "bf16", "evalprec", "evalcost", "orchestration", "scaling")
+#: the order they run in: eval measures the model train trained, orchestration uses scaling's slope,
+#: ceiling times train's batch shapes right after it (same load) and reads its profile
+RUN_ORDER = ("train", "ceiling", "eval", "levers", "bf16", "evalprec", "evalcost", "scaling", "orchestration")
 
 
 # ------------------------------------------------------------------ configuration
@@ -94,6 +98,10 @@ class BenchConfig:
     # torch.compile (one run: its first steps include compiling; minutes on 2 cores)
     lever_batch_size: int = 80                   # 160 examples: 2 steps of 80 against 10 of 16
     lever_compile: bool = True
+    # issue 15 item 1: the efficiency ceiling of the model's GEMM shapes (section 2c). Each timing runs one
+    # shape back to back until it lasts gemm_min_s (small products are microseconds), best of gemm_repeats
+    gemm_min_s: float = 0.05
+    gemm_repeats: int = 3
     # issue 15: the fixed node of the precision sections (bf16 training, evaluation precisions)
     fixed_model: str = "e5-L3"
     fixed_train_n: int = 1000                     # XNLI-en pairs, 1 epoch, batch 16
@@ -120,7 +128,7 @@ FAST = BenchConfig(name="fast", model="tiny-xlmr", steps=3, batch_size=8, profil
                    scaling_model="tiny-xlmr", scaling_sizes=(16, 48), depth_models=(),
                    depth_n=16, scaling_eval_n=8, fixed_model="tiny-xlmr", fixed_train_n=24, fixed_eval_n=12,
                    qa_train_n=8, qa_eval_n=6, speed_qa_n=4, cost_models=("tiny-xlmr", "tiny-mt5"), cost_langs=("en",), cost_n=6,
-                   cost_skip_mlqa=("tiny-mt5",), lever_batch_size=24, lever_compile=False)
+                   cost_skip_mlqa=("tiny-mt5",), lever_batch_size=24, lever_compile=False, gemm_min_s=0.002)
 
 # targets of issue 6
 TRAIN_SPEEDUP_TARGET = 4.0
@@ -238,6 +246,128 @@ def abba(sides: list[str], reps: int = 2) -> list[str]:
     return order
 
 
+# ------------------------------------------------------------------ the GEMM ceiling of training (section 2c)
+@dataclass(frozen=True)
+class Gemm:
+    """One matrix product of a training step: ``A (m × k) @ B (k × n)``, ``batch`` of them at once (a bmm),
+    ``count`` such products per layer (Q, K, V and O have one shape: count 4).
+
+    ``ta``/``tb``: that operand reaches the kernel as a transposed view, as autograd hands it over
+    (``x @ Wᵀ`` forward, ``dYᵀ @ x`` for the weight gradient). The layout can change the kernel BLAS
+    picks and its speed, so the measurement builds the same views (:func:`machine.gemm_flops`)."""
+
+    op: str
+    kind: str                    # "forward", "input-grad" or "weight-grad"
+    m: int
+    k: int
+    n: int
+    batch: int = 1
+    count: int = 1
+    ta: bool = False
+    tb: bool = False
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of this row in one step of one layer: 2 m k n per product (a multiply and an add)."""
+        return 2.0 * self.m * self.k * self.n * self.batch * self.count
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, bool, bool]:
+        """What the kernel sees, and so what is timed once for every row that shares it."""
+        return (self.m, self.k, self.n, self.batch, self.ta, self.tb)
+
+
+def shape_label(shape: tuple[int, int, int, int, bool, bool]) -> str:
+    """The two operands as stored, ``ᵀ`` on one passed as a transposed view, ``batch ×`` in front of a bmm:
+    ``(1100×384)(384×384)ᵀ`` is ``x @ Wᵀ`` with a 384 × 384 weight. The page's and the CSVs' name of a shape."""
+    m, k, n, batch, ta, tb = shape
+    a = f"({k}×{m})ᵀ" if ta else f"({m}×{k})"
+    b = f"({n}×{k})ᵀ" if tb else f"({k}×{n})"
+    return (f"{batch} × " if batch > 1 else "") + a + b
+
+
+def sequences_per_batch(tokens: float, seq_len: float) -> int:
+    """How many sequences of the mean length ``seq_len`` hold ``tokens`` (at least one): the attention bmm's batch per head."""
+    return max(1, round(tokens / seq_len))
+
+
+def layer_gemms(hidden: int, intermediate: int, heads: int, tokens: int, seq_len: int) -> list[Gemm]:
+    """The matrix products of one training step (forward and backward) of one BERT-style encoder layer.
+
+    ``tokens`` (M): non-padding tokens per batch, the rows every linear layer multiplies;
+    ``seq_len`` (L): mean non-padding length, the side of the attention matrices, over
+    :func:`sequences_per_batch` × ``heads`` heads of width ``hidden / heads``.
+
+    Linear layers ``y = x Wᵀ`` (W is out × in): forward ``x (M × in) @ Wᵀ``, input-grad ``dy (M × out) @ W``,
+    weight-grad ``dyᵀ (out × M) @ x`` (forward 2, backward 4 FLOPs per weight and token: the 6 N of
+    :func:`training_flops`). Attention, per sequence and head: scores ``Q Kᵀ`` and context ``P V``,
+    each with two backward products (12 d L² per sequence and layer with the two forward ones, as in
+    :func:`training_flops`). Biases, LayerNorm, softmax, GELU and the classifier head are not GEMMs and
+    are left out. Why: the efficiency target divides model FLOPs (these products) by wall time, so the
+    rate these shapes reach bounds it, whatever the other ops cost."""
+    if min(hidden, intermediate, heads, tokens, seq_len) < 1 or hidden % heads or seq_len > tokens:
+        raise ValueError(f"layer_gemms needs positive sizes, hidden divisible by heads and seq_len <= tokens; got "
+                         f"hidden={hidden}, intermediate={intermediate}, heads={heads}, tokens={tokens}, "
+                         f"seq_len={seq_len}")
+    M, h, ffn, L, d = tokens, hidden, intermediate, seq_len, hidden // heads
+    bh = sequences_per_batch(M, L) * heads
+    rows: list[Gemm] = []
+    for op, n_in, n_out, count in (("Q, K, V, O projections", h, h, 4), ("FFN in", h, ffn, 1),
+                                   ("FFN out", ffn, h, 1)):
+        rows += [Gemm(op, "forward", M, n_in, n_out, count=count, tb=True),
+                 Gemm(op, "input-grad", M, n_out, n_in, count=count),
+                 Gemm(op, "weight-grad", n_out, M, n_in, count=count, ta=True)]
+    rows += [Gemm("attention scores Q Kᵀ", "forward", L, d, L, batch=bh, tb=True),
+             Gemm("attention scores Q Kᵀ", "input-grad (dQ = dS K)", L, L, d, batch=bh),
+             Gemm("attention scores Q Kᵀ", "input-grad (dK = dSᵀ Q)", L, L, d, batch=bh, ta=True),
+             Gemm("attention context P V", "forward", L, L, d, batch=bh),
+             Gemm("attention context P V", "input-grad (dP = dC Vᵀ)", L, d, L, batch=bh, tb=True),
+             Gemm("attention context P V", "input-grad (dV = Pᵀ dC)", L, L, d, batch=bh, ta=True)]
+    return rows
+
+
+def gemm_ceiling(gemms: list[Gemm], rates: dict[tuple, float], peak: float) -> dict[str, float]:
+    """The FLOP-weighted rate of ``gemms`` at their measured ``rates`` (FLOP/s by :attr:`Gemm.shape`),
+    and that over the matmul ``peak``.
+
+    ``achievable = Σ F_i / Σ (F_i / r_i)``: the time of the step's GEMMs is the sum of each one's
+    FLOPs over its own rate, so small, slow shapes weigh by the time they take, not by their FLOPs.
+    ``ceiling = achievable / peak`` is the best hardware efficiency training could show if every
+    non-GEMM op (LayerNorm, GELU, dropout, the optimizer, Python) took no time at all."""
+    missing = {g.shape for g in gemms} - set(rates)
+    if not gemms or missing or peak <= 0 or any(rates[g.shape] <= 0 for g in gemms):
+        raise ValueError(f"gemm_ceiling needs GEMMs, a positive rate for each shape and a positive peak; "
+                         f"missing {sorted(missing)}, peak {peak}")
+    total = sum(g.flops for g in gemms)
+    seconds = sum(g.flops / rates[g.shape] for g in gemms)
+    return {"flops": total, "seconds": seconds, "achievable": total / seconds, "ceiling": total / seconds / peak}
+
+
+def combined_ceiling(ceiling: float, gemm_share: float) -> float:
+    """The end-to-end bound when the non-GEMM ops keep the share of wall time the profile measured.
+
+    Efficiency E = F / (W · peak), with F the model FLOPs = the GEMMs' FLOPs (:func:`layer_gemms`),
+    W the wall time, and ``gemm_share`` s = T_gemm / W. The GEMMs take at least F / achievable,
+    so E = s · F / (T_gemm · peak) <= s · ceiling. **Assumes** the other ops keep taking (1 − s) of the
+    wall: they would have to get exactly as much faster as the GEMMs do; cheaper ones raise the bound
+    toward ``ceiling`` (s → 1). The profile's s is measured under ``torch.profiler``, whose own per-op
+    overhead lands outside the GEMMs, so s (and this bound) is on the low side."""
+    if not 0 <= gemm_share <= 1:
+        raise ValueError(f"gemm_share is a share of wall time in [0, 1], got {gemm_share}")
+    return gemm_share * ceiling
+
+
+def allowed_other_share(ceiling: float, target: float) -> float:
+    """The largest share of wall time the non-GEMM ops may take for ``target`` to be reachable:
+    ``s · ceiling >= target`` needs ``1 − s <= 1 − target / ceiling`` (negative: not reachable at all)."""
+    return 1.0 - target / ceiling
+
+
+def matmul_share(prof_df: pd.DataFrame) -> float:
+    """The matmul categories' share of wall time in a profile table (``bench/profile.csv``)."""
+    return float(prof_df.loc[prof_df["where"].str.startswith("matmul"), "share_of_wall"].sum())
+
+
 # ------------------------------------------------------------------ the suite
 @dataclass
 class BenchRun:
@@ -250,6 +380,7 @@ class BenchRun:
     cmd: str
     trained: Any = None                       # section 1's (PhaseResult, {lang: dev set}): section 3 evaluates it
     scaling: pd.DataFrame | None = None       # section 5's points: section 4's planned total uses their slope
+    profile: pd.DataFrame | None = None       # section 2's profile (PROFILE_CSV): section 2c reads its GEMM share
 
 
 Builder = Callable[[BenchRun], "list[Section]"]
@@ -258,7 +389,8 @@ Builder = Callable[[BenchRun], "list[Section]"]
 def builders() -> dict[str, Builder]:
     """Section name -> its builder (measure, write its CSVs, return its sections), in :data:`RUN_ORDER`."""
     from . import bench_measure as bm, bench_speed as bs
-    table = {"train": bm.build_train, "eval": bm.build_eval, "levers": bs.build_levers, "bf16": bs.build_bf16,
+    table = {"train": bm.build_train, "eval": bm.build_eval, "levers": bs.build_levers,
+             "ceiling": bs.build_ceiling, "bf16": bs.build_bf16,
              "evalprec": bs.build_evalprec, "evalcost": bs.build_evalcost, "scaling": bm.build_scaling,
              "orchestration": bm.build_orchestration}
     return {name: table[name] for name in RUN_ORDER}

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .bench import (SCALING_CSV, TARGET, BenchConfig, BenchRun, padded_tokens, planned_examples, pooled,
-                    smallest_slope, training_flops)
+from .bench import (PROFILE_CSV, SCALING_CSV, TARGET, BenchConfig, BenchRun, padded_tokens, planned_examples,
+                    pooled, smallest_slope, training_flops)
 from .bench_report import (Section, efficiency_section, eval_section, orchestration_section, scaling_section,
                            training_section)
 from .machine import cpu_flags, cpu_model_name, matmul_flops
@@ -341,11 +341,12 @@ def build_train(run: BenchRun) -> list[Section]:
     tdf.to_csv(out / "training.csv", index=False)
     # item 2
     spec_cfg = res.model.config
-    lengths = [len(x) for x in _lengths_of(res, train, cfg)]
+    lengths = train_lengths(res.tokenizer, train, cfg)
     flops = training_flops(lengths, ours["params_non_embedding"], spec_cfg.num_hidden_layers, spec_cfg.hidden_size)
     flops *= len(runs_o)                       # every ours run trains the same examples once
     prof_df, ops_df, prof_info = profile_training(cfg, train, texts, work)
-    prof_df.to_csv(out / "profile.csv", index=False)
+    prof_df.to_csv(out / PROFILE_CSV, index=False)
+    run.profile = prof_df
     ops_df.head(40).to_csv(out / "profile_ops.csv", index=False)
     prof_info["hidden"] = spec_cfg.hidden_size
     prof_info["top_other"] = ", ".join(f"{r.op} {r.self_s:.2g} s" for r in ops_df[ops_df["category"] ==
@@ -357,9 +358,10 @@ def build_train(run: BenchRun) -> list[Section]:
                                prof_info=prof_info)]
 
 
-def _lengths_of(res, train, cfg: BenchConfig) -> list:
+def train_lengths(tokenizer, train, cfg: BenchConfig) -> list[int]:
+    """Non-padding length of each training pair as the trainer encodes it (truncated at ``cfg.max_length``)."""
     from . import featurize
-    return featurize.encode_classification(train, res.tokenizer, cfg.max_length)["input_ids"][:]
+    return [len(x) for x in featurize.encode_classification(train, tokenizer, cfg.max_length)["input_ids"][:]]
 
 
 def build_eval(run: BenchRun) -> list[Section]:

@@ -16,7 +16,9 @@ import pandas as pd
 from .bench import (BF16_TRAIN_SPEEDUP_TARGET, EVAL_PRECISION_SPEEDUP_TARGET, EVAL_SPEEDUP_TARGET,
                     HW_EFFICIENCY_TARGET, MLQA_F1_DELTA_TARGET, MLQA_FULL_DEV, NODE_OVERHEAD_S_TARGET,
                     NODE_OVERHEAD_SHARE_TARGET, SCALING_R2_TARGET, TARGET, TRAIN_SPEEDUP_TARGET,
-                    XNLI_AGREEMENT_TARGET, XNLI_FULL_DEV, BenchConfig, abba, linear_fit, pooled, verdict)
+                    XNLI_AGREEMENT_TARGET, XNLI_FULL_DEV, BenchConfig, Gemm, abba, allowed_other_share,
+                    combined_ceiling, gemm_ceiling, linear_fit, matmul_share, pooled, sequences_per_batch,
+                    shape_label, verdict)
 
 
 def _fmt(x: float, unit: str = "", digits: int = 3) -> str:
@@ -103,7 +105,7 @@ def efficiency_section(cfg: BenchConfig, cmd: str, *, flops: float, train_wall_s
     achieved = flops / train_wall_s
     peak = max(peaks)
     eff = achieved / peak
-    mm_share = float(prof_df.loc[prof_df["where"].str.startswith("matmul"), "share_of_wall"].sum())
+    mm_share = matmul_share(prof_df)
     return Section(
         f"2. Hardware efficiency ({cfg.model} training)", cmd,
         [("model FLOPs of the timed run (6·N_non-emb·tokens + attention)", _fmt(flops / 1e12, " TFLOP")),
@@ -362,3 +364,79 @@ def evalcost_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], df
              f"{' '.join(abba(list(precisions)))}, each side the mean of its two runs.")
     return Section("8. Cost of full evaluation sets (seconds per node)", cmd, rows, "measured (no target)", "measured",
                    notes, df, "Per model, target and precision (full_set_s_extrapolated = copy_s + s_per_example × full_examples):")
+
+
+# ------------------------------------------------------------------ section 2c, from its measurements
+def ceiling_section(cfg: BenchConfig, cmd: str, gemms: list[Gemm], timings: pd.DataFrame,
+                    inputs: dict[str, Any]) -> Section:
+    """Section 2c from :func:`bench_speed.gemm_timings`' table (one row per timing; ``is_peak`` marks the
+    ``matmul_n``² peak; every side's best timing counts, as section 2 takes the better of its two peaks)
+    and ``inputs``: ``dims`` (hidden, intermediate, heads, layers), ``tokens`` and ``seq_len`` (M and L),
+    ``source`` (of M and L), ``gemm_share`` (None: no profile) and ``share_source``, ``loads`` (before, after)."""
+    d, layers, target = inputs["dims"], inputs["dims"]["layers"], HW_EFFICIENCY_TARGET
+    per_side = timings.groupby("shape")["gflop_per_s"]
+    best, spread = per_side.max() * 1e9, per_side.max() / per_side.min()
+    peaks = timings[timings["is_peak"]].sort_values("pass")["gflop_per_s"].tolist()
+    peak = max(peaks) * 1e9
+    rates = {g.shape: float(best[shape_label(g.shape)]) for g in gemms}
+    c = gemm_ceiling(gemms, rates, peak)
+    share = inputs["gemm_share"]
+    combined = combined_ceiling(c["ceiling"], share) if share is not None else None
+    allowed = allowed_other_share(c["ceiling"], target)
+    if c["ceiling"] < target:
+        status = f"not reachable: these GEMM shapes alone cap it at {_fmt(c['ceiling'], '', 2)}"
+    elif combined is not None and combined < target:
+        status = (f"reachable only if non-GEMM ops fall to ≤ {allowed:.0%} of wall time "
+                  f"(profile: {1 - share:.0%})")
+    else:
+        status = "reachable" + ("" if combined is not None else f" if non-GEMM ops take ≤ {allowed:.0%} of wall time")
+    table = pd.DataFrame([{"op": g.op, "kind": g.kind, "operands (ᵀ: transposed view)": shape_label(g.shape),
+                           "per layer": g.count, "GFLOP per step": g.flops * layers / 1e9, "FLOP share": g.flops / c["flops"],
+                           "GEMM time share": g.flops / rates[g.shape] / c["seconds"],
+                           "GFLOP/s": rates[g.shape] / 1e9, "share of peak": rates[g.shape] / peak} for g in gemms])
+    rows = [("model: hidden / FFN / heads / layers", f"{d['hidden']} / {d['intermediate']} / {d['heads']} / {layers}"),
+            ("non-padding tokens per batch M (the linear layers' rows)", f"{_fmt(inputs['tokens'], '', 4)} "
+             f"({inputs['source']})"),
+            ("mean sequence length L / sequences per batch (attention bmm)",
+             f"{_fmt(inputs['seq_len'], '', 3)} / {sequences_per_batch(round(inputs['tokens']), round(inputs['seq_len']))}"),
+            (f"fp32 {cfg.matmul_n}² matmul (the peak of section 2), pass 1 / pass 2",
+             " / ".join(f"{p:.1f}" for p in peaks) + " GFLOP/s"),
+            ("GEMM FLOPs of one training step, all layers", _fmt(c["flops"] * layers / 1e9, " GFLOP")),
+            ("achievable GEMM rate (Σ FLOPs / Σ FLOPs ÷ rate)", _fmt(c["achievable"] / 1e9, " GFLOP/s")),
+            ("**ceiling**: achievable / peak (every non-GEMM op free)", _fmt(c["ceiling"])),
+            ("GEMM share of wall time (profile)", f"{_fmt(share)} ({inputs['share_source']})" if share is not None
+             else inputs["share_source"]),
+            ("bound with the profile's non-GEMM share (share × ceiling)", _fmt(combined) if combined is not None
+             else "n/a"),
+            (f"largest non-GEMM share of wall time that allows {target:g}",
+             f"{allowed:.0%}" if allowed >= 0 else f"none (the GEMMs alone stay below {target:g})"),
+            ("largest pass-to-pass spread of one side (its best / its worst pass)",
+             f"{_fmt(float(spread.max()), '×')} ({spread.idxmax()})"),
+            ("torch threads", str(int(timings["threads"].iloc[0]))),
+            ("load average before / after the timings", f"{inputs['loads'][0]} → {inputs['loads'][1]}")]
+    sides = timings["shape"].nunique()
+    notes = (f"Why: section 2's efficiency divides model FLOPs (these products) by wall time and by the "
+             f"{cfg.matmul_n}² matmul rate; a {d['hidden']}-wide layer on a batch of ~{round(inputs['tokens'])} "
+             "tokens multiplies smaller, thinner matrices, which run below that rate whatever the rest of the "
+             "step costs. Each row is one product of one layer's training step: linear layers forward "
+             "(x Wᵀ), input-grad (dy W) and weight-grad (dyᵀ x), with the transposed views autograd passes "
+             "(ᵀ); attention's scores and context per sequence and head, as batched products. "
+             f"Each of the {sides} distinct shapes is timed with `torch.mm`/`torch.bmm` at fp32 next to the "
+             f"peak, in the order A B … B A (two passes, ceiling_timings.csv), each timing the best of "
+             f"{cfg.gemm_repeats} runs of back-to-back products lasting ≥ {cfg.gemm_min_s * 1000:g} ms; each side's "
+             "best timing counts. A side's spread between its passes shows the load: when other processes "
+             "hold the cores, multi-threaded small products wait on each other and a side that catches an idle "
+             "moment runs several times faster than one that does not; a spread well above the peak's means the "
+             "ratios are the load's more than the shapes', and the section wants a quieter machine. "
+             "What the bound leaves out, each making it optimistic: dynamic padding (the "
+             "kernels multiply each batch's padded rows; the metric counts non-padding FLOPs), the varying "
+             "batch size and lengths around the mean, and the data's cold caches in a real step. The model "
+             "may run attention through `scaled_dot_product_attention`'s fused kernel rather than bmm: those "
+             "rows price attention's FLOPs (see their FLOP share) at bmm rates. The combined bound assumes "
+             "the non-GEMM ops keep the share of wall time the profile measured (`bench.combined_ceiling`). "
+             "Other shapes (a fused Q, K, V product, bigger batches) have other ceilings; this one is for the "
+             f"shapes the trainer runs today. **Summary: the target {target:g} is {status}.**")
+    return Section(f"2c. Ceiling of fp32 training efficiency ({cfg.model} GEMM shapes)", cmd, rows,
+                   f"efficiency ≥ {target:g} (section 2) reachable with these GEMM shapes on this machine", status,
+                   notes, table, "Per GEMM of one layer's training step (GFLOP per step: all layers; "
+                   "share of peak: the GEMM's rate over the better peak):")

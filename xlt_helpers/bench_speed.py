@@ -1,8 +1,13 @@
-"""The speed measurements of ``xlt bench`` added by issue 15: fp32 training levers, bf16 training,
-evaluation precisions, and what full evaluation sets cost.
+"""The speed measurements of ``xlt bench`` added by issue 15: fp32 training levers, the GEMM ceiling of
+fp32 training, bf16 training, evaluation precisions, and what full evaluation sets cost.
 
 2b. **training levers** (fp32): a bigger batch over the same examples, foreach vs fused AdamW,
    ``torch.compile`` (compile time and steady step), each against the trainer as it is.
+
+2c. **GEMM ceiling** (fp32): every matrix product of one training step of one layer at the batch
+   section 1 trained (:func:`~xlt_helpers.bench.layer_gemms`), each distinct shape timed beside the
+   fp32 matmul peak of section 2 (A B … B A); their FLOP-weighted rate over the peak bounds the
+   hardware efficiency of item 1, alone and with the profile's non-GEMM share.
 
 6. **bf16 training**: :func:`xlt_helpers.train.train_phase` at ``precision="bf16"`` against fp32,
    same model, examples and steps, A B B A in one process; and a fixed small node (same seed)
@@ -30,11 +35,11 @@ from typing import Any
 
 import pandas as pd
 
-from .bench import BenchRun, abba, agreement, extrapolate, pooled
-from .bench_report import Section, bf16_section, evalcost_section, evalprec_section, levers_section
+from .bench import PROFILE_CSV, BenchRun, abba, agreement, extrapolate, layer_gemms, matmul_share, pooled, shape_label
+from .bench_report import Section, bf16_section, ceiling_section, evalcost_section, evalprec_section, levers_section
 from .bench_measure import load_average, ours_train, train_data
 from . import machine
-from .machine import matmul_flops
+from .machine import gemm_flops, matmul_flops
 
 
 def native_bf16() -> tuple[bool, str]:
@@ -317,4 +322,101 @@ def build_levers(run: BenchRun) -> list[Section]:
         compiled = {"stats": r, "step_ends": [t - t0 for t in stamps]}
     section = levers_section(cfg, run.cmd, runs, (load_a, load_b), compiled)
     section.table.to_csv(out / "levers.csv", index=False)
+    return [section]
+
+
+# ------------------------------------------------------------------ item 2c: the GEMM ceiling of fp32 training
+def encoder_dims(config: Any, layers: int | None = None) -> dict[str, int]:
+    """hidden, FFN (intermediate) width, heads and layers of a BERT/XLM-R encoder config."""
+    return {"hidden": int(config.hidden_size), "intermediate": int(config.intermediate_size),
+            "heads": int(config.num_attention_heads), "layers": int(layers or config.num_hidden_layers)}
+
+
+def model_dims(model: str) -> dict[str, int]:
+    """:func:`encoder_dims` of ``model`` from its config alone (no weights loaded): e5 models from the
+    offline checkpoint's config cut to their depth, the tiny model from its random config."""
+    from transformers import AutoConfig
+    from . import backbones
+    from .models import get_model
+    spec = get_model(model)
+    if spec.source == "e5" and spec.family == "encoder":
+        return encoder_dims(AutoConfig.from_pretrained(str(backbones.e5_checkpoint_dir())), spec.encoder_layers)
+    if spec.source == "tiny" and spec.family == "encoder":
+        return encoder_dims(backbones.tiny_xlmr_config())
+    raise ValueError(f"bench ceiling: no encoder dimensions for model {model!r} (source {spec.source}, family "
+                     f"{spec.family}); use an e5-L* model or tiny-xlmr")
+
+
+def ceiling_inputs(run: BenchRun) -> dict[str, Any]:
+    """The batch the ceiling prices: the model's dimensions, non-padding tokens per batch (M) and mean
+    sequence length (L), and where they come from. From section 1's timed run when it ran in this
+    process (its tokens over its steps and examples: what training multiplied); else the config's batch
+    size × the mean length of the same training pairs, tokenized as the trainer tokenizes them."""
+    cfg = run.cfg
+    if run.trained is not None:
+        res = run.trained[0]
+        st = res.stats
+        return {"dims": encoder_dims(res.model.config), "tokens": st["train_tokens"] / st["steps"],
+                "seq_len": st["train_tokens"] / st["train_examples"],
+                "source": f"section 1's run: {st['train_tokens']} non-padding tokens in {st['steps']} steps of "
+                          f"{st['train_examples']} pairs"}
+    from . import backbones
+    from .bench_measure import train_lengths
+    from .models import get_model
+    train, _, _ = train_data(cfg)
+    lengths = train_lengths(backbones.load_tokenizer(get_model(cfg.model)), train, cfg)
+    mean = sum(lengths) / len(lengths)
+    return {"dims": model_dims(cfg.model), "tokens": cfg.batch_size * mean, "seq_len": mean,
+            "source": f"batch size {cfg.batch_size} × mean length {mean:.1f} of the {len(lengths)} training pairs "
+                      "(section 1 did not run)"}
+
+
+def gemm_timings(shapes: list[tuple], peak_n: int, *, repeats: int, min_s: float) -> pd.DataFrame:
+    """FLOP/s of the fp32 ``peak_n``² matmul (the peak of section 2) and of every GEMM shape, in the order
+    A B C … C B A (:func:`~xlt_helpers.bench.abba`): the machine is shared, so each shape is timed
+    beside the peak, twice, symmetric in time. At torch's thread count of this process, as training runs.
+    One row per timing (``machine.gemm_flops``: best of ``repeats``, each ``min_s`` long)."""
+    import torch
+    peak = (peak_n, peak_n, peak_n, 1, False, False)
+    sides = {f"peak {peak_n}²": peak, **{shape_label(s): s for s in shapes}}
+    names = list(sides)
+    rows = []
+    for i, name in enumerate(abba(names)):
+        m, k, n, batch, ta, tb = sides[name]
+        rate = gemm_flops(m, k, n, batch=batch, ta=ta, tb=tb, repeats=repeats, min_s=min_s)
+        rows.append({"pass": i // len(names), "shape": name, "is_peak": name == names[0],
+                     "m": m, "k": k, "n": n, "batch": batch, "ta": ta, "tb": tb, "gflop_per_s": rate / 1e9,
+                     "threads": torch.get_num_threads()})
+    return pd.DataFrame(rows)
+
+
+def profile_share(run: BenchRun) -> tuple[float | None, str]:
+    """(the GEMM share of wall time, where it comes from): section 2's profile when train ran in this
+    process, else a ``profile.csv`` an earlier full run left in the output folder, else (None, why)."""
+    if run.profile is not None:
+        return matmul_share(run.profile), "section 2's profile in this run"
+    path = run.out / PROFILE_CSV
+    if path.is_file():
+        return matmul_share(pd.read_csv(path)), f"{PROFILE_CSV} of an earlier run in this folder"
+    return None, "no profile (section train did not run, and no profile.csv in the output folder)"
+
+
+def build_ceiling(run: BenchRun) -> list[Section]:
+    """Section 2c: the hardware efficiency the model's own GEMM shapes allow, measured against the peak
+    section 2 divides by, and with the profile's non-GEMM share; writes ceiling.csv (per GEMM) and
+    ceiling_timings.csv (every timing)."""
+    cfg = run.cfg
+    inp = ceiling_inputs(run)
+    d = inp["dims"]
+    gemms = layer_gemms(d["hidden"], d["intermediate"], d["heads"], round(inp["tokens"]), round(inp["seq_len"]))
+    load_a = load_average()
+    timings = gemm_timings(list(dict.fromkeys(g.shape for g in gemms)), cfg.matmul_n, repeats=cfg.gemm_repeats,
+                           min_s=cfg.gemm_min_s)
+    load_b = load_average()
+    share, share_source = profile_share(run)
+    section = ceiling_section(cfg, run.cmd, gemms, timings, {**inp, "gemm_share": share, "share_source": share_source,
+                                                             "loads": (load_a, load_b)})
+    print(f"  ceiling: {section.status} (load {load_b})", flush=True)
+    timings.to_csv(run.out / "ceiling_timings.csv", index=False)
+    section.table.to_csv(run.out / "ceiling.csv", index=False)
     return [section]

@@ -106,8 +106,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="tiny model, a few steps (seconds; CI); writes to <cache>/bench-fast unless --out")
     be.add_argument("--out", default=None, help="output folder (default: <repo>/bench, or <cache>/bench-fast with --fast)")
     be.add_argument("--only", action="append", default=[],
-                    choices=("train", "eval", "levers", "bf16", "evalprec", "evalcost", "orchestration", "scaling"),
-                    help="run only these measurements (repeatable; eval implies train; levers = fp32 training levers, bf16 = bf16 training, "
+                    choices=("train", "eval", "levers", "ceiling", "bf16", "evalprec", "evalcost", "orchestration", "scaling"),
+                    help="run only these measurements (repeatable; eval implies train; levers = fp32 training levers, "
+                         "ceiling = the efficiency the model's GEMM shapes allow, bf16 = bf16 training, "
                          "evalprec = evaluation precisions, evalcost = cost of full evaluation sets)")
     return p
 

@@ -1,4 +1,4 @@
-"""What machine this is: the CPU's name and feature flags, and its measured matmul peak.
+"""What machine this is: the CPU's name and feature flags, its measured matmul peak and GEMM rates.
 
 One place for these facts: the bench records them beside every ratio, every node records
 which device trained it, and bf16 (training or evaluation) is refused on a CPU without native bf16
@@ -7,6 +7,7 @@ Nothing here imports torch at module level.
 """
 from __future__ import annotations
 
+import math
 import platform
 import time
 from pathlib import Path
@@ -53,19 +54,40 @@ def cpu_flags() -> set[str]:
     return set(flags.split()) if flags else set()
 
 
-def matmul_flops(n: int = 2048, dtype: str = "fp32", repeats: int = 5) -> float:
-    """Best FLOP/s of an ``n × n`` matmul at ``dtype`` (fp32 or bf16) in this process (2 n³ FLOPs
-    per product; one warm-up first for the thread pool and caches)."""
+def gemm_flops(m: int, k: int, n: int, *, batch: int = 1, ta: bool = False, tb: bool = False, dtype: str = "fp32",
+               repeats: int = 5, min_s: float = 0.0) -> float:
+    """Best FLOP/s of ``A (m × k) @ B (k × n)`` at ``dtype`` (fp32 or bf16) in this process: 2 m k n FLOPs
+    per product, ``batch`` products per call (``torch.bmm``; ``torch.mm`` when 1). ``ta``/``tb``: pass that
+    operand as a transposed view, as autograd does (``x @ Wᵀ``, ``dyᵀ @ x``).
+
+    One warm-up call first (thread pool, caches, the kernel's set-up). Each of ``repeats`` timings runs
+    the product back to back until it lasts ``min_s`` (once when 0: a large product times well alone;
+    a small one takes microseconds, below what one timer read resolves well); the best timing counts."""
     import torch
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
-    torch.mm(a, b)
+    lead = (batch,) if batch > 1 else ()
+    a = torch.randn(*lead, k, m, dtype=dt).transpose(-1, -2) if ta else torch.randn(*lead, m, k, dtype=dt)
+    b = torch.randn(*lead, n, k, dtype=dt).transpose(-1, -2) if tb else torch.randn(*lead, k, n, dtype=dt)
+    product = torch.bmm if batch > 1 else torch.mm
+    product(a, b)
+    calls = 1
+    if min_s > 0:                      # how many back-to-back products fill min_s (timed after the warm-up)
+        t0 = time.perf_counter()
+        product(a, b)
+        calls = max(1, math.ceil(min_s / max(time.perf_counter() - t0, 1e-9)))
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best
+        for _ in range(calls):
+            product(a, b)
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return 2.0 * m * k * n * batch / best
+
+
+def matmul_flops(n: int = 2048, dtype: str = "fp32", repeats: int = 5) -> float:
+    """Best FLOP/s of an ``n × n`` matmul at ``dtype`` (fp32 or bf16) in this process: the peak every
+    efficiency of the bench is measured against (one warm-up first, then the best single product)."""
+    return gemm_flops(n, n, n, dtype=dtype, repeats=repeats)
 
 
 def native_bf16() -> tuple[bool, str]:

@@ -183,11 +183,14 @@ def test_runs_below_floor_names_collapsed_intermediate_seeds_and_their_pull_on_t
     rows = [{"model": "e5-L12", "intermediate": t, "target": "xnli", "metric": "accuracy", "seed": sd,
              "lang": lang, "score": float(v)} for (t, sd), pair in vals.items() for lang, v in zip(("en", "de"), pair)]
     rows.append({**rows[-1], "target": "pawsx", "score": 1.0})            # no floor for PAWS-X
+    # below the floor (55) but above halfway, chance + (61 - 33.3) / 2 = 47.2: worse than the baseline, not failed
+    rows += [{**rows[0], "intermediate": "mnli", "seed": 0, "score": 50.0}, {**rows[1], "intermediate": "mnli", "seed": 0}]
     rows.append({**rows[4], "metric": "em", "score": 1.0})               # not the primary metric
     low = analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 55.0})
     assert list(low.columns) == analysis.BELOW_FLOOR_COLUMNS and len(low) == 1
     r = low.iloc[0]
     assert (r["model"], r["intermediate"], r["seed"], r["en"], r["floor"], r["seeds"]) == ("e5-L12", "sst2", 0, 40.0, 55.0, 2)
+    assert r["halfway"] == pytest.approx(100 / 3 + (61 - 100 / 3) / 2)
     assert r["gain_avg"] == pytest.approx(-8.0) and r["gain_avg_without"] == pytest.approx(3.0)
     assert analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 30.0}).empty
     # the conclusion names it with both gains, and says nothing when every run clears
@@ -204,6 +207,7 @@ def test_runs_below_floor_names_collapsed_intermediate_seeds_and_their_pull_on_t
     gone = lambda df: df[(df["intermediate"] == "sst2") & (df["target"] == "xnli") & (df["seed"] == 0)]  # noqa: E731
     assert gone(kept.scores).empty and gone(kept.per_example).empty
     assert len(kept.scores) == len(scores) - 3 and len(kept.per_example) == len(pe) - 3    # en, de and em rows
+    assert not kept.scores["intermediate"].eq("mnli").empty                 # the worse-than-baseline run stays
     assert analysis.without_failed(res, low.iloc[:0]) is res
     a = analysis.analyse(Results(dir=None, scores=scores.assign(family="encoder", size=1, n=10), per_example=None,
                                  intermediate=None, meta=None, runs=()), floors={"xnli": 55.0})

@@ -141,7 +141,7 @@ def below_floor_statements(low: pd.DataFrame | None) -> list[str]:
                       f"(floor {r.floor:g}); mean gain {r.gain_avg_without:+.1f} without it, {r.gain_avg:+.1f} with it"
                       for r in low.itertuples())
     return [f"- **Runs that failed to learn:** {len(low)} intermediate-task run seed(s) ended below the target's "
-            f"English floor ({named}). They are left out of the gains and of the seed variance, and counted "
+            f"English floor and kept less than half of their baseline's margin over chance ({named}). They are left out of the gains and of the seed variance, and counted "
             "here: a failure is an outcome of its own, not a draw from the seed spread the intervals assume "
             "(methods: floors)."]
 

@@ -549,6 +549,20 @@ def test_coverage_summary_pivots_and_flags_stale_components(tmp_path):
     assert html.index("seed-paired") < html.index("crossed bootstrap (old)")
 
 
+def test_coverage_table_is_the_same_in_parallel(tmp_path, synthetic_results):
+    """`--jobs 2` splits the (target, seeds) blocks over processes; each block has its own seed, so the
+    table is identical to the serial one (the switch of the study regenerates it on both cores)."""
+    from xlt_helpers.calibration import coverage_table
+    from xlt_helpers.results import load_results
+
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    comp = R.variance_components(res.per_example)
+    serial = coverage_table(comp, reps=3, methods=("calibrated",))
+    parallel = coverage_table(comp, reps=3, methods=("calibrated",), jobs=2)
+    assert len(serial) == 2 * 2 * 3          # 2 targets x 2 seed counts x 3 statistics
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
 def test_committed_coverage_table_matches_the_results_and_the_calibrated_interval_is_on_target():
     """book/_static/coverage.csv is written by `python -m xlt_helpers.calibration` from results/: its planted
     components must be the ones measured now on the runs the book's intervals use (failed run seeds left

@@ -585,6 +585,7 @@ def full_scale_statements(fs: FullScale, reference: pd.DataFrame | None = None) 
                        "with X-STILTs (SQuAD, HellaSwag, CommonsenseQA, ...), so there is nothing to compare.")
         else:
             agree = reference_agreement(comp)
+            n_sig = int(agree["n_reference_significant"].sum())
             ranked = agree.dropna(subset=["spearman"])
             rank_txt = ("; rank: " + ", ".join(f"`{r.model}` on {r.target.upper()} ρ = {r.spearman:+.2f} over "
                                                 f"{r.n_tasks} tasks" for r in ranked.itertuples())
@@ -592,7 +593,7 @@ def full_scale_statements(fs: FullScale, reference: pd.DataFrame | None = None) 
             out.append(f"- **Full scale vs the reference study** on the tasks both ran "
                        f"({', '.join(sorted(comp['task'].unique()))}): the gain has the same sign in "
                        f"{int(comp['same_sign'].sum())} of {len(comp)} model × target × task cells "
-                       f"({int(agree['n_reference_significant'].sum())} of the reference gains have an interval "
+                       f"({n_sig} of these reference gains {'has' if n_sig == 1 else 'have'} an interval "
                        f"excluding 0){rank_txt}. With at most {int(agree['n_tasks'].max())} shared tasks per model, "
                        "this is a check of direction, not evidence of agreement.")
     return out

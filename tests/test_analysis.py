@@ -74,6 +74,23 @@ def test_decisiveness_names_runs_whose_seed_spread_differs(tmp_path, synthetic_r
     assert f"{task} 14.5" in line and "none 0.4" in line and "p = 0.018" in line and "averages them" in line
 
 
+def test_seed_spread_shows_each_seed_and_names_the_failures_it_leaves_out(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    a = analysis.analyse(res, n_boot=20)
+    pts = analysis.seed_points(a, "xnli")
+    one = res.scores[(res.scores["target"] == "xnli") & (res.scores["metric"] == "accuracy")
+                     & (res.scores["model"] == "e5-L3") & (res.scores["intermediate"] == "none") & (res.scores["seed"] == 0)]
+    got = pts[(pts["model"] == "e5-L3") & (pts["intermediate"] == "none") & (pts["seed"] == 0)]["score"]
+    assert got.tolist() == pytest.approx([one["score"].mean()])             # the seed's cross-language mean
+    items = analysis.seed_spread(a)
+    assert len(items) == 2 and all(hasattr(f, "data") for f in items)        # one figure per target, nothing failed
+    failed = pd.DataFrame([{"model": "e5-L3", "intermediate": "sst2", "target": "xnli", "seed": 1, "en": 40.2}])
+    with_failed = analysis.Analysis(a.res, a.targets, a.summary, a.difficulty, a.components, a.n_boot, failed)
+    notes = [i.data for i in analysis.seed_spread(with_failed) if not hasattr(i, "layout")]
+    assert notes == ["<p>Not shown, left out as failures to learn (methods: floors): e5-L3 + sst2, seed 1 "
+                     "(English 40.2).</p>"]
+
+
 def test_published_average_statements_say_what_an_average_cannot_show():
     def row(model, size, avg, source, intermediate="none", metric="accuracy", per_language=False):
         return dict(model=model, family="encoder-decoder", size_params=size, intermediate=intermediate,

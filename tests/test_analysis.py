@@ -72,6 +72,10 @@ def test_decisiveness_names_runs_whose_seed_spread_differs(tmp_path, synthetic_r
     assert row["seed_homogeneity_p"] == pytest.approx(0.018, abs=0.001)
     (line,) = [x for x in statements.decisiveness_statements(a) if x.startswith("  - `e5-L3`") and "Bartlett" in x]
     assert f"{task} 14.5" in line and "none 0.4" in line and "p = 0.018" in line and "averages them" in line
+    # and the conclusion's brief names it as a finding: the baseline's SD, then each task's, largest first
+    (brief,) = [x for x in statements.seed_stability_brief(a) if "`e5-L3` on XNLI" in x]
+    assert "0.4 without an intermediate task, after each task " + f"{task} 14.5" in brief
+    assert brief in statements.brief_statements(a)
 
 
 def test_seed_spread_shows_each_seed_and_names_the_failures_it_leaves_out(tmp_path, synthetic_results):

@@ -163,6 +163,7 @@ def brief_statements(a: Analysis) -> list[str]:
                    f"× target), {n_pos} are significantly positive and {n_neg} significantly negative"
                    + (f": {named}." if named else "."))
         out += below_floor_statements(a.failed)
+        out += seed_stability_brief(a)
     for kind, contrasts in (("size", size_contrasts(a)), ("family", family_contrasts(a))):
         done = [c for c in contrasts if c.result is not None]
         if not done:
@@ -190,6 +191,28 @@ def brief_statements(a: Analysis) -> list[str]:
                    + (f" ({named})." if named else "."))
     return central + (out + decisiveness_brief(a) if out else
                       ["- No results with per-example scores yet: no gains or contrasts with intervals to summarise."])
+
+
+def seed_stability_brief(a: Analysis) -> list[str]:
+    """One bullet naming each model × target whose runs visibly differ in spread over seeds (Bartlett's
+    p < 0.05, :func:`analysis.decisiveness`): robustness to the seed is part of robustness, and an
+    intermediate task that makes the target phase unstable is a finding the gains' means do not show."""
+    d = decisiveness(a)
+    if d.empty:
+        return []
+    parts = []
+    for r in d[d["seed_homogeneity_p"] < 0.05].itertuples():
+        sds = dict(r.seed_sd_by_run)
+        base = sds.pop(NONE_TASK, None)
+        after = ", ".join(f"{task} {sd:.1f}" for task, sd in sorted(sds.items(), key=lambda kv: -kv[1]))
+        parts.append(f"`{r.model}` on {r.target.upper()} (Bartlett's test p = {r.seed_homogeneity_p:.3f}): SD over "
+                     "seeds of the cross-language mean "
+                     + (f"{base:.1f} without an intermediate task, " if base is not None else "")
+                     + f"after each task {after}")
+    if not parts:
+        return []
+    return ["- **Seed stability:** runs of one model that vary unlike over seeds: " + "; ".join(parts)
+            + ". The intervals pool each model's seed variance over its runs (see the results page's seed figure)."]
 
 
 def _examples(v: float) -> str:

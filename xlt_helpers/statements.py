@@ -152,6 +152,7 @@ def brief_statements(a: Analysis) -> list[str]:
     interval), everything else is counted, so a reader sees at once how much of the page is signal.
     Built from the same contrasts and correlations as the detailed statements."""
     central, out = central_statements(a), []
+    decisive = decisiveness(a)          # read by two bullets: computed once
     gains = pd.concat([_primary(a, t)[1] for t in a.targets]) if a.targets else pd.DataFrame()
     gains = gains[gains["intermediate"] != NONE_TASK].dropna(subset=["gain_avg_lo"]) if not gains.empty else gains
     if not gains.empty:
@@ -163,7 +164,7 @@ def brief_statements(a: Analysis) -> list[str]:
                    f"× target), {n_pos} are significantly positive and {n_neg} significantly negative"
                    + (f": {named}." if named else "."))
         out += below_floor_statements(a.failed)
-        out += seed_stability_brief(a)
+        out += seed_stability_brief(a, decisive)
     for kind, contrasts in (("size", size_contrasts(a)), ("family", family_contrasts(a))):
         done = [c for c in contrasts if c.result is not None]
         if not done:
@@ -189,22 +190,23 @@ def brief_statements(a: Analysis) -> list[str]:
         out.append(f"- **Gain vs {label}:** {len(with_ci)} of {len(corr)} model × target correlations have the "
                    f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; {len(sig)} exclude 0"
                    + (f" ({named})." if named else "."))
-    return central + (out + decisiveness_brief(a) if out else
+    return central + (out + decisiveness_brief(a, decisive) if out else
                       ["- No results with per-example scores yet: no gains or contrasts with intervals to summarise."])
 
 
-def seed_stability_brief(a: Analysis) -> list[str]:
+def seed_stability_brief(a: Analysis, d: pd.DataFrame | None = None) -> list[str]:
     """One bullet naming each model × target whose runs visibly differ in spread over seeds (Bartlett's
-    p < 0.05, :func:`analysis.decisiveness`): robustness to the seed is part of robustness, and an
-    intermediate task that makes the target phase unstable is a finding the gains' means do not show."""
-    d = decisiveness(a)
+    p < 0.05, :func:`analysis.decisiveness`, or its table ``d`` when the caller has it): robustness to the
+    seed is part of robustness, and an intermediate task that makes the target phase unstable is a finding
+    the gains' means do not show."""
+    d = decisiveness(a) if d is None else d
     if d.empty:
         return []
     parts = []
     for r in d[d["seed_homogeneity_p"] < 0.05].itertuples():
         sds = dict(r.seed_sd_by_run)
         base = sds.pop(NONE_TASK, None)
-        after = ", ".join(f"{task} {sd:.1f}" for task, sd in sorted(sds.items(), key=lambda kv: -kv[1]))
+        after = _sd_list(sorted(sds.items(), key=lambda kv: -kv[1]))
         parts.append(f"`{r.model}` on {r.target.upper()} (Bartlett's test p = {r.seed_homogeneity_p:.3f}): SD over "
                      "seeds of the cross-language mean "
                      + (f"{base:.1f} without an intermediate task, " if base is not None else "")
@@ -213,6 +215,11 @@ def seed_stability_brief(a: Analysis) -> list[str]:
         return []
     return ["- **Seed stability:** runs of one model that vary unlike over seeds: " + "; ".join(parts)
             + ". The intervals pool each model's seed variance over its runs (see the results page's seed figure)."]
+
+
+def _sd_list(items) -> str:
+    """``task sd`` pairs, in the order given, as the seed-stability sentences print them."""
+    return ", ".join(f"{task} {sd:.1f}" for task, sd in items)
 
 
 def _examples(v: float) -> str:
@@ -229,9 +236,10 @@ def _half_widths_by_target(a: Analysis, d: pd.DataFrame):
             g["target_half_width"].iloc[0], g
 
 
-def decisiveness_brief(a: Analysis) -> list[str]:
-    """One bullet: per target, the median half-width of its gains' intervals against issue 16's target."""
-    d = decisiveness(a)
+def decisiveness_brief(a: Analysis, d: pd.DataFrame | None = None) -> list[str]:
+    """One bullet: per target, the median half-width of its gains' intervals against issue 16's target
+    (``d``: :func:`analysis.decisiveness`'s table when the caller has it)."""
+    d = decisiveness(a) if d is None else d
     if d.empty:
         return []
     parts = []
@@ -280,7 +288,7 @@ def _seed_spread(r) -> str:
     seed variance averages away: the least steady runs' intervals are then too narrow, the steadiest too wide."""
     if not (r.seed_homogeneity_p < 0.05):
         return ""
-    sds = ", ".join(f"{task} {sd:.1f}" for task, sd in sorted(r.seed_sd_by_run.items(), key=lambda kv: kv[1]))
+    sds = _sd_list(sorted(r.seed_sd_by_run.items(), key=lambda kv: kv[1]))
     return (f" Its runs do not vary alike over seeds (Bartlett's test p = {r.seed_homogeneity_p:.3f}; SD over "
             f"seeds of the cross-language mean by run: {sds}): the pooled seed variance behind these intervals "
             "averages them, so the least steady runs' intervals are narrower, and the steadiest runs' wider, "

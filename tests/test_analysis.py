@@ -239,7 +239,7 @@ def test_runs_below_floor_names_collapsed_intermediate_seeds_and_their_pull_on_t
     assert analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 30.0}).empty
     # the conclusion names it with both gains, and says nothing when every run clears
     (line,) = statements.below_floor_statements(low)
-    assert line.startswith("- **Runs that failed to learn:** 1 intermediate-task run seed(s)")
+    assert line.startswith("- **Runs that failed to learn:** 1 intermediate-task run seed ended")
     assert "`e5-L12` + sst2 on XNLI, seed 0: English 40.0 (floor 55); mean gain +3.0 without it, -8.0 with it" in line
     assert statements.below_floor_statements(analysis.runs_below_floor(pd.DataFrame(rows), {"xnli": 30.0})) == []
     # the analysis leaves the failed seed out of scores and per-example rows, every metric and language of it
@@ -356,3 +356,10 @@ def test_detail_statements_hold_each_group_under_its_heading_in_reading_order(tm
     lines = statements.detail_statements(a_low)
     weak = lines.index("\n**Runs that learned nothing** (baseline English score near chance)\n")
     assert lines[weak + 1:weak + 2] == statements.near_chance_statements(a_low) and lines[weak + 2].startswith("\n**Model size")
+
+
+def test_counts_in_sentences_agree_in_number():
+    # counts change as nodes land ("1 gains" read at 98 nodes of cpu-next): the noun follows the number
+    from xlt_helpers.statements import _count
+    assert [_count(n, "gain") for n in (0, 1, 2)] == ["0 gains", "1 gain", "2 gains"]
+    assert _count(1, "shared intermediate task") == "1 shared intermediate task"

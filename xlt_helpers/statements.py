@@ -90,7 +90,7 @@ def best_task_statements(a: Analysis) -> list[str]:
             ci = f" [{best['gain_avg_lo']:+.1f}, {best['gain_avg_hi']:+.1f}]" if pd.notna(best["gain_avg_lo"]) else ""
             n_pos = int(((g["sig_avg"] == True) & (g["gain_avg"] > 0)).sum())   # noqa: E712 (NaN-safe)
             n_neg = int(((g["sig_avg"] == True) & (g["gain_avg"] < 0)).sum())   # noqa: E712
-            sig = (f"; {n_pos} of {len(g)} tasks help significantly, {n_neg} hurt significantly" if has_ci
+            sig = (f"; {n_pos} of {_count(len(g), 'task')} help significantly, {n_neg} hurt significantly" if has_ci
                    else "; no per-example scores, so no confidence intervals")
             lines.append(f"- `{model}`: best intermediate task **{best['intermediate']}** "
                          f"({best['gain_avg']:+.1f} points{ci}){sig}.")
@@ -140,7 +140,7 @@ def below_floor_statements(low: pd.DataFrame | None) -> list[str]:
     named = "; ".join(f"`{r.model}` + {r.intermediate} on {r.target.upper()}, seed {r.seed}: English {r.en:.1f} "
                       f"(floor {r.floor:g}); mean gain {r.gain_avg_without:+.1f} without it, {r.gain_avg:+.1f} with it"
                       for r in low.itertuples())
-    return [f"- **Runs that failed to learn:** {len(low)} intermediate-task run seed(s) ended below the target's "
+    return [f"- **Runs that failed to learn:** {_count(len(low), 'intermediate-task run seed')} ended below the target's "
             f"English floor and kept less than half of their baseline's margin over chance ({named}). They are left out of the gains and of the seed variance, and counted "
             "here: a failure is an outcome of its own, not a draw from the seed spread the intervals assume "
             "(methods: floors)."]
@@ -217,6 +217,12 @@ def seed_stability_brief(a: Analysis, d: pd.DataFrame | None = None) -> list[str
             + ". The intervals pool each model's seed variance over its runs (see the results page's seed figure)."]
 
 
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless n is 1 (regular nouns only): the counts change as nodes land, so
+    no sentence can fix the number."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _sd_list(items) -> str:
     """``task sd`` pairs, in the order given, as the seed-stability sentences print them."""
     return ", ".join(f"{task} {sd:.1f}" for task, sd in items)
@@ -271,7 +277,7 @@ def decisiveness_statements(a: Analysis) -> list[str]:
             at = f"{_examples(r.examples_needed)} at {r.seeds} seeds"
             if r.seeds != 3:
                 at += f", {_examples(r.examples_needed_3_seeds)} at 3 seeds"
-            out.append(f"  - `{r.model}` ({r.gains} gains, {r.seeds} seeds): median ±{r.median_half_width:.2f} "
+            out.append(f"  - `{r.model}` ({_count(r.gains, 'gain')}, {_count(r.seeds, 'seed')}): median ±{r.median_half_width:.2f} "
                        f"(predicted from its components ±{r.predicted_half_width:.2f}); examples per language for "
                        f"±{goal:g}: {at}; seeds per arm for ±{goal:g} at {r.examples_per_lang:,} examples: "
                        f"{_seeds(r.seeds_needed)}.{_seed_spread(r)}")
@@ -348,7 +354,7 @@ def _contrast_text(c: Contrast, label: str) -> str:
             f"{_sig(r['gap_change_lo'], r['gap_change_hi'])})")
     if not c.shared:
         return text + f"; they share no intermediate task yet, so no {c.kind} contrast of the gain."
-    return text + (f"; mean gain over the {len(c.shared)} shared intermediate task(s) ({', '.join(c.shared)}) "
+    return text + (f"; mean gain over the {_count(len(c.shared), 'shared intermediate task')} ({', '.join(c.shared)}) "
                    f"{r['gain_small']:+.1f} {sep} {r['gain_large']:+.1f}, {change} {r['gain_change']:+.1f} "
                    f"[{r['gain_change_lo']:+.1f}, {r['gain_change_hi']:+.1f}] (±{r['gain_change_hw']:.1f}, "
                    f"MDE {r['gain_change_mde']:.1f}; {_sig(r['gain_change_lo'], r['gain_change_hi'])}).")

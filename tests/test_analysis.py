@@ -359,7 +359,7 @@ def test_detail_statements_hold_each_group_under_its_heading_in_reading_order(tm
 
 
 def test_counts_in_sentences_agree_in_number():
-    # counts change as nodes land ("1 gains" read at 98 nodes of cpu-next): the noun follows the number
+    # counts change as nodes land ("1 gains" was read at 98 nodes of the decisive study): the noun follows the number
     from xlt_helpers.statements import _count
     assert [_count(n, "gain") for n in (0, 1, 2)] == ["0 gains", "1 gain", "2 gains"]
     assert _count(1, "shared intermediate task") == "1 shared intermediate task"

@@ -141,7 +141,7 @@ def below_floor_statements(low: pd.DataFrame | None) -> list[str]:
                       f"(floor {r.floor:g}); mean gain {r.gain_avg_without:+.1f} without it, {r.gain_avg:+.1f} with it"
                       for r in low.itertuples())
     return [f"- **Runs that failed to learn:** {_count(len(low), 'intermediate-task run seed')} ended below the target's "
-            f"English floor and kept less than half of their baseline's margin over chance ({named}). They are left out of the gains and of the seed variance, and counted "
+            f"English floor and kept less than half of the baseline's margin over chance ({named}). They are left out of the gains and of the seed variance, and counted "
             "here: a failure is an outcome of its own, not a draw from the seed spread the intervals assume "
             "(methods: floors)."]
 
@@ -269,9 +269,9 @@ def decisiveness_statements(a: Analysis) -> list[str]:
         return ["- No per-example scores with replicated seeds: no intervals to size."]
     out = []
     for target, metric, hw, mde, goal, g in _half_widths_by_target(a, d):
-        out.append(f"- **{target.upper()} ({metric})**, {len(hw)} gains: median half-width ±{hw.median():.2f} points, "
+        out.append(f"- **{target.upper()} ({metric})**, {_count(len(hw), 'gain')}: median half-width ±{hw.median():.2f} points, "
                    f"median MDE at 80% power {mde.median():.2f}; the target is ±{goal:g}, which the median "
-                   f"{'meets' if hw.median() <= goal else 'misses'}. Per model, with {g['examples_per_lang'].iloc[0]} "
+                   f"{'meets' if hw.median() <= goal else 'misses'}. Per model, with {int(g['examples_per_lang'].iloc[0]):,} "
                    f"examples × {g['langs'].iloc[0]} languages now:")
         for r in g.itertuples():
             at = f"{_examples(r.examples_needed)} at {r.seeds} seeds"

@@ -549,16 +549,22 @@ def test_coverage_summary_pivots_and_flags_stale_components(tmp_path):
     assert html.index("seed-paired") < html.index("crossed bootstrap (old)")
 
 
-def test_coverage_table_is_the_same_in_parallel(tmp_path, synthetic_results):
+def test_coverage_table_is_the_same_in_parallel(tmp_path, synthetic_results, capsys):
     """`--jobs 2` splits the (target, seeds) blocks over processes; each block has its own seed, so the
-    table is identical to the serial one (the switch of the study regenerates it on both cores)."""
+    table is identical to the serial one (the switch of the study regenerates it on both cores). Each block
+    is reported as it ends (at 1,000 studies a block takes minutes), in whatever order they end."""
     from xlt_helpers.calibration import coverage_table
     from xlt_helpers.results import load_results
 
     res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
     comp = R.variance_components(res.per_example)
     serial = coverage_table(comp, reps=3, methods=("calibrated",))
-    parallel = coverage_table(comp, reps=3, methods=("calibrated",), jobs=2)
+    capsys.readouterr()
+    parallel = coverage_table(comp, reps=3, methods=("calibrated",), jobs=2, progress=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == ["mlqa/f1, 1 seed(s)", "mlqa/f1, 3 seed(s)",
+                                                            "xnli/accuracy, 1 seed(s)", "xnli/accuracy, 3 seed(s)"]
+    assert all(" 3 studies in " in line for line in lines), lines
     assert len(serial) == 2 * 2 * 3          # 2 targets x 2 seed counts x 3 statistics
     pd.testing.assert_frame_equal(serial, parallel)
 

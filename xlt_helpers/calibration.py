@@ -258,18 +258,25 @@ def coverage_table(components: pd.DataFrame, reps: int = 400, seeds: Sequence[in
                              "robustness.variance_components on a per-example table that has this target")
         comp = row.iloc[0].to_dict()
         work += [(target, metric, s, comp, reps, seed, tuple(methods), n_boot) for s in seeds]
-    if jobs > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-            done = list(pool.map(_coverage_part, work))
-    else:
-        done = map(_coverage_part, work)
-    parts = []
-    for job, (part, secs) in zip(work, done):
-        parts.append(part)
+    def report(job: tuple, secs: float) -> None:     # each block as it ends: a run takes minutes per block
         if progress:
             print(f"{job[0]}/{job[1]}, {job[2]} seed(s): {reps} studies in {secs:.0f} s", flush=True)
+
+    results: dict[int, pd.DataFrame] = {}
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
+            futures = {pool.submit(_coverage_part, job): i for i, job in enumerate(work)}
+            for f in as_completed(futures):
+                part, secs = f.result()
+                results[futures[f]] = part
+                report(work[futures[f]], secs)
+    else:
+        for i, job in enumerate(work):
+            results[i], secs = _coverage_part(job)
+            report(job, secs)
+    parts = [results[i] for i in range(len(work))]     # block order, whichever ended first
     cols = ["target", "metric", "n_seeds", "statistic", "method", "book", "coverage", "mc_se", "mean_half_width",
             "reps", "intervals", "n_langs", "n_examples", "n_tasks", *R.VC_COLUMNS]
     return pd.concat(parts, ignore_index=True)[cols]

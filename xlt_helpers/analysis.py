@@ -124,8 +124,8 @@ def analyse(res: Results, n_boot: int = 1000, floors: dict[str, float] | None = 
     seed components measured once here and shared by every gain and contrast) and task difficulty.
     ``n_boot`` is the number of resamples of the one bootstrap left, over tasks (gain vs difficulty).
 
-    Intermediate-task run seeds below their target's floor (``floors``, default: the profile that wrote
-    ``res``: :func:`results_floors`) are left out first (:func:`without_failed`; ``Analysis.failed`` names
+    Intermediate-task run seeds that failed to learn their target (:func:`runs_below_floor`; ``floors``,
+    default: the profile that wrote ``res``: :func:`results_floors`) are left out first (:func:`without_failed`; ``Analysis.failed`` names
     them): a seed that never learned the target task is a failure, not a draw from the seed distribution
     the intervals assume, and inside the pooled seed variance it would widen every interval of its model
     (measured: one such seed took e5-L12's XNLI seed variance from 0.11 to 56 squared points)."""
@@ -138,8 +138,8 @@ def analyse(res: Results, n_boot: int = 1000, floors: dict[str, float] | None = 
 
 def analysed_results(res: Results, floors: dict[str, float] | None = None) -> tuple[Results, pd.DataFrame]:
     """(the results every interval and statistic is computed from, the run seeds left out of them): ``res``
-    without the intermediate-task run seeds below their target's floor (``floors``, default: the profile
-    that wrote ``res``). One place, so the summary, the variance components the methods page shows and the
+    without the intermediate-task run seeds that failed to learn their target (:func:`runs_below_floor`;
+    ``floors``, default: the profile that wrote ``res``). One place, so the summary, the variance components the methods page shows and the
     coverage simulation plants (``python -m xlt_helpers.calibration``) all see the same runs."""
     failed = runs_below_floor(res.scores, results_floors(res) if floors is None else floors)
     return without_failed(res, failed), failed

@@ -28,6 +28,9 @@ def test_sections_and_statements(tmp_path, synthetic_results):
     assert [h.split(" (")[0] for h in heads] == ["- **XNLI", "- **MLQA"] and all("median half-width ±" in h for h in heads)
     d = analysis.decisiveness(a)
     assert len(dec) == len(heads) + len(d) and (d["median_half_width"] > 0).all()
+    (brief,) = statements.decisiveness_brief(a)       # synthetic: 10 examples, half-widths far above ±1.5 / ±3
+    assert brief.count("(missed") == 2 and brief.count("seeds per arm that would meet it") == 2
+    assert (d["seeds_needed"] >= 1).all() and all("seeds per arm for ±" in line for line in dec if line.startswith("  - "))
     # the synthetic grid has 2 tasks per model: the change of the difficulty slope with size has no interval
     slopes = statements.slope_change_statements(a)
     assert len(slopes) == len(analysis.slope_changes(a)) > 0
@@ -49,6 +52,26 @@ def test_sections_and_statements(tmp_path, synthetic_results):
     a_one = analysis.analyse(Results(res.dir, one, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
     (line,) = statements.near_chance_statements(a_one)
     assert "`e5-L3` on XNLI" in line and "seed 0 34.0" in line and "80.0" in line and "failed to learn" in line
+
+
+def test_decisiveness_names_runs_whose_seed_spread_differs(tmp_path, synthetic_results):
+    """The pooled seed variance assumes a model's runs vary alike over seeds. e5-L3's XNLI runs are made
+    steady (every language 60 at seed 0, 60.5 at seed 1: SD 0.35) but for one task whose seed 0 loses 20
+    points everywhere (40 against 60.5: SD 20.5 / sqrt 2 = 14.5). Bartlett over 3 runs of 2 seeds: variances
+    0.125, 0.125, 210.1, pooled 70.1, T = [3 ln 70.1 - ln 0.125^2 - ln 210.1] / (1 + (3 - 1/3) / 6) = 8.0
+    on 2 df, p = e^-4 = 0.018; the model's line names each run's SD."""
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    sc = res.scores.copy()
+    runs = (sc["model"] == "e5-L3") & (sc["target"] == "xnli")
+    sc.loc[runs, "score"] = 60.0 + 0.5 * sc.loc[runs, "seed"]
+    task = sorted(sc.loc[runs & (sc["intermediate"] != "none"), "intermediate"].unique())[0]
+    sc.loc[runs & (sc["intermediate"] == task) & (sc["seed"] == 0), "score"] -= 20.0
+    a = analysis.analyse(Results(res.dir, sc, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
+    row = analysis.decisiveness(a).set_index(["target", "model"]).loc[("xnli", "e5-L3")]
+    assert row["seed_homogeneity_stat"] == pytest.approx(8.0, abs=0.05)
+    assert row["seed_homogeneity_p"] == pytest.approx(0.018, abs=0.001)
+    (line,) = [x for x in statements.decisiveness_statements(a) if x.startswith("  - `e5-L3`") and "Bartlett" in x]
+    assert f"{task} 14.5" in line and "none 0.4" in line and "p = 0.018" in line and "averages them" in line
 
 
 def test_published_average_statements_say_what_an_average_cannot_show():

@@ -390,3 +390,14 @@ def test_study_terms_are_checked_and_leave_run_ids_alone(tmp_path):
     msg = error_of(tmp_path, {**BASE, "study": {**terms, "dropped": [{"model": "e5-L99", "targets": ["xnli"],
                                                                      "reason": "x"}]}})
     assert "study.dropped[0].model" in msg and "e5-L99" in msg
+    # time spent on nodes since replaced: counted by the budget, checked like the rest
+    spent = {**terms, "retired": [{"nodes": 6, "machine_hours": 0.56, "reason": "trained on too few questions"}]}
+    r = load_profile(write(tmp_path, {**BASE, "study": spent}, "spent.yml"))
+    assert [(x.nodes, x.machine_hours, x.reason) for x in r.study.retired] == [(6, 0.56, "trained on too few questions")]
+    assert [n.id for n in build_grid(r)] == [n.id for n in build_grid(plain)] and plain.study.retired == ()
+    msg = error_of(tmp_path, {**BASE, "study": {**terms, "retired": [{"nodes": 0, "machine_hours": 1, "reason": "x"}]}})
+    assert "study.retired[0].nodes" in msg and "got 0" in msg
+    msg = error_of(tmp_path, {**BASE, "study": {**terms, "retired": [{"nodes": 2, "machine_hours": -1, "reason": "x"}]}})
+    assert "study.retired[0].machine_hours" in msg and "-1" in msg
+    msg = error_of(tmp_path, {**BASE, "study": {**terms, "retired": [{"nodes": 2, "machine_hours": 1, "reason": ""}]}})
+    assert "study.retired[0].reason" in msg and "why the nodes were replaced" in msg

@@ -342,5 +342,11 @@ def test_node_times_and_budget_table_by_hand(tmp_path):
     both = times.assign(device=["CPU: test, 2 threads", "CPU: x86_64", "CPU: test, 1 threads"])
     assert store.budget_table(planned, both).iloc[-1]["measured_h"] == pytest.approx((60 + 180 + 360) / 3600)
     assert [store.threads_of(d) for d in ("CPU: a, 1 threads", "CPU: b, 16 threads", "cuda: H200")] == [1, 16, None]
+    # nodes run and then replaced: a row of their own, in the total's hours but not in its node counts
+    from xlt_helpers.profiles import Retired
+    r = store.budget_table(planned, times, 2.0, retired=[Retired(2, 0.25, "re-run")])
+    assert r.iloc[-2][["model", "phase", "nodes", "done", "measured_h"]].tolist() == ["retired", "replaced", 2, 2, 0.25]
+    assert (r.iloc[-1]["nodes"], r.iloc[-1]["done"]) == (6, 3)
+    assert r.iloc[-1]["measured_h"] == pytest.approx(480 / 3600 + 0.25)
     done = store.budget_table(planned[planned["id"].isin(times["id"])], times, None)
     assert done["rest_h_extrapolated"].tolist() == [0.0, 0.0, 0.0] and pd.isna(done["budget_h"].iloc[-1])

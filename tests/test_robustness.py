@@ -436,6 +436,42 @@ def test_examples_needed_for_a_half_width_round_trip():
     assert R.examples_for_half_width(0.5, comp, 15, 2) == math.inf    # the seed term alone is 0.57 wide
 
 
+def test_seeds_needed_for_a_half_width_round_trip():
+    comp = {"var_run_example": 600.0, "var_resid": 400.0, "var_seed": 0.05, "var_seed_lang": 0.5}
+    # V(S) = A + B / S at 200 examples x 15 languages: A = 2*600/3000 = 0.4, B = 2*400/3000 + 2*(0.05 + 0.5/15)
+    # = 0.43333; the 2-seed half-width has (hw/z)^2 = 0.61667, so S = 0.43333 / 0.21667 = 2 exactly
+    hw = R.half_width_for_examples(200, comp, n_langs=15, n_seeds=2)
+    assert R.seeds_for_half_width(hw, comp, 15, 200) == 2
+    assert R.seeds_for_half_width(1.5, comp, 15, 200) == 3           # (1.5/1.96)^2 - 0.4 = 0.1857: 2.33 -> 3
+    assert R.seeds_for_half_width(1.0, comp, 15, 200) == math.inf    # (1/1.96)^2 = 0.260 < A: seeds cannot help
+    assert R.seeds_for_half_width(50.0, comp, 15, 200) == 1
+
+
+def test_bartlett_by_hand():
+    # two runs of 3 seeds, variances 1 and 4: pooled 2.5, C = 1 + (1/2 + 1/2 - 1/4) / 3 = 1.25,
+    # T = (4 ln 2.5 - 2 ln 1 - 2 ln 4) / 1.25 = 0.71406 on 1 df; p = 2 (1 - Phi(sqrt 0.71406)) = 0.39807
+    r = R.bartlett([3, 3], [1.0, 4.0])
+    assert r["stat"] == pytest.approx(0.714059, rel=1e-5) and r["df"] == 1 and r["groups"] == 2
+    assert r["p"] == pytest.approx(0.39807, abs=2e-4)
+    # equal variances: T = 0, p = 1; a single-seed group carries no variance and is left out
+    same = R.bartlett([3, 3, 1], [2.0, 2.0, np.nan])
+    assert same["stat"] == pytest.approx(0.0, abs=1e-12) and same["p"] == pytest.approx(1.0) and same["groups"] == 2
+    # one run ~100x the others' seed variance (the MLQA pattern: SD 9.5 against 0.7-0.9): clearly unequal
+    assert R.bartlett([3, 3, 3, 3], [0.5, 0.8, 30.0, 90.0])["p"] < 0.05
+    assert np.isnan(R.bartlett([3], [1.0])["p"])
+
+
+def test_chi2_sf_by_hand():
+    # df 2: e^(-x/2); df 1: 2 (1 - Phi(sqrt x)); df 3 at x = 7.8147 (the 95% point): 0.05; df 4 at 2: 3 e^-1
+    assert R.chi2_sf(2.0, 2) == pytest.approx(math.exp(-1.0))
+    assert R.chi2_sf(3.841459, 1) == pytest.approx(0.05, abs=1e-6)
+    assert R.chi2_sf(7.814728, 3) == pytest.approx(0.05, abs=1e-6)
+    assert R.chi2_sf(2.0, 4) == pytest.approx(2 * math.exp(-1.0))
+    assert R.chi2_sf(0.0, 5) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="whole number of degrees of freedom"):
+        R.chi2_sf(1.0, 2.5)
+
+
 def test_calibrated_interval_covers_95_percent_in_a_simulated_study():
     """The study's design with the variance components measured in results/ (XNLI accuracy); 120 simulated
     studies x (6 gains + 2 contrasts) at one and at three seeds. With 120 independent intervals the MC SE of
@@ -511,6 +547,20 @@ def test_coverage_summary_pivots_and_flags_stale_components(tmp_path):
     html = coverage_summary(path, measured)
     assert "95.0 (±1.25) *" in html and "60.0 (±1.25) *" not in html and "Out of date" not in html
     assert html.index("seed-paired") < html.index("crossed bootstrap (old)")
+
+
+def test_coverage_table_is_the_same_in_parallel(tmp_path, synthetic_results):
+    """`--jobs 2` splits the (target, seeds) blocks over processes; each block has its own seed, so the
+    table is identical to the serial one (the switch of the study regenerates it on both cores)."""
+    from xlt_helpers.calibration import coverage_table
+    from xlt_helpers.results import load_results
+
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    comp = R.variance_components(res.per_example)
+    serial = coverage_table(comp, reps=3, methods=("calibrated",))
+    parallel = coverage_table(comp, reps=3, methods=("calibrated",), jobs=2)
+    assert len(serial) == 2 * 2 * 3          # 2 targets x 2 seed counts x 3 statistics
+    pd.testing.assert_frame_equal(serial, parallel)
 
 
 def test_committed_coverage_table_matches_the_results_and_the_calibrated_interval_is_on_target():

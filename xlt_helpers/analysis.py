@@ -317,7 +317,10 @@ def decisiveness(a: Analysis, targets: dict[str, float] | None = None) -> pd.Dat
     median MDE (80% power), the target half-width, the half-width predicted from the model's measured
     variance components, and the evaluation examples per language that would meet the target at the
     study's seeds and at 3 seeds (robustness.examples_for_half_width; inf when the seed term alone is wider
-    than the target, so that more seeds, not more examples, are needed)."""
+    than the target, so that more seeds, not more examples, are needed), the seeds per arm that would meet
+    it at today's examples (robustness.seeds_for_half_width), and Bartlett's test of whether the model's runs
+    (baseline included) share one seed variance, as the pooled seed variance behind every interval assumes
+    (``seed_sd_by_run``: each run's SD over seeds of its cross-language mean)."""
     targets = DECISIVE_HALF_WIDTH if targets is None else targets
     if a.components is None or not a.targets:
         return pd.DataFrame()
@@ -338,8 +341,18 @@ def decisiveness(a: Analysis, targets: dict[str, float] | None = None) -> pd.Dat
                          "median_mde": float(g["gain_avg_mde"].median()), "target_half_width": goal,
                          "predicted_half_width": robustness.half_width_for_examples(c["n_examples"], c, langs, seeds),
                          "examples_needed": robustness.examples_for_half_width(goal, c, langs, seeds),
-                         "examples_needed_3_seeds": robustness.examples_for_half_width(goal, c, langs, 3)})
+                         "examples_needed_3_seeds": robustness.examples_for_half_width(goal, c, langs, 3),
+                         "seeds_needed": robustness.seeds_for_half_width(goal, c, langs, c["n_examples"]),
+                         **_seed_homogeneity(s[s["model"] == model])})
     return pd.DataFrame(rows)
+
+
+def _seed_homogeneity(runs: pd.DataFrame) -> dict[str, object]:
+    """Bartlett's test over a model's runs (summary rows of one target and metric) and each run's seed SD."""
+    runs = runs.dropna(subset=["std_seeds"])
+    test = robustness.bartlett(runs["n_seeds"].tolist(), (runs["std_seeds"] ** 2).tolist())
+    return {"seed_sd_by_run": dict(zip(runs["intermediate"], runs["std_seeds"].astype(float))),
+            "seed_homogeneity_p": test["p"], "seed_homogeneity_stat": test["stat"]}
 
 
 FLOOR_COLUMNS = ["model", "target", "metric", "seeds", "en_by_seed", "en_mean", "en_min", "floor", "clears"]

@@ -231,30 +231,45 @@ def coverage(design: Design, comp: Mapping[str, float], reps: int, seed: int = 0
     return pd.DataFrame(rows)
 
 
+def _coverage_part(job: tuple) -> tuple[pd.DataFrame, float]:
+    """One (target, seeds) row block of :func:`coverage_table`, with its wall seconds (a process-pool job)."""
+    target, metric, s, comp, reps, seed, methods, n_boot = job
+    t0 = time.time()
+    d = Design(n_langs=int(comp["n_langs"]), n_examples=int(comp["n_examples"]), n_seeds=s,
+               n_tasks=int(comp.get("n_tasks", Design.n_tasks)))
+    part = coverage(d, comp, reps, seed=seed, methods=methods, n_boot=n_boot)
+    return part.assign(target=target, metric=metric, **{c: comp[c] for c in R.VC_COLUMNS}), time.time() - t0
+
+
 def coverage_table(components: pd.DataFrame, reps: int = 400, seeds: Sequence[int] = (1, 3), seed: int = 0,
                    methods: Sequence[str] = METHODS, n_boot: int = 400,
-                   targets: Mapping[str, str] | None = None, progress: bool = False) -> pd.DataFrame:
+                   targets: Mapping[str, str] | None = None, progress: bool = False, jobs: int = 1) -> pd.DataFrame:
     """:func:`coverage` for each (target, primary metric) of the measured ``components``
     (:func:`robustness.variance_components`), at each number of seeds; the planted components ride along
-    in the table so it says what it simulated."""
+    in the table so it says what it simulated. ``jobs`` > 1 runs the (target, seeds) blocks in that many
+    processes: each block is seeded on its own, so the table is the same at any ``jobs``."""
     targets = dict(targets or {"xnli": "accuracy", "mlqa": "f1"})
     pooled = R.pooled_components(components)
-    parts = []
+    work = []
     for target, metric in targets.items():
         row = pooled[(pooled["target"] == target) & (pooled["metric"] == metric)]
         if row.empty:
             raise ValueError(f"coverage_table: no variance components for {target}/{metric}; measure them with "
                              "robustness.variance_components on a per-example table that has this target")
         comp = row.iloc[0].to_dict()
-        for s in seeds:
-            t0 = time.time()
-            d = Design(n_langs=int(comp["n_langs"]), n_examples=int(comp["n_examples"]), n_seeds=s,
-                       n_tasks=int(comp.get("n_tasks", Design.n_tasks)))
-            part = coverage(d, comp, reps, seed=seed, methods=methods, n_boot=n_boot)
-            parts.append(part.assign(target=target, metric=metric,
-                                     **{c: comp[c] for c in R.VC_COLUMNS}))
-            if progress:
-                print(f"{target}/{metric}, {s} seed(s): {reps} studies in {time.time() - t0:.0f} s", flush=True)
+        work += [(target, metric, s, comp, reps, seed, tuple(methods), n_boot) for s in seeds]
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
+            done = list(pool.map(_coverage_part, work))
+    else:
+        done = map(_coverage_part, work)
+    parts = []
+    for job, (part, secs) in zip(work, done):
+        parts.append(part)
+        if progress:
+            print(f"{job[0]}/{job[1]}, {job[2]} seed(s): {reps} studies in {secs:.0f} s", flush=True)
     cols = ["target", "metric", "n_seeds", "statistic", "method", "book", "coverage", "mc_se", "mean_half_width",
             "reps", "intervals", "n_langs", "n_examples", "n_tasks", *R.VC_COLUMNS]
     return pd.concat(parts, ignore_index=True)[cols]
@@ -321,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=1000, help="simulated studies per (target, seeds); default 1000")
     p.add_argument("--n-boot", type=int, default=400, help="bootstrap resamples of the bootstrap methods")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="processes, one (target, seeds) block each; same table")
     args = p.parse_args(argv)
     from .analysis import analysed_results
     from .results import load_results
@@ -332,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"no per_example.csv.gz under {args.results or 'results/'}: nothing to measure the "
                          "variance components from; run the study (make study) first")
     table = coverage_table(R.variance_components(res.per_example), reps=args.reps, seed=args.seed,
-                           n_boot=args.n_boot, progress=True)
+                           n_boot=args.n_boot, progress=True, jobs=args.jobs)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.round(4).to_csv(args.out, index=False)
     print(f"wrote {args.out}")

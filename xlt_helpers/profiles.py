@@ -107,6 +107,16 @@ class Dropped:
 
 
 @dataclass(frozen=True)
+class Retired:
+    """Nodes run and then replaced (their settings changed, so their ids did): they are not in results/
+    (git history keeps them) but the machine time they took was spent from the budget all the same."""
+
+    nodes: int
+    machine_hours: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class StudyTerms:
     """What the book holds the study to, beside the grid: the compute budget, the English floor every
     reported baseline must clear, and the (model, target) pairs dropped for failing it. None of it is a
@@ -115,6 +125,7 @@ class StudyTerms:
     budget_hours: float | None = None                            # node wall time allowed, in hours
     floors: Mapping[str, float] = field(default_factory=dict)    # target -> English primary-metric score
     dropped: tuple[Dropped, ...] = ()
+    retired: tuple[Retired, ...] = ()                            # spent on nodes no longer in results/
 
 
 @dataclass(frozen=True)
@@ -384,12 +395,13 @@ def _validate_profile(raw: Any, source: str) -> Profile:
 
 def _study_terms(raw: Any, profile: Profile, source: str) -> StudyTerms:
     """The ``study:`` section: ``budget_hours``, ``floors`` (target -> score on its primary metric, one of
-    the profile's targets) and ``dropped`` (model, targets, reason). A dropped pair still in the grid is an
-    error: the book would call a cell dropped that it also reports."""
+    the profile's targets), ``dropped`` (model, targets, reason) and ``retired`` (nodes, machine_hours,
+    reason: time spent on nodes since replaced, which the budget counts). A dropped pair still in the grid
+    is an error: the book would call a cell dropped that it also reports."""
     def at(path: str) -> str:
         return f"{source}: field study.{path}"
 
-    sec = _mapping(raw, source, "study", ("budget_hours", "floors", "dropped"), ())
+    sec = _mapping(raw, source, "study", ("budget_hours", "floors", "dropped", "retired"), ())
     budget = _optional(_number(0, strict_min=True), "no budget stated")(sec.get("budget_hours"), at("budget_hours"))
     floors_raw = sec.get("floors") or {}
     if not isinstance(floors_raw, dict):
@@ -416,7 +428,22 @@ def _study_terms(raw: Any, profile: Profile, source: str) -> StudyTerms:
             raise _err(at(f"dropped[{i}]"), f"{model} x {', '.join(in_grid)} is in the grid (models / model_targets) "
                                             "and dropped at once; remove it from one of the two")
         dropped.append(Dropped(model, targets, reason))
-    return StudyTerms(budget_hours=budget, floors=floors, dropped=tuple(dropped))
+    retired_raw = sec.get("retired") or []
+    if not isinstance(retired_raw, list):
+        raise _err(at("retired"), f"expected a list of {{nodes, machine_hours, reason}}, got {retired_raw!r}")
+    retired = []
+    for i, r in enumerate(retired_raw):
+        r = _mapping(r, source, f"study.retired[{i}]", ("nodes", "machine_hours", "reason"),
+                     ("nodes", "machine_hours", "reason"))
+        nodes = r["nodes"]
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+            raise _err(at(f"retired[{i}].nodes"), f"expected a whole number of nodes >= 1, got {nodes!r}")
+        hours = _number(0, strict_min=True)(r["machine_hours"], at(f"retired[{i}].machine_hours"))
+        reason = _str(r["reason"], at(f"retired[{i}].reason")).strip()
+        if not reason:
+            raise _err(at(f"retired[{i}].reason"), "empty: say why the nodes were replaced")
+        retired.append(Retired(nodes, float(hours), reason))
+    return StudyTerms(budget_hours=budget, floors=floors, dropped=tuple(dropped), retired=tuple(retired))
 
 
 def check_max_length(model: str, max_length: int, where: str) -> None:

@@ -308,7 +308,7 @@ def threads_of(device: str) -> int | None:
 
 
 def budget_table(planned: pd.DataFrame, times: pd.DataFrame, budget_hours: float | None = None,
-                 cores: int = 2) -> pd.DataFrame:
+                 cores: int = 2, retired: Iterable = ()) -> pd.DataFrame:
     """Per (model, phase, target) of the ``planned`` nodes (``id, model, phase, target``): nodes planned and
     done, the measured hours of those done, the median node minutes, and the hours the rest would take at
     that median (NaN where no node of the group is done yet), then a total row with ``budget_hours``.
@@ -316,7 +316,11 @@ def budget_table(planned: pd.DataFrame, times: pd.DataFrame, budget_hours: float
     Hours are *machine* hours of a ``cores``-core machine: a node's wall time times the share of the cores it
     ran on (its device string's thread count; all of them where it names none). Two one-thread nodes side by
     side on two cores thus cost one machine-hour per hour, as the budget means. The rest is extrapolated, not
-    measured: the column says so, and it is 0 once the study is complete."""
+    measured: the column says so, and it is 0 once the study is complete.
+
+    ``retired`` (``profiles.Retired``: nodes, machine_hours, reason) adds a row per batch of nodes that
+    were run and then replaced: not in the plan, so not in the total's node counts, but their hours were
+    spent and the total's measured hours include them."""
     import numpy as np
     import pandas as pd
     keys = ["model", "phase", "target"]
@@ -333,11 +337,14 @@ def budget_table(planned: pd.DataFrame, times: pd.DataFrame, budget_hours: float
                      "median_node_min": float(d["wall_s"].median()) / 60 if len(d) else np.nan,
                      "rest_h_extrapolated": (left * med / 3600) if left else 0.0})
     out = pd.DataFrame(rows, columns=[*keys, "nodes", "done", "measured_h", "median_node_min", "rest_h_extrapolated"])
+    gone = pd.DataFrame([{"model": "retired", "phase": "replaced", "target": "–", "nodes": r.nodes, "done": r.nodes,
+                          "measured_h": float(r.machine_hours), "median_node_min": np.nan, "rest_h_extrapolated": 0.0}
+                         for r in retired], columns=out.columns)
     total = {"model": "total", "phase": "", "target": "", "nodes": int(out["nodes"].sum()),
-             "done": int(out["done"].sum()), "measured_h": float(out["measured_h"].sum()),
+             "done": int(out["done"].sum()), "measured_h": float(out["measured_h"].sum() + gone["measured_h"].sum()),
              "median_node_min": np.nan, "rest_h_extrapolated": float(out["rest_h_extrapolated"].sum(min_count=1))
              if out["rest_h_extrapolated"].notna().all() else np.nan}
-    out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
+    out = pd.concat([out, *([gone] if len(gone) else []), pd.DataFrame([total])], ignore_index=True)
     out["budget_h"] = [budget_hours if m == "total" else np.nan for m in out["model"]]
     return out
 

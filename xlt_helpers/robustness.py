@@ -1166,6 +1166,67 @@ def examples_for_half_width(target: float, components: Mapping[str, float], n_la
     return float((2 * c["var_run_example"] + 2 * c["var_resid"] / n_seeds) / (n_langs * room))
 
 
+
+def seeds_for_half_width(target: float, components: Mapping[str, float], n_langs: int, n_examples: float,
+                         level: float = 0.95) -> float:
+    """The fewest seeds per arm at which :func:`half_width_for_examples` reaches ``target`` with
+    ``n_examples`` per language; inf when the run-by-example term alone (which seeds do not shrink) is
+    wider. With the z quantile it is a lower bound: at few seeds the t quantile of the real interval is
+    larger. V(S) = A + B / S, A = 2 var_run_example / (n L), B = 2 var_resid / (n L) + 2 (var_seed +
+    var_seed_lang / L), so S = ceil(B / ((target / z)^2 - A))."""
+    c = components
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    per = float(n_examples) * n_langs
+    room = (target / z) ** 2 - 2 * c["var_run_example"] / per
+    if room <= 0:
+        return float("inf")
+    return float(max(1, math.ceil(round((2 * c["var_resid"] / per + 2 * (c["var_seed"] + c["var_seed_lang"] / n_langs))
+                                        / room, 9))))
+
+
+def bartlett(n: Sequence[int], variances: Sequence[float]) -> dict[str, float]:
+    """Bartlett's test that groups share one variance (here: a model's runs, each over its seeds), from each
+    group's size ``n`` and sample variance. T = [(N - k) ln s_p^2 - sum (n_i - 1) ln s_i^2] / C with
+    C = 1 + (sum 1/(n_i - 1) - 1/(N - k)) / (3 (k - 1)), against chi^2 on k - 1 df (:func:`chi2_sf`). Why: the book pools the seed variance over a model's runs, which assumes the runs vary
+    over seeds alike; this says when they visibly do not. Groups with fewer than 2 seeds carry no variance
+    and are left out; a zero variance makes T infinite (p 0). NaN with fewer than two groups."""
+    pairs = [(int(k), float(v)) for k, v in zip(n, variances) if k >= 2 and np.isfinite(v)]
+    if len(pairs) < 2:
+        return {"stat": np.nan, "df": np.nan, "p": np.nan, "groups": len(pairs)}
+    dfs = np.array([k - 1 for k, _ in pairs], float)
+    v = np.array([x for _, x in pairs])
+    k, df_tot = len(pairs), dfs.sum()
+    pooled = float((dfs * v).sum() / df_tot)
+    if (v <= 0).any():
+        stat = np.inf if pooled > 0 else np.nan
+    else:
+        c = 1 + ((1 / dfs).sum() - 1 / df_tot) / (3 * (k - 1))
+        stat = float((df_tot * math.log(pooled) - (dfs * np.log(v)).sum()) / c)
+    df = k - 1
+    p = (0.0 if stat == np.inf else np.nan) if not np.isfinite(stat) else chi2_sf(stat, df)
+    return {"stat": stat, "df": float(df), "p": float(p), "groups": k}
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(chi^2_df > x) for a whole number of df, in closed form (no scipy in this project): for even df
+    e^(-x/2) sum_{i < df/2} (x/2)^i / i!; for odd df 2 (1 - Phi(sqrt x)) plus
+    sqrt(2x/pi) e^(-x/2) sum_{i=0}^{(df-3)/2} x^i / (1 * 3 * ... * (2i + 1))."""
+    if df < 1 or int(df) != df:
+        raise ValueError(f"chi2_sf needs a whole number of degrees of freedom >= 1, got {df!r}")
+    x = max(float(x), 0.0)
+    if df % 2 == 0:
+        term, total = 1.0, 1.0
+        for i in range(1, int(df) // 2):
+            term *= (x / 2) / i
+            total += term
+        return float(min(1.0, math.exp(-x / 2) * total))
+    total, term = 0.0, 1.0
+    for i in range((int(df) - 1) // 2):
+        term = 1.0 if i == 0 else term * x / (2 * i + 1)
+        total += term
+    return float(min(1.0, 2 * (1 - NormalDist().cdf(math.sqrt(x))) + math.sqrt(2 * x / math.pi) * math.exp(-x / 2) * total))
+
+
 # ------------------------------------------------------------------- difficulty
 
 def task_difficulty(score: float | np.ndarray, chance: float | np.ndarray) -> np.ndarray | float:

@@ -212,10 +212,15 @@ def decisiveness_brief(a: Analysis) -> list[str]:
     if d.empty:
         return []
     parts = []
-    for target, metric, hw, mde, goal, _ in _half_widths_by_target(a, d):
+    for target, metric, hw, mde, goal, g in _half_widths_by_target(a, d):
+        why = ""
+        if hw.median() > goal:
+            need = "; ".join(f"`{r.model}` {_seeds(r.seeds_needed)}" for r in g.itertuples()
+                             if r.median_half_width > goal)
+            why = f"; seeds per arm that would meet it at these evaluation sets: {need}"
         parts.append(f"{target.upper()} ({metric}) ±{hw.median():.2f} over {len(hw)} gains against a target of "
                      f"±{goal:g} ({'met' if hw.median() <= goal else 'missed'}; median MDE at 80% power "
-                     f"{mde.median():.2f})")
+                     f"{mde.median():.2f}{why})")
     return ["- **How decisive:** median half-width of the gains' 95% intervals " + "; ".join(parts) + "."]
 
 
@@ -232,11 +237,31 @@ def decisiveness_statements(a: Analysis) -> list[str]:
                    f"{'meets' if hw.median() <= goal else 'misses'}. Per model, with {g['examples_per_lang'].iloc[0]} "
                    f"examples × {g['langs'].iloc[0]} languages now:")
         for r in g.itertuples():
+            at = f"{_examples(r.examples_needed)} at {r.seeds} seeds"
+            if r.seeds != 3:
+                at += f", {_examples(r.examples_needed_3_seeds)} at 3 seeds"
             out.append(f"  - `{r.model}` ({r.gains} gains, {r.seeds} seeds): median ±{r.median_half_width:.2f} "
                        f"(predicted from its components ±{r.predicted_half_width:.2f}); examples per language for "
-                       f"±{goal:g}: {_examples(r.examples_needed)} at {r.seeds} seeds, "
-                       f"{_examples(r.examples_needed_3_seeds)} at 3 seeds.")
+                       f"±{goal:g}: {at}; seeds per arm for ±{goal:g} at {r.examples_per_lang:,} examples: "
+                       f"{_seeds(r.seeds_needed)}.{_seed_spread(r)}")
     return out
+
+
+def _seeds(v: float) -> str:
+    return ("unreachable by seeds alone (the run-by-example term is wider)" if v == float("inf")
+            else f"at least {v:,.0f}")
+
+
+def _seed_spread(r) -> str:
+    """A sentence when a model's runs visibly differ in seed spread (Bartlett p < 0.05), which the pooled
+    seed variance averages away: the least steady runs' intervals are then too narrow, the steadiest too wide."""
+    if not (r.seed_homogeneity_p < 0.05):
+        return ""
+    sds = ", ".join(f"{task} {sd:.1f}" for task, sd in sorted(r.seed_sd_by_run.items(), key=lambda kv: kv[1]))
+    return (f" Its runs do not vary alike over seeds (Bartlett's test p = {r.seed_homogeneity_p:.3f}; SD over "
+            f"seeds of the cross-language mean by run: {sds}): the pooled seed variance behind these intervals "
+            "averages them, so the least steady runs' intervals are narrower, and the steadiest runs' wider, "
+            "than their own spread would give.")
 
 
 def _sig(lo: float, hi: float) -> str:
@@ -589,7 +614,8 @@ DETAIL_GROUPS: tuple[tuple[str, Callable[[Analysis], list[str]], bool], ...] = (
     ("**Model family** (encoder vs encoder-decoder of the same depth, warm-started from the same checkpoint; "
      "difference with its calibrated 95% interval, ± half-width and MDE)", family_statements, False),
     ("**How decisive the study is** (median half-width of the gains' intervals against the target of a decisive "
-     "study, and the evaluation size that would reach it)", decisiveness_statements, False),
+     "study, the evaluation size or seeds that would reach it, and whether a model's runs vary alike over "
+     "seeds)", decisiveness_statements, False),
 )
 
 

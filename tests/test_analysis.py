@@ -72,6 +72,27 @@ def test_decisiveness_names_runs_whose_seed_spread_differs(tmp_path, synthetic_r
     assert row["seed_homogeneity_p"] == pytest.approx(0.018, abs=0.001)
     (line,) = [x for x in statements.decisiveness_statements(a) if x.startswith("  - `e5-L3`") and "Bartlett" in x]
     assert f"{task} 14.5" in line and "none 0.4" in line and "p = 0.018" in line and "averages them" in line
+    # and the conclusion's brief names it as a finding: the baseline's SD, then each task's, largest first
+    (brief,) = [x for x in statements.seed_stability_brief(a) if "`e5-L3` on XNLI" in x]
+    assert "0.4 without an intermediate task, after each task " + f"{task} 14.5" in brief
+    assert brief in statements.brief_statements(a)
+
+
+def test_seed_spread_shows_each_seed_and_names_the_failures_it_leaves_out(tmp_path, synthetic_results):
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=10, with_runs=False))
+    a = analysis.analyse(res, n_boot=20)
+    pts = analysis.seed_points(a, "xnli")
+    one = res.scores[(res.scores["target"] == "xnli") & (res.scores["metric"] == "accuracy")
+                     & (res.scores["model"] == "e5-L3") & (res.scores["intermediate"] == "none") & (res.scores["seed"] == 0)]
+    got = pts[(pts["model"] == "e5-L3") & (pts["intermediate"] == "none") & (pts["seed"] == 0)]["score"]
+    assert got.tolist() == pytest.approx([one["score"].mean()])             # the seed's cross-language mean
+    items = analysis.seed_spread(a)
+    assert len(items) == 2 and all(hasattr(f, "data") for f in items)        # one figure per target, nothing failed
+    failed = pd.DataFrame([{"model": "e5-L3", "intermediate": "sst2", "target": "xnli", "seed": 1, "en": 40.2}])
+    with_failed = analysis.Analysis(a.res, a.targets, a.summary, a.difficulty, a.components, a.n_boot, failed)
+    notes = [i.data for i in analysis.seed_spread(with_failed) if not hasattr(i, "layout")]
+    assert notes == ["<p>Not shown, left out as failures to learn (methods: floors): e5-L3 + sst2, seed 1 "
+                     "(English 40.2).</p>"]
 
 
 def test_published_average_statements_say_what_an_average_cannot_show():
@@ -266,7 +287,7 @@ def test_full_scale_statements_open_with_slopes_equal_size_and_x_stilts():
                         for t, g in (("squad", -1.0), ("hellaswag", 0.5), ("commonsenseqa", -3.0))])
     (last,) = [s for s in statements.full_scale_statements(fs, ref) if "reference study" in s]
     # X-STILTs XNLI: hellaswag -0.3, squad -1.4, commonsenseqa -2.9 -> signs agree 2 of 3, same order (rho +1)
-    assert "same sign in 2 of 3" in last and "ρ = +1.00 over 3 tasks" in last and "1 of the reference" in last
+    assert "same sign in 2 of 3" in last and "ρ = +1.00 over 3 tasks" in last and "1 of these reference gains has an interval" in last
 
 
 def test_published_size_statements_stay_within_one_paper():

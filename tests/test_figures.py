@@ -107,6 +107,23 @@ def test_language_bars_mean_over_seeds_english_first():
     assert k.error_y.visible is False                      # one seed: no spread to show
 
 
+def test_seed_spread_puts_every_seed_of_every_run_in_its_models_panel():
+    pts = pd.DataFrame({"family": "encoder", "size": [1] * 4 + [2] * 2,
+                        "model": ["s"] * 4 + ["l"] * 2, "intermediate": ["sst2", "none", "sst2", "none", "none", "none"],
+                        "seed": [0, 0, 1, 1, 0, 1], "score": [30.0, 47.0, 48.0, 48.0, 60.0, 61.0]})
+    fig = figures.seed_spread(pts)
+    assert [a.text for a in fig.layout.annotations] == ["s", "l"]          # smaller model first
+    s0 = next(t for t in fig.data if t.name == "seed 0" and t.xaxis == "x")
+    assert list(s0.x) == ["none", "sst2"] and list(s0.y) == [47.0, 30.0]   # the baseline first
+    mean_s = next(t for t in fig.data if t.name == "mean over seeds" and t.xaxis == "x")
+    assert list(mean_s.y) == pytest.approx([47.5, 39.0])
+    assert list(fig.layout.xaxis.categoryarray) == ["none", "sst2"]
+    l1 = next(t for t in fig.data if t.name == "seed 1" and t.xaxis == "x2")
+    assert list(l1.x) == ["none"] and list(l1.y) == [61.0] and l1.showlegend is False
+    with pytest.raises(KeyError, match="seed_spread: input table lacks column"):
+        figures.seed_spread(pts.drop(columns=["seed"]))
+
+
 def test_show_embeds_no_plotly_library(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append((obj, kw)))

@@ -467,6 +467,33 @@ def language_bars(a: Analysis) -> list[Item]:
     return out
 
 
+def seed_points(a: Analysis, target: str) -> pd.DataFrame:
+    """One row per (family, model, run, seed) of ``target``'s primary metric: the cross-language mean of that
+    seed over the run's languages (the quantity every gain averages over seeds). From the analysed results,
+    so seeds that failed to learn (``Analysis.failed``) are not among them."""
+    metric = primary_metric(target)
+    s = a.res.scores[(a.res.scores["target"] == target) & (a.res.scores["metric"] == metric)]
+    return s.groupby(["family", "model", "intermediate", "seed"], as_index=False)["score"].mean()
+
+
+def seed_spread(a: Analysis) -> list[Item]:
+    """Per target, every seed of every run (:func:`figures.seed_spread`), and a note naming the run seeds
+    left out as failures, which the figure does not show."""
+    out: list[Item] = []
+    for target in a.targets:
+        pts = seed_points(a, target)
+        if pts.empty or pts["seed"].nunique() < 2:
+            continue
+        out.append(figures.seed_spread(pts, title=f"{target.upper()}: {primary_metric(target)} of each seed "
+                                                  "(cross-language mean), by model and intermediate task"))
+        gone = a.failed[a.failed["target"] == target] if a.failed is not None and not a.failed.empty else None
+        if gone is not None and len(gone):
+            out.append(HTML("<p>Not shown, left out as failures to learn (methods: floors): "
+                            + "; ".join(f"{r.model} + {r.intermediate}, seed {r.seed} (English {r.en:.1f})"
+                                        for r in gone.itertuples()) + ".</p>"))
+    return out
+
+
 def summary_tables(a: Analysis) -> list[Item]:
     """One formatted summary table per target and metric (see format_summary for the columns)."""
     out: list[Item] = []
@@ -495,7 +522,7 @@ def show_all(items: list[Item]) -> None:
 
 # The sections that draw figures, in the results page's reading order: the tests check that the page (the analysis
 # notebook) shows each of their figures (by title), so a section that draws one more needs no test edited.
-FIGURE_SECTIONS = (gain_heatmaps, gain_vs_size, gap_vs_size, gain_vs_difficulty, language_bars)
+FIGURE_SECTIONS = (gain_heatmaps, gain_vs_size, gap_vs_size, gain_vs_difficulty, language_bars, seed_spread)
 
 
 def figure_titles(a: Analysis) -> list[str]:

@@ -311,6 +311,43 @@ def language_bars(scores: pd.DataFrame, *, by: str = "model", score: str = "scor
     return fig
 
 
+def seed_spread(points: pd.DataFrame, *, model: str = "model", run: str = "intermediate", seed: str = "seed",
+                value: str = "score", title: str | None = None, y_title: str = "cross-language mean") -> go.Figure:
+    """Each seed of each run as a point: one panel per model, runs along x (the baseline first), so a run
+    whose seeds scatter (one seed far under the others) shows at a glance, beside runs whose seeds agree.
+    The pooled seed variance behind the book's intervals assumes a model's runs scatter alike; this is
+    the figure that shows whether they do.
+
+    Input: one row per (model, run, seed) with ``value`` (e.g. the cross-language mean of one target's
+    primary metric over that seed's languages). A short horizontal bar marks each run's mean over seeds."""
+    _check_columns(points, [model, run, seed, value], "seed_spread")
+    models = model_order(points, model=model) if "family" in points.columns else sorted(points[model].unique())
+    fig = make_subplots(rows=1, cols=len(models), shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=[str(m) for m in models])
+    seeds = sorted(points[seed].unique())
+    for c, m in enumerate(models, start=1):
+        sub = points[points[model] == m]
+        runs = sorted(sub[run].unique(), key=lambda r: (r != NONE_TASK, str(r)))
+        for k, sd in enumerate(seeds):
+            p = sub[sub[seed] == sd].set_index(run).reindex(runs).dropna(subset=[value])
+            fig.add_trace(go.Scatter(
+                x=p.index.astype(str), y=p[value], mode="markers", name=f"seed {sd}", legendgroup=f"seed {sd}",
+                showlegend=c == 1, marker=dict(color=PALETTE[k % len(PALETTE)], size=9, symbol="circle-open",
+                                               line=dict(width=2)),
+                hovertemplate=f"{m} · %{{x}} · seed {sd}: %{{y:.2f}}<extra></extra>"), row=1, col=c)
+        means = sub.groupby(run)[value].mean().reindex(runs)
+        fig.add_trace(go.Scatter(x=[str(r) for r in runs], y=means, mode="markers", name="mean over seeds",
+                                 legendgroup="mean", showlegend=c == 1,
+                                 marker=dict(symbol="line-ew", size=22, line=dict(width=2, color="#444")),
+                                 hovertemplate=f"{m} · %{{x}}: mean %{{y:.2f}}<extra></extra>"), row=1, col=c)
+        # the order of the runs, not of first appearance (a seed left out of one run would reorder them)
+        fig.update_xaxes(categoryorder="array", categoryarray=[str(r) for r in runs], row=1, col=c)
+    _style(fig, title or "Each seed of each run", height=420)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    fig.update_xaxes(tickangle=-30)
+    return fig
+
+
 def loss_curve(log_history: Sequence[dict], *, title: str = "Training loss") -> go.Figure:
     """Training loss against optimizer step, from a Trainer's ``log_history`` (entries with ``loss``)."""
     pts = [(h["step"], float(h["loss"])) for h in log_history if "loss" in h and "step" in h]

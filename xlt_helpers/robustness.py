@@ -1142,15 +1142,23 @@ def gain_coefficients(treated: object, baseline: object, langs: Sequence[str],
     return {treated: dict(w), baseline: {lang: -x for lang, x in w.items()}}
 
 
+def _half_width_terms(c: Mapping[str, float], n_langs: int) -> tuple[float, float, float]:
+    """The three terms of a cross-language-mean gain's variance (both arms), the one place its formula lives:
+    V(n, S) = run_example / n + (resid / n + seed) / S with n examples per language and S seeds per arm;
+    run_example = 2 var_run_example / L (seeds do not shrink it), resid = 2 var_resid / L, seed =
+    2 (var_seed + var_seed_lang / L) (more examples do not shrink it)."""
+    return (2 * c["var_run_example"] / n_langs, 2 * c["var_resid"] / n_langs,
+            2 * (c["var_seed"] + c["var_seed_lang"] / n_langs))
+
+
 def half_width_for_examples(n_examples: float | np.ndarray, components: Mapping[str, float], n_langs: int,
                             n_seeds: int, level: float = 0.95) -> float | np.ndarray:
     """Predicted half-width of a cross-language-mean gain with ``n_examples`` per language, from measured
     variance components: V = [2 var_run_example + 2 var_resid / S] / (n L) + 2 (var_seed + var_seed_lang / L) / S
-    (both arms, S seeds each); z quantile (df is large at these sizes)."""
-    c = components
-    per_example = 2 * c["var_run_example"] + 2 * c["var_resid"] / n_seeds
-    v = per_example / (np.asarray(n_examples, float) * n_langs) + 2 * (c["var_seed"] + c["var_seed_lang"] / n_langs) / n_seeds
-    out = NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(v)
+    (both arms, S seeds each; :func:`_half_width_terms`); z quantile (df is large at these sizes)."""
+    run_example, resid, seed = _half_width_terms(components, n_langs)
+    n = np.asarray(n_examples, float)
+    out = NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(run_example / n + (resid / n + seed) / n_seeds)
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -1158,13 +1166,11 @@ def examples_for_half_width(target: float, components: Mapping[str, float], n_la
                             level: float = 0.95) -> float:
     """Evaluation examples per language at which :func:`half_width_for_examples` reaches ``target``; inf
     when the seed term alone is wider (then more seeds, not more examples, are needed)."""
-    c = components
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    room = (target / z) ** 2 - 2 * (c["var_seed"] + c["var_seed_lang"] / n_langs) / n_seeds
+    run_example, resid, seed = _half_width_terms(components, n_langs)
+    room = (target / NormalDist().inv_cdf(0.5 + level / 2)) ** 2 - seed / n_seeds
     if room <= 0:
         return float("inf")
-    return float((2 * c["var_run_example"] + 2 * c["var_resid"] / n_seeds) / (n_langs * room))
-
+    return float((run_example + resid / n_seeds) / room)
 
 
 def seeds_for_half_width(target: float, components: Mapping[str, float], n_langs: int, n_examples: float,
@@ -1172,23 +1178,21 @@ def seeds_for_half_width(target: float, components: Mapping[str, float], n_langs
     """The fewest seeds per arm at which :func:`half_width_for_examples` reaches ``target`` with
     ``n_examples`` per language; inf when the run-by-example term alone (which seeds do not shrink) is
     wider. With the z quantile it is a lower bound: at few seeds the t quantile of the real interval is
-    larger. V(S) = A + B / S, A = 2 var_run_example / (n L), B = 2 var_resid / (n L) + 2 (var_seed +
-    var_seed_lang / L), so S = ceil(B / ((target / z)^2 - A))."""
-    c = components
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    per = float(n_examples) * n_langs
-    room = (target / z) ** 2 - 2 * c["var_run_example"] / per
+    larger. From V(S) = A + B / S (:func:`_half_width_terms`), S = ceil(B / ((target / z)^2 - A))."""
+    run_example, resid, seed = _half_width_terms(components, n_langs)
+    n = float(n_examples)
+    room = (target / NormalDist().inv_cdf(0.5 + level / 2)) ** 2 - run_example / n
     if room <= 0:
         return float("inf")
-    return float(max(1, math.ceil(round((2 * c["var_resid"] / per + 2 * (c["var_seed"] + c["var_seed_lang"] / n_langs))
-                                        / room, 9))))
+    return float(max(1, math.ceil(round((resid / n + seed) / room, 9))))
 
 
 def bartlett(n: Sequence[int], variances: Sequence[float]) -> dict[str, float]:
     """Bartlett's test that groups share one variance (here: a model's runs, each over its seeds), from each
     group's size ``n`` and sample variance. T = [(N - k) ln s_p^2 - sum (n_i - 1) ln s_i^2] / C with
-    C = 1 + (sum 1/(n_i - 1) - 1/(N - k)) / (3 (k - 1)), against chi^2 on k - 1 df (:func:`chi2_sf`). Why: the book pools the seed variance over a model's runs, which assumes the runs vary
-    over seeds alike; this says when they visibly do not. Groups with fewer than 2 seeds carry no variance
+    C = 1 + (sum 1/(n_i - 1) - 1/(N - k)) / (3 (k - 1)), against chi^2 on k - 1 df (:func:`chi2_sf`).
+    Why: the book pools the seed variance over a model's runs, which assumes the runs vary over seeds
+    alike; this says when they visibly do not. Groups with fewer than 2 seeds carry no variance
     and are left out; a zero variance makes T infinite (p 0). NaN with fewer than two groups."""
     pairs = [(int(k), float(v)) for k, v in zip(n, variances) if k >= 2 and np.isfinite(v)]
     if len(pairs) < 2:

@@ -152,6 +152,7 @@ def brief_statements(a: Analysis) -> list[str]:
     interval), everything else is counted, so a reader sees at once how much of the page is signal.
     Built from the same contrasts and correlations as the detailed statements."""
     central, out = central_statements(a), []
+    decisive = decisiveness(a)          # read by two bullets: computed once
     gains = pd.concat([_primary(a, t)[1] for t in a.targets]) if a.targets else pd.DataFrame()
     gains = gains[gains["intermediate"] != NONE_TASK].dropna(subset=["gain_avg_lo"]) if not gains.empty else gains
     if not gains.empty:
@@ -163,6 +164,7 @@ def brief_statements(a: Analysis) -> list[str]:
                    f"× target), {n_pos} are significantly positive and {n_neg} significantly negative"
                    + (f": {named}." if named else "."))
         out += below_floor_statements(a.failed)
+        out += seed_stability_brief(a, decisive)
     for kind, contrasts in (("size", size_contrasts(a)), ("family", family_contrasts(a))):
         done = [c for c in contrasts if c.result is not None]
         if not done:
@@ -188,8 +190,36 @@ def brief_statements(a: Analysis) -> list[str]:
         out.append(f"- **Gain vs {label}:** {len(with_ci)} of {len(corr)} model × target correlations have the "
                    f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; {len(sig)} exclude 0"
                    + (f" ({named})." if named else "."))
-    return central + (out + decisiveness_brief(a) if out else
+    return central + (out + decisiveness_brief(a, decisive) if out else
                       ["- No results with per-example scores yet: no gains or contrasts with intervals to summarise."])
+
+
+def seed_stability_brief(a: Analysis, d: pd.DataFrame | None = None) -> list[str]:
+    """One bullet naming each model × target whose runs visibly differ in spread over seeds (Bartlett's
+    p < 0.05, :func:`analysis.decisiveness`, or its table ``d`` when the caller has it): robustness to the
+    seed is part of robustness, and an intermediate task that makes the target phase unstable is a finding
+    the gains' means do not show."""
+    d = decisiveness(a) if d is None else d
+    if d.empty:
+        return []
+    parts = []
+    for r in d[d["seed_homogeneity_p"] < 0.05].itertuples():
+        sds = dict(r.seed_sd_by_run)
+        base = sds.pop(NONE_TASK, None)
+        after = _sd_list(sorted(sds.items(), key=lambda kv: -kv[1]))
+        parts.append(f"`{r.model}` on {r.target.upper()} (Bartlett's test p = {r.seed_homogeneity_p:.3f}): SD over "
+                     "seeds of the cross-language mean "
+                     + (f"{base:.1f} without an intermediate task, " if base is not None else "")
+                     + f"after each task {after}")
+    if not parts:
+        return []
+    return ["- **Seed stability:** runs of one model that vary unlike over seeds: " + "; ".join(parts)
+            + ". The intervals pool each model's seed variance over its runs (see the results page's seed figure)."]
+
+
+def _sd_list(items) -> str:
+    """``task sd`` pairs, in the order given, as the seed-stability sentences print them."""
+    return ", ".join(f"{task} {sd:.1f}" for task, sd in items)
 
 
 def _examples(v: float) -> str:
@@ -206,9 +236,10 @@ def _half_widths_by_target(a: Analysis, d: pd.DataFrame):
             g["target_half_width"].iloc[0], g
 
 
-def decisiveness_brief(a: Analysis) -> list[str]:
-    """One bullet: per target, the median half-width of its gains' intervals against issue 16's target."""
-    d = decisiveness(a)
+def decisiveness_brief(a: Analysis, d: pd.DataFrame | None = None) -> list[str]:
+    """One bullet: per target, the median half-width of its gains' intervals against issue 16's target
+    (``d``: :func:`analysis.decisiveness`'s table when the caller has it)."""
+    d = decisiveness(a) if d is None else d
     if d.empty:
         return []
     parts = []
@@ -257,7 +288,7 @@ def _seed_spread(r) -> str:
     seed variance averages away: the least steady runs' intervals are then too narrow, the steadiest too wide."""
     if not (r.seed_homogeneity_p < 0.05):
         return ""
-    sds = ", ".join(f"{task} {sd:.1f}" for task, sd in sorted(r.seed_sd_by_run.items(), key=lambda kv: kv[1]))
+    sds = _sd_list(sorted(r.seed_sd_by_run.items(), key=lambda kv: kv[1]))
     return (f" Its runs do not vary alike over seeds (Bartlett's test p = {r.seed_homogeneity_p:.3f}; SD over "
             f"seeds of the cross-language mean by run: {sds}): the pooled seed variance behind these intervals "
             "averages them, so the least steady runs' intervals are narrower, and the steadiest runs' wider, "
@@ -585,6 +616,7 @@ def full_scale_statements(fs: FullScale, reference: pd.DataFrame | None = None) 
                        "with X-STILTs (SQuAD, HellaSwag, CommonsenseQA, ...), so there is nothing to compare.")
         else:
             agree = reference_agreement(comp)
+            n_sig = int(agree["n_reference_significant"].sum())
             ranked = agree.dropna(subset=["spearman"])
             rank_txt = ("; rank: " + ", ".join(f"`{r.model}` on {r.target.upper()} ρ = {r.spearman:+.2f} over "
                                                 f"{r.n_tasks} tasks" for r in ranked.itertuples())
@@ -592,7 +624,7 @@ def full_scale_statements(fs: FullScale, reference: pd.DataFrame | None = None) 
             out.append(f"- **Full scale vs the reference study** on the tasks both ran "
                        f"({', '.join(sorted(comp['task'].unique()))}): the gain has the same sign in "
                        f"{int(comp['same_sign'].sum())} of {len(comp)} model × target × task cells "
-                       f"({int(agree['n_reference_significant'].sum())} of the reference gains have an interval "
+                       f"({n_sig} of these reference gains {'has' if n_sig == 1 else 'have'} an interval "
                        f"excluding 0){rank_txt}. With at most {int(agree['n_tasks'].max())} shared tasks per model, "
                        "this is a check of direction, not evidence of agreement.")
     return out

@@ -141,8 +141,9 @@ def test_v_information_statements_need_recorded_bits(tmp_path, synthetic_results
 
 
 def test_brief_names_exactly_the_significant_findings_and_counts_the_rest(tmp_path, synthetic_results):
-    # enough examples that the planted gains (sst2 +4, udpos -3 points) clear their intervals
-    res = load_results(synthetic_results(tmp_path / "r", n_examples=400, with_runs=False))
+    # enough examples and seeds that the planted gains (sst2 +4, udpos -3 points) clear their intervals: a run's
+    # own seed variance is measured on the run x seed interaction, (R - 1)(S - 1) df, 2 at 3 runs x 2 seeds
+    res = load_results(synthetic_results(tmp_path / "r", n_examples=400, seeds=(0, 1, 2), with_runs=False))
     a = analysis.analyse(res, n_boot=200)
     brief = statements.brief_statements(a)
     assert [line.split(":**")[0] for line in brief] == [

@@ -566,6 +566,10 @@ class SeedVariance:
     # the part of var_seed common to every run of the model at one seed (the shared target-phase seed):
     # it cancels in a contrast whose weights within the model sum to 0 (a gain, a change of gains)
     var_seed_shared: float = 0.0
+    # a run's own seed variance measured directly (run x seed interaction) and its df; used where the shared
+    # part cancels (df_own 0: not measured, var_seed - var_seed_shared instead)
+    var_seed_own: float = np.nan
+    df_own: float = 0.0
 
 
 def _ms_two_way(x: np.ndarray) -> tuple[float, float, float]:
@@ -604,11 +608,12 @@ def _shared_seed(runs: Mapping[object, Mapping[str, np.ndarray]],
 
     best = max((g for g in groups.values() if len(g) >= 2), key=lambda g: (len(g), n_seeds(g)), default=None)
     if best is None:
-        return np.nan, 0.0
+        return np.nan, 0.0, np.nan, 0.0
     langs = sorted(set.intersection(*(set(runs[r]) for r in best)))
     table = np.stack([np.mean([np.asarray(runs[r][lang], float).mean(1) for lang in langs], axis=0) for r in best])
     _ms_runs, ms_seed, ms_int = _ms_two_way(table)
-    return max((ms_seed - ms_int) / table.shape[0], 0.0), float(table.shape[1] - 1)
+    r, n = table.shape
+    return max((ms_seed - ms_int) / r, 0.0), float(n - 1), float(ms_int), float((r - 1) * (n - 1))
 
 
 def components_of_runs(runs: Mapping[object, Mapping[str, np.ndarray]],
@@ -696,7 +701,13 @@ def components_of_runs(runs: Mapping[object, Mapping[str, np.ndarray]],
     out.update(n_langs=L, n_runs=len(runs), n_examples=int(np.median([next(iter(a.values())).shape[1]
                                                                         for a in runs.values()])),
                n_seeds=int(max(next(iter(a.values())).shape[0] for a in runs.values())), df_seed=seed_df)
-    out["var_seed_shared"], out["df_seed_shared"] = _shared_seed(runs, seeds)
+    out["var_seed_shared"], out["df_seed_shared"], ms_int, df_int = _shared_seed(runs, seeds)
+    # a run's own seed variance measured directly: the run x seed interaction less the noise a per-seed
+    # cross-language mean carries, on (R - 1)(S - 1) df -- not var_seed - var_seed_shared, whose second
+    # term rests on S - 1 df only (2 at three seeds) and would be subtracted as if known
+    noise = out["noise_seed_mean"]
+    out["var_seed_own"] = max(ms_int - (noise if np.isfinite(noise) else 0.0), 0.0) if df_int else np.nan
+    out["df_seed_own"] = df_int
     return out
 
 
@@ -780,8 +791,11 @@ def seed_variance(c: Mapping[str, float], source: str) -> SeedVariance:
     """The :class:`SeedVariance` of one model's components (a :func:`components_of_runs` result)."""
     shared = c.get("var_seed_shared", 0.0)
     shared = 0.0 if shared is None or not np.isfinite(shared) else min(max(float(shared), 0.0), float(c["var_seed"]))
+    own, df_own = c.get("var_seed_own", np.nan), c.get("df_seed_own", 0.0)
+    measured = own is not None and np.isfinite(own) and df_own is not None and df_own > 0
     return SeedVariance(float(c["var_seed"]), float(c["var_seed_lang"]), float(c["df_seed"]), source,
-                        float(c["noise_seed_mean"]), float(c["df_seed"] * max(c["n_langs"] - 1, 1)), shared)
+                        float(c["noise_seed_mean"]), float(c["df_seed"] * max(c["n_langs"] - 1, 1)), shared,
+                        float(own) if measured else np.nan, float(df_own) if measured else 0.0)
 
 
 def borrowed_seed_variance(pool: pd.DataFrame, source: str) -> SeedVariance:
@@ -798,9 +812,13 @@ def borrowed_seed_variance(pool: pd.DataFrame, source: str) -> SeedVariance:
         return float((pool[col].fillna(0.0) * w).sum() / w.sum()) if col in pool else 0.0
 
     var_seed = avg("var_seed")
+    own = pool[pool["df_seed_own"].fillna(0) > 0] if "df_seed_own" in pool else pool.iloc[:0]
+    w_own = own["df_seed_own"] if len(own) else None
     return SeedVariance(var_seed, avg("var_seed_lang"), float(w.sum()), source, avg("noise_seed_mean"),
                         float((w * (pool["n_langs"] - 1).clip(lower=1)).sum()),
-                        min(max(avg("var_seed_shared"), 0.0), var_seed))
+                        min(max(avg("var_seed_shared"), 0.0), var_seed),
+                        float((own["var_seed_own"] * w_own).sum() / w_own.sum()) if len(own) else np.nan,
+                        float(w_own.sum()) if len(own) else 0.0)
 
 
 def seed_variances(components: pd.DataFrame) -> dict[tuple, SeedVariance]:
@@ -963,17 +981,22 @@ def linear_contrast(cells: Mapping[object, Mapping[str, np.ndarray]], coef: Mapp
     for sv, rs in runs_of.items():
         seeds = {s for _, s, _ in rs}
         shared = sv.var_seed_shared if len(seeds) == 1 else 0.0
-        own = sv.var_seed - shared
-        v_u = sum(a ** 2 * own / s for a, s, _ in rs) + (sum(a for a, _, _ in rs) ** 2 * shared / rs[0][1])
+        k_own = sum(a ** 2 / s for a, s, _ in rs)
+        cancels = len(seeds) == 1 and abs(sum(a for a, _, _ in rs)) < 1e-9 * max(1.0, k_own)
+        if cancels and sv.df_own > 0:     # only the runs' own parts: measured directly, on their own df
+            v_u, df_u = k_own * sv.var_seed_own, sv.df_own
+        else:
+            own = sv.var_seed - shared
+            v_u, df_u = k_own * own + (sum(a for a, _, _ in rs) ** 2 * shared / rs[0][1]), sv.df
         by_source[sv] = np.array([v_u, sum(a ** 2 * sv.noise / s for a, s, _ in rs),
-                                  sum(q * sv.var_seed_lang / s for _, s, q in rs)])
+                                  sum(q * sv.var_seed_lang / s for _, s, q in rs), df_u])
     v_seed = float(sum(v[0] + v[2] for v in by_source.values()))
     var = v_ex + v_seed
     den = v_ex ** 2 / df_ex
-    for sv, (v_u, n_u, v_v) in by_source.items():
+    for sv, (v_u, n_u, v_v, df_u) in by_source.items():
         n_u = min(n_u, v_ex)   # the noise this contrast carries is what its own example spread shows, at most
-        if np.isfinite(sv.df) and sv.df > 0:
-            den += (v_u + n_u) ** 2 / sv.df if v_u > 0 or n_u > 0 else 0.0
+        if np.isfinite(df_u) and df_u > 0:
+            den += (v_u + n_u) ** 2 / df_u if v_u > 0 or n_u > 0 else 0.0
         if np.isfinite(sv.df_lang) and sv.df_lang > 0:
             den += v_v ** 2 / sv.df_lang
     df = var ** 2 / den if den > 0 else np.inf

@@ -264,7 +264,7 @@ def test_runs_below_floor_names_collapsed_intermediate_seeds_and_their_pull_on_t
 def test_results_floors_come_from_the_profile_that_wrote_the_results():
     from types import SimpleNamespace
 
-    assert analysis.results_floors(SimpleNamespace(meta={"profile": "cpu-next"})) == {"xnli": 55, "mlqa": 35}
+    assert analysis.results_floors(SimpleNamespace(meta={"profile": "cpu"})) == {"xnli": 55, "mlqa": 35}
     assert analysis.results_floors(SimpleNamespace(meta={"profile": "no-such-profile"})) == {}
     assert analysis.results_floors(SimpleNamespace(meta=None)) == {}
 

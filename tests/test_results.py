@@ -104,30 +104,11 @@ def test_committed_per_example_values_average_to_the_scores():
 
     results = repo_root() / "results"
     checked = _check_per_example_means(results)
-    assert checked > 1000, checked   # 98 nodes, up to 15 languages and 2 metrics each
+    assert checked >= 972, checked   # 66 phase-2 nodes: 48 XNLI x 15 languages + 18 MLQA x 7 x 2 metrics
     res = store.load_results(results)
     tidy = res.per_example.groupby(["run_id", "lang", "metric"])["value"].mean()
     scores = res.scores.set_index(["run_id", "lang", "metric"])["score"]
     assert len(tidy) == len(scores) and tidy.to_dict() == pytest.approx(scores.loc[tidy.index].to_dict(), abs=1e-9)
-
-
-def test_committed_cpu_next_nodes_belong_to_its_grid_and_verify():
-    """The decisive study (configs/cpu-next.yml) is committed as it runs, in sittings: every node in
-    results/cpu-next/ is a node of that profile's grid under the installed versions (none orphaned by a
-    profile change), its files match their DONE.json records (sizes and sha256), and its per-example
-    values average to its scores."""
-    from xlt_helpers.grid import build_grid
-    from xlt_helpers.paths import repo_root
-    from xlt_helpers.profiles import load_profile
-    from xlt_helpers.runs import verify_node
-
-    results = repo_root() / "results" / "cpu-next"
-    nodes = sorted(d.name for d in (results / "nodes").glob("*/"))
-    assert nodes, "results/cpu-next holds the study's finished nodes"
-    orphans = sorted(set(nodes) - {n.id for n in build_grid(load_profile("cpu-next"))})
-    assert orphans == [], f"{len(orphans)} committed nodes are not in the cpu-next grid, e.g. {orphans[:3]}"
-    assert {n: verify_node(results / "nodes" / n, hashes=True) for n in nodes} == dict.fromkeys(nodes)
-    assert _check_per_example_means(results) > 0
 
 
 def _check_per_example_means(results: Path) -> int:
@@ -268,7 +249,7 @@ def test_the_committed_store_verifies_byte_for_byte():
     from xlt_helpers.runs import RECORDS_KEY
     results = repo_root() / "results"
     good, bad = store.verify_store(results)
-    assert bad == [] and len(good) >= 92
+    assert bad == [] and len(good) >= 105
     assert all(RECORDS_KEY in json.loads((results / "nodes" / rid / DONE_FILE).read_text()) for rid in good)
 
 

@@ -1063,7 +1063,7 @@ def paired_seed_spread(contrasts: Sequence[tuple[Mapping, Mapping]], source: str
     smaller one (it has no intermediate phase), rho is below 1/2 and this df errs low: the safe side.
     The alternative, the run x seed interaction of all the model's runs (K (S - 1) independent df), assumes
     two intermediate-task runs differ seed to seed as much as a run and its baseline do. The data say
-    otherwise (e5-L6 XNLI, cpu-next: the gains' per-seed values vary by 1.0 squared points, two runs of the
+    otherwise (e5-L6 XNLI, cpu: the gains' per-seed values vary by 1.0 squared points, two runs of the
     model by 1.7 on average), so the spread of the gains themselves is used."""
     done = []
     for cells, coef in contrasts:

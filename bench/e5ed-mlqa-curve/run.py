@@ -21,7 +21,7 @@ from xlt_helpers.pipeline import run_target
 HERE = Path(__file__).resolve().parent
 SIZES = [int(a) for a in sys.argv[1:]] or [1000, 4000]
 STUDY = dict(epochs=1, batch_size=16, max_length=256, doc_stride=128, warmup_ratio=0.1, precision="bf16",
-             eval_precision="bf16", trim_vocab=True)     # configs/cpu-next.yml's target.mlqa settings
+             eval_precision="bf16", trim_vocab=True)     # configs/cpu.yml's target.mlqa settings
 
 out_file = HERE / "curve.json"
 curve = json.loads(out_file.read_text()) if out_file.is_file() else {"cpu": cpu_model_name(),

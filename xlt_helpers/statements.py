@@ -57,7 +57,7 @@ def _correlation_lines(corr: pd.DataFrame) -> list[str]:
     out = []
     for _, r in corr.iterrows():
         n = int(r["n"])
-        head = f"- `{r['model']}` on {r['target'].upper()} ({r['metric']}), {n} task{'' if n == 1 else 's'}"
+        head = f"- `{r['model']}` on {r['target'].upper()} ({r['metric']}), {_count(n, 'task')}"
         if pd.isna(r["spearman_rho"]):
             out.append(f"{head}: a correlation needs at least {robustness.MIN_POINTS_FOR_CORRELATION}.")
         elif pd.isna(r["spearman_rho_lo"]):

@@ -53,6 +53,13 @@ def test_sections_and_statements(tmp_path, synthetic_results):
     (line,) = statements.near_chance_statements(a_one)
     assert "`e5-L3` on XNLI" in line and "seed 0 34.0" in line and "80.0" in line and "failed to learn" in line
 
+    # a family with one size says so in the words of the brief ("one size"), not as work in progress
+    no_l6 = res.scores[res.scores["model"] != "e5ed-L6"]
+    a_one_size = analysis.analyse(Results(res.dir, no_l6, res.per_example, res.intermediate, res.meta, ()), n_boot=20)
+    lines = statements.size_statements(a_one_size)
+    assert [s for s in lines if "encoder-decoder" in s] == [
+        f"- {t}, encoder-decoder: one size (`e5ed-L3`) has results, so no size contrast." for t in ("XNLI", "MLQA")]
+
 
 def test_decisiveness_names_runs_whose_seed_spread_differs(tmp_path, synthetic_results):
     """The pooled seed variance assumes a model's runs vary alike over seeds. e5-L3's XNLI runs are made

@@ -392,7 +392,7 @@ def size_statements(a: Analysis) -> list[str]:
     out: list[str] = []
     for target, metric, family, _f, small, large in _size_pairs(a):
         if large is None:
-            out.append(f"- {target.upper()}, {family}: only `{small}` has results so far; no size contrast yet.")
+            out.append(f"- {target.upper()}, {family}: one size (`{small}`) has results, so no size contrast.")
             continue
         c = next(contrasts)
         out.append(_contrast_text(c, f"{target.upper()} ({metric}), {family}, {c.models}"))

@@ -60,6 +60,8 @@ SYNTH_TARGETS = {"xnli": (("accuracy",), ("en", "de", "sw")), "mlqa": (("f1", "e
 
 def write_synthetic_results(root: Path, *, n_examples: int = 30, seeds=(0, 1), with_runs: bool = True) -> Path:
     """Write a small, clearly synthetic results/ folder in the study's tidy format; return it."""
+    from xlt_helpers.results import per_example_wide
+
     rng = np.random.default_rng(1234)
     root.mkdir(parents=True, exist_ok=True)
     scores, per_example, inter = [], [], []
@@ -87,7 +89,7 @@ def write_synthetic_results(root: Path, *, n_examples: int = 30, seeds=(0, 1), w
                             per_example += [{"run_id": run_id, "lang": lang, "example_id": f"{target}-{lang}-{i:03d}",
                                              "metric": metric, "value": float(v)} for i, v in enumerate(values)]
     pd.DataFrame(scores).to_csv(root / "scores.csv", index=False)
-    pd.DataFrame(per_example).to_csv(root / "per_example.csv.gz", index=False)
+    per_example_wide(pd.DataFrame(per_example)).to_csv(root / "per_example.csv.gz", index=False)
     pd.DataFrame(inter).to_csv(root / "intermediate.csv", index=False)
     (root / "meta.json").write_text(json.dumps({
         "profile": "synthetic-test", "device": "none (synthetic numbers written by tests/conftest.py)",

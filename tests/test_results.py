@@ -45,7 +45,9 @@ def test_export_tables_restore_roundtrip(runs, tmp_path):
     scores = pd.read_csv(res / "scores.csv")
     assert counts["scores"] == len(scores) == 2 * 3  # 2 target runs x 3 languages x accuracy
     assert set(scores["intermediate"]) == {"none", "sst2"} and (scores["size"] > 0).all()
-    pe = pd.read_csv(res / "per_example.csv.gz")
+    wide = pd.read_csv(res / "per_example.csv.gz")    # written wide: a row per example, a column per run
+    assert list(wide.columns) == ["lang", "example_id", "metric", "p2-none", "p2-sst2"] and len(wide) == 3 * 6
+    pe = store.per_example_long(wide, res / "per_example.csv.gz")
     assert len(pe) == 2 * 3 * 6 and set(pe["value"]) <= {0.0, 100.0}, "accuracy per example: 0 or 100 points"
     # the corpus score equals the mean of the per-example values: one scale
     for (rid, lang), g in pe.groupby(["run_id", "lang"]):
@@ -260,10 +262,43 @@ def test_load_results_joins_run_keys_and_rejects_foreign_runs(tmp_path, syntheti
     assert {"family", "model", "intermediate", "target", "seed"} <= set(res.per_example.columns)
     assert res.per_example["model"].notna().all() and res.runs == ()
     pe = pd.read_csv(results / "per_example.csv.gz")
-    pe.loc[0, "run_id"] = "p2-ghost-run"
+    pe = pe.rename(columns={pe.columns[3]: "p2-ghost-run"})
     pe.to_csv(results / "per_example.csv.gz", index=False)
     with pytest.raises(ValueError, match="p2-ghost-run"):
         store.load_results(results)
+
+
+def test_per_example_is_written_wide_and_read_back_long_unchanged(tmp_path):
+    """Two runs share three keys; run b lacks de/2. Wide: 3 rows x (3 keys + 2 runs), b's missing cell empty;
+    long again: the same 5 rows in the same order (run by run), nothing dropped but the empty cell."""
+    long = pd.DataFrame({"run_id": ["a", "a", "a", "b", "b"], "lang": ["de", "de", "en", "de", "en"],
+                         "example_id": ["1", "2", "1", "1", "1"], "metric": "accuracy",
+                         "value": [100.0, 0.0, 100.0, 0.0, 66.66666666666667]})
+    wide = store.per_example_wide(long)
+    assert list(wide.columns) == ["lang", "example_id", "metric", "a", "b"]
+    assert wide["a"].tolist() == [100.0, 0.0, 100.0] and wide["b"].isna().tolist() == [False, True, False]
+    path = tmp_path / "per_example.csv.gz"
+    wide.to_csv(path, index=False)
+    back = store.per_example_long(pd.read_csv(path, dtype={"example_id": str}), path)
+    assert back.astype({"example_id": str}).equals(long.astype({"example_id": str})), back
+    # a file written before the wide format (one row per run and example) still reads, as it is
+    long.to_csv(path, index=False)
+    assert len(store.per_example_long(pd.read_csv(path), path)) == 5
+    # what would not survive the round trip is refused, naming the run and the key
+    with pytest.raises(store.ResultsError, match=r"run a has more than one value for \(lang=de, example_id=1"):
+        store.per_example_wide(pd.concat([long, long.iloc[:1]]), "nodes/")
+    with pytest.raises(store.ResultsError, match=r"run b has no value for \(lang=de, example_id=1.*1 such rows"):
+        store.per_example_wide(long.assign(value=[1.0, 1.0, 1.0, None, 1.0]))
+    with pytest.raises(store.ResultsError, match=r"run column\(s\) \['b'\] hold non-numbers"):
+        store.per_example_long(wide.assign(b="x"), path)
+
+
+def test_committed_tables_stay_small():
+    """The tables are rewritten at every node commit: each stays under 5 MB (the wide per_example.csv.gz of the
+    105-node study is 0.6 MB; long, it was 7.5 MB), so the repository does not grow by megabytes a node."""
+    from xlt_helpers.paths import repo_root
+    sizes = {p.name: p.stat().st_size for p in (repo_root() / "results").glob("*.*")}
+    assert "per_example.csv.gz" in sizes and max(sizes.values()) < 5_000_000, sizes
 
 
 def test_load_results_missing_and_malformed(tmp_path):

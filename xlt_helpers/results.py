@@ -10,7 +10,7 @@ and the tidy tables made from them (:func:`write_tables` writes them, :func:`loa
 reads them back for the book's pages; :mod:`xlt_helpers.robustness` takes them from there):
 
     results/scores.csv            one row per (target run, language, metric)
-    results/per_example.csv.gz    one row per (target run, language, example, metric)
+    results/per_example.csv.gz    one row per (language, example, metric), one column per target run
     results/intermediate.csv      one row per phase-1 run: English dev score, chance, V-information
     results/meta.json             device, versions, wall times, node counts
 
@@ -50,6 +50,10 @@ PREDICTIONS = "predictions.jsonl.gz"
 SCORES_FILE_COLUMNS: tuple[str, ...] = ("run_id", "family", "model", "size", "intermediate", "target", "seed",
                                         "lang", "metric", "score", "n")
 PER_EXAMPLE_FILE_COLUMNS: tuple[str, ...] = ("run_id", "lang", "example_id", "metric", "value")
+# per_example.csv.gz is written wide: these key columns, then one column per target run (an empty cell: the run
+# did not evaluate that example). Long, the 40-character example ids repeat on every run's row (6.8 MB for the
+# 105-node study, rewritten at every node commit); wide, every run shares them (0.6 MB).
+PER_EXAMPLE_KEYS: tuple[str, ...] = ("lang", "example_id", "metric")
 # the scores columns that describe a run; load_results joins them onto every per-example row
 RUN_COLUMNS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "seed")
 KEPT = (NODE_FILE, DONE_FILE, METRICS_FILE, PREDICTIONS)
@@ -244,11 +248,59 @@ def write_tables(results: Path, profile: str | None = None, ids: Iterable[str] |
     if t["scores"].empty:
         return counts
     _write(results / "scores.csv", t["scores"].to_csv(index=False).encode())
-    _write(results / "per_example.csv.gz", gzip.compress(t["per_example"].to_csv(index=False).encode(), mtime=0))
+    wide = per_example_wide(t["per_example"], results / "nodes")
+    _write(results / "per_example.csv.gz", gzip.compress(wide.to_csv(index=False).encode(), mtime=0))
     if not t["intermediate"].empty:
         _write(results / "intermediate.csv", t["intermediate"].to_csv(index=False).encode())
     _write(results / "meta.json", (json.dumps(meta(results, profile, ids), indent=2, sort_keys=True) + "\n").encode())
     return counts
+
+
+def per_example_wide(long: pd.DataFrame, source: Path | str = "the per-example rows") -> pd.DataFrame:
+    """The long per-example table (:data:`PER_EXAMPLE_FILE_COLUMNS`) as written to disk: one row per
+    :data:`PER_EXAMPLE_KEYS` in order of first appearance, one column per run in order of first appearance.
+
+    Pure and lossless (:func:`per_example_long` inverts it): a duplicated (run, key) row or a missing value
+    would not survive the round trip, so both are errors naming the run and ``source``."""
+    import pandas as pd
+    keys, cols = list(PER_EXAMPLE_KEYS), ["run_id", *PER_EXAMPLE_KEYS]
+    if long.empty:
+        return pd.DataFrame(columns=keys)
+    dup = long.duplicated(cols)
+    if dup.any():
+        r = long[dup].iloc[0]
+        raise ResultsError(f"{source}: run {r['run_id']} has more than one value for (lang={r['lang']}, "
+                           f"example_id={r['example_id']}, metric={r['metric']}). Fix: re-run that node, whose "
+                           f"{PREDICTIONS} should hold one row per example and metric")
+    missing = long["value"].isna()
+    if missing.any():
+        r = long[missing].iloc[0]
+        raise ResultsError(f"{source}: run {r['run_id']} has no value for (lang={r['lang']}, example_id="
+                           f"{r['example_id']}, metric={r['metric']}) ({int(missing.sum())} such rows). Fix: "
+                           f"re-run that node")
+    wide = long.set_index(cols)["value"].unstack("run_id")
+    wide = wide.reindex(pd.MultiIndex.from_frame(long[keys].drop_duplicates()))
+    return wide[list(dict.fromkeys(long["run_id"]))].reset_index().rename_axis(columns=None)
+
+
+def per_example_long(wide: pd.DataFrame, path: Path | str) -> pd.DataFrame:
+    """:func:`per_example_wide` undone: the long table, run by run in column order, each run's rows in the
+    file's row order, empty cells dropped. A table already long (``run_id`` column: files written before
+    the wide format) is returned as it is."""
+    if "run_id" in wide.columns:
+        _require(wide, PER_EXAMPLE_FILE_COLUMNS, Path(path))
+        return wide
+    _require(wide, PER_EXAMPLE_KEYS, Path(path))
+    runs = [c for c in wide.columns if c not in PER_EXAMPLE_KEYS]
+    bad = [c for c in runs if wide[c].dtype.kind not in "fiu"]
+    if bad:
+        raise ResultsError(f"{path}: run column(s) {bad[:3]} hold non-numbers; every column after "
+                           f"{list(PER_EXAMPLE_KEYS)} is one run's per-example values. Fix: restore it (git "
+                           f"checkout -- {path}) or rewrite it from the nodes beside it with "
+                           f"xlt_helpers.results.write_tables")
+    long = wide.melt(id_vars=list(PER_EXAMPLE_KEYS), value_vars=runs, var_name="run_id", value_name="value")
+    long = long.dropna(subset=["value"]).astype({"value": "float64"})
+    return long[list(PER_EXAMPLE_FILE_COLUMNS)].reset_index(drop=True)
 
 
 def meta(results: Path, profile: str | None, ids: Iterable[str] | None = None) -> dict[str, Any]:
@@ -417,8 +469,7 @@ def load_results(directory: str | os.PathLike | None = None) -> Results | None:
     per_example = None
     pe_path = d / "per_example.csv.gz"
     if pe_path.is_file():
-        per_example = read_csv(pe_path)
-        _require(per_example, PER_EXAMPLE_FILE_COLUMNS, pe_path)
+        per_example = per_example_long(read_csv(pe_path), pe_path)
         keys = scores[["run_id", *RUN_COLUMNS]].drop_duplicates("run_id")
         unknown = sorted(set(per_example["run_id"]) - set(keys["run_id"]))
         if unknown:

@@ -193,6 +193,7 @@ def test_brief_without_per_example_scores_says_there_is_nothing_to_summarise(tmp
     central, *rest = statements.brief_statements(a)    # the slope and correlations need no per-example scores
     assert central.startswith("- **Size × task difficulty, the study's question:**")
     assert [line.split(":**")[0] for line in rest] == ["- **Gain vs score-based difficulty"]
+    assert statements.brief_statements(a, central=False) == rest     # the conclusion states it above, once
     nothing = analysis.analyse(Results(res.dir, res.scores, None, None, res.meta, ()), n_boot=20)
     assert statements.brief_statements(nothing) == [
         "- No results with per-example scores yet: no gains or contrasts with intervals to summarise."]

@@ -146,12 +146,13 @@ def below_floor_statements(low: pd.DataFrame | None) -> list[str]:
             "(methods: floors)."]
 
 
-def brief_statements(a: Analysis) -> list[str]:
+def brief_statements(a: Analysis, central: bool = True) -> list[str]:
     """The answer in brief, as Markdown bullets: the study's central quantity first
-    (:func:`central_statements`), then only what is significant at the 95% level is named (with its
-    interval), everything else is counted, so a reader sees at once how much of the page is signal.
+    (:func:`central_statements`; ``central=False`` leaves it to a caller that states it elsewhere, as the
+    conclusion does above the full-scale findings), then only what is significant at the 95% level is named
+    (with its interval), everything else is counted, so a reader sees at once how much of the page is signal.
     Built from the same contrasts and correlations as the detailed statements."""
-    central, out = central_statements(a), []
+    lead, out = (central_statements(a) if central else []), []
     decisive = decisiveness(a)          # read by two bullets: computed once
     gains = pd.concat([_primary(a, t)[1] for t in a.targets]) if a.targets else pd.DataFrame()
     gains = gains[gains["intermediate"] != NONE_TASK].dropna(subset=["gain_avg_lo"]) if not gains.empty else gains
@@ -190,7 +191,7 @@ def brief_statements(a: Analysis) -> list[str]:
         out.append(f"- **Gain vs {label}:** {len(with_ci)} of {len(corr)} model × target correlations have the "
                    f"{robustness.MIN_POINTS_FOR_CI} or more tasks an interval needs; {len(sig)} exclude 0"
                    + (f" ({named})." if named else "."))
-    return central + (out + decisiveness_brief(a, decisive) if out else
+    return lead + (out + decisiveness_brief(a, decisive) if out else
                       ["- No results with per-example scores yet: no gains or contrasts with intervals to summarise."])
 
 

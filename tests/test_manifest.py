@@ -110,9 +110,9 @@ def test_the_shared_data_is_what_the_committed_study_read(shared_data):
     from xlt_helpers.profiles import load_profile
 
     files = sorted({rel for n in build_grid(load_profile("cpu")) for rel in manifest.node_files(n.phase, n.params)})
-    # XNLI test-en + 15 dev; MLQA's 2 training files + 7 dev; sst2, udpos, commonsenseqa 2 each; pawsx,
-    # hellaswag 1 each (train and dev are one file, held out); squad's file is MLQA's training file
-    assert len(files) == 16 + 9 + 6 + 2
+    # XNLI test-en + 15 dev; MLQA's 2 training files + 7 dev; sst2, commonsenseqa 2 each; cosmosqa,
+    # hellaswag 1 each (train and dev are one file, split by a seeded hash); squad's file is MLQA's training file
+    assert len(files) == 16 + 9 + 6
     verify_files(shared_data, files, require_manifest=True)
     live, snap = manifest.manifest(shared_data), manifest.snapshot()
     assert {f: live[f] for f in files} == {f: snap[f] for f in files}

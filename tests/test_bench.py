@@ -383,6 +383,12 @@ def test_bf16_section_hand_worked():
     assert s.status == "met" and rows["bf16 difference within seed noise (mean over languages)"] == "yes"
     worse = bench_report.bf16_section(bench.FAST, "c", "x", {**measured, "node": _node(45.0)})   # mean 3.5 > 2
     assert worse.status == "met (speed); scores: see note" and "larger than this one seed-to-seed" in worse.notes
+    # under the cpu profile's floor (fp32 en 50 < 55) the scores say nothing: not judged, speed still reported
+    low = bench_report.bf16_section(bench.FAST, "c", "x", measured, {"xnli": 55.0})
+    assert low.status == "met (speed); scores: not judged" and "stayed under the floor (XNLI en 50.0 < floor 55)" in low.notes
+    assert dict(low.rows)["bf16 difference within seed noise (mean over languages)"] == \
+        "not judged: the fp32 node did not learn (XNLI en 50.0 < floor 55)"
+    assert bench_report.bf16_section(bench.FAST, "c", "x", measured, {"xnli": 50.0}).status == "met"  # 50 ≥ 50
     skipped = bench_report.bf16_section(bench.FAST, "c", "no native bf16", None)
     assert skipped.status == "skipped" and skipped.notes == "Skipped: no native bf16."
 
@@ -405,6 +411,18 @@ def test_evalprec_section_hand_worked():
     assert rows["int8: MLQA max |ΔF1| per language"] == "0.4 points"
     assert rows["bf16: meets all three"] == "yes" and s.status == "met" and "Passing precision(s): bf16;" in s.notes
     assert bench_report.evalprec_section(bench.FAST, "c", ("fp32", "int8"), ag, sp).status == "not met"
+    # fp32 English scores 36 (XNLI) and 12 (MLQA): under floors 55 and 35, bf16's agreement of 1 is not judged
+    fp32 = pd.DataFrame([{"target": "xnli", "precision": "fp32", "lang": "en", "n": 100, "agreement": 1.0,
+                          "delta_vs_fp32": 0.0, "score": 36.0},
+                         {"target": "mlqa", "precision": "fp32", "lang": "en", "n": 6, "agreement": 1.0,
+                          "delta_vs_fp32": 0.0, "score": 12.0}])
+    low = bench_report.evalprec_section(bench.FAST, "c", ("fp32", "bf16"), pd.concat([fp32, ag]), sp,
+                                        {"xnli": 55.0, "mlqa": 35.0})
+    assert low.status == "not judged (fixed node under the floor: XNLI en 36.0 < floor 55; MLQA en 12.0 < floor 35)"
+    assert dict(low.rows)["bf16: meets all three"].startswith("not judged: fixed node under the floor")
+    cleared = bench_report.evalprec_section(bench.FAST, "c", ("fp32", "bf16"), pd.concat([fp32, ag]), sp,
+                                            {"xnli": 30.0, "mlqa": 10.0})
+    assert cleared.status == "met"
 
 
 def test_evalcost_section_hand_worked():

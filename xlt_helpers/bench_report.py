@@ -256,8 +256,20 @@ def levers_section(cfg: BenchConfig, cmd: str, runs: dict[str, list[dict]], load
                    "Per run:")
 
 
-def bf16_section(cfg: BenchConfig, cmd: str, why: str, measured: dict[str, Any] | None) -> Section:
-    """Section 6 from :func:`bench_speed.bf16_training`'s numbers; ``measured`` None: skipped, saying ``why``."""
+def under_floor(target: str, en_score: float, floors: dict[str, float]) -> str:
+    """'' when a fixed node's fp32 English score clears its target's floor (or no floor is set), else the
+    reason its precision comparison is not judged: a node that learned nothing agrees with any copy of itself."""
+    floor = floors.get(target)
+    if floor is None or en_score >= floor:
+        return ""
+    return f"{target.upper()} en {en_score:.1f} < floor {floor:g}"
+
+
+def bf16_section(cfg: BenchConfig, cmd: str, why: str, measured: dict[str, Any] | None,
+                 floors: dict[str, float] | None = None) -> Section:
+    """Section 6 from :func:`bench_speed.bf16_training`'s numbers; ``measured`` None: skipped, saying ``why``.
+    ``floors`` (target -> English score, the cpu profile's ``study.floors``): under its floor the fixed node's
+    score comparison is "not judged"."""
     title = f"6. bf16 training ({cfg.model}, XNLI-en; fixed node {cfg.fixed_model})"
     target = f"≥ {BF16_TRAIN_SPEEDUP_TARGET:g}× fp32 tokens/s; fixed node within seed noise"
     if measured is None:
@@ -269,6 +281,7 @@ def bf16_section(cfg: BenchConfig, cmd: str, why: str, measured: dict[str, Any] 
     d_seed = (acc.loc[("fp32", 1)] - acc.loc[("fp32", 0)]).abs()
     speed = r["pooled"]["bf16"] / r["pooled"]["fp32"]
     within = bool(d_bf16.mean() <= d_seed.mean())
+    low = under_floor("xnli", float(acc.loc[("fp32", 0)]["en"]), floors or {}) if "en" in langs else ""
     status = verdict(speed, BF16_TRAIN_SPEEDUP_TARGET)
     rows = [("native bf16", why),
             (f"{cfg.matmul_n}² matmul: fp32 / bf16", f"{r['peaks']['fp32'] / 1e9:.0f} / {r['peaks']['bf16'] / 1e9:.0f} GFLOP/s "
@@ -279,7 +292,8 @@ def bf16_section(cfg: BenchConfig, cmd: str, why: str, measured: dict[str, Any] 
             (f"fixed node: |accuracy bf16 − fp32| per language, seed 0 ({', '.join(langs)})",
              ", ".join(f"{x:.1f}" for x in d_bf16) + f" (mean {d_bf16.mean():.2f})"),
             ("seed noise: |accuracy seed 1 − seed 0| at fp32", ", ".join(f"{x:.1f}" for x in d_seed) + f" (mean {d_seed.mean():.2f})"),
-            ("bf16 difference within seed noise (mean over languages)", "yes" if within else "no"),
+            ("bf16 difference within seed noise (mean over languages)",
+             f"not judged: the fp32 node did not learn ({low})" if low else "yes" if within else "no"),
             ("load average before / after the timed pair", f"{r['load'][0]} → {r['load'][1]}")]
     notes = (f"Order fp32, bf16, bf16, fp32 (A B B A), each `train_phase` on the same {cfg.steps * cfg.batch_size} "
              f"{TARGET}-en pairs, {cfg.steps} steps of {cfg.batch_size}; bf16 = `TrainingArguments(bf16=True)`: "
@@ -287,17 +301,24 @@ def bf16_section(cfg: BenchConfig, cmd: str, why: str, measured: dict[str, Any] 
              f"{cfg.fixed_model} XNLI baseline, {cfg.fixed_train_n} training pairs × {cfg.fixed_epochs:g} epoch, "
              f"batch 16, lr from models.py, {cfg.fixed_eval_n} dev pairs per language, trained at fp32 (seeds 0, 1) "
              f"and bf16 (seed 0), evaluated at fp32; accuracy in points. "
-             + ("" if within else "The bf16 difference is larger than this one seed-to-seed difference. "))
-    if not within and status == "met":
+             + (f"The fixed node stayed under the floor ({low}), so its scores cannot show a precision effect. "
+                if low else "" if within else "The bf16 difference is larger than this one seed-to-seed difference. "))
+    if low:
+        status = "met (speed); scores: not judged" if status == "met" else status
+    elif not within and status == "met":
         status = "met (speed); scores: see note"
     return Section(title, cmd, rows, target, status, notes, node, "Fixed node, accuracy per language:")
 
 
 def evalprec_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], agreement: pd.DataFrame,
-                     speed: pd.DataFrame) -> Section:
-    """Section 7 from :func:`bench_speed.eval_precisions`' tables; ``precisions[0]`` is fp32, the reference."""
+                     speed: pd.DataFrame, floors: dict[str, float] | None = None) -> Section:
+    """Section 7 from :func:`bench_speed.eval_precisions`' tables; ``precisions[0]`` is fp32, the reference.
+    A fixed node under its ``floors`` (the cpu profile's) makes the agreement criteria "not judged"."""
     ag, sp = agreement, speed
     rows, ok = [], []
+    ref = ag[(ag["precision"] == precisions[0]) & (ag["lang"] == "en")] if "score" in ag.columns else ag.iloc[:0]
+    low = "; ".join(r for r in (under_floor(t, float(g["score"].iloc[0]), floors or {})
+                                for t, g in ref.groupby("target", sort=False)) if r)
     if "threads" not in sp.columns:                    # a table from before the thread counts were measured
         sp = sp.assign(threads=0)
     thread_counts = sorted(sp["threads"].unique(), reverse=True)
@@ -320,13 +341,14 @@ def evalprec_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], ag
                          f"{_fmt(sx, '×')} / {_fmt(sq, '×')}"))
             if min(sx, sq) >= EVAL_PRECISION_SPEEDUP_TARGET:
                 fast_at.append(label)
-        good = agree >= XNLI_AGREEMENT_TARGET and dmax <= MLQA_F1_DELTA_TARGET and bool(fast_at)
+        good = agree >= XNLI_AGREEMENT_TARGET and dmax <= MLQA_F1_DELTA_TARGET and bool(fast_at) and not low
         ok.append(good)
         rows.append((f"{p}: meets all three", ("yes" + (f" (speed at {', '.join(f for f in fast_at if f)})"
-                                                        if any(fast_at) else "")) if good else "no"))
+                                                        if any(fast_at) else "")) if good else
+                     f"not judged: fixed node under the floor ({low})" if low else "no"))
         if good:
             chosen.append(p)
-    status = "met" if any(ok) else "not met"
+    status = "met" if any(ok) else f"not judged (fixed node under the floor: {low})" if low else "not met"
     target = (f"≥ {EVAL_PRECISION_SPEEDUP_TARGET:g}× over fp32, XNLI agreement ≥ {XNLI_AGREEMENT_TARGET:.0%}, "
               f"MLQA |ΔF1| ≤ {MLQA_F1_DELTA_TARGET:g} per language")
     notes = (f"Agreement: {cfg.fixed_model} baselines trained at fp32 in this run (XNLI: {cfg.fixed_train_n} pairs; "
@@ -339,7 +361,10 @@ def evalprec_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], ag
              "`make study` runs; 1 thread: one of two nodes at once, `xlt run --workers 2`). bf16 = linear layers cast to bf16 once, run under autocast "
              "(softmax/LayerNorm fp32); int8 = `torch.ao.quantization.quantize_dynamic` of every `nn.Linear`. "
              + (f"Passing precision(s): {', '.join(chosen)}; fp32 stays the default, a profile opts in with "
-                "`eval_precision`." if chosen else "No precision passes all three here."))
+                "`eval_precision`." if chosen else
+                f"Not judged: the fixed node stayed under the floor ({low}); a node that learned little agrees with "
+                "any copy of itself, so its agreement says nothing about the precision." if low else
+                "No precision passes all three here."))
     table = ag.assign(delta_vs_fp32=ag["delta_vs_fp32"].round(2), agreement=ag["agreement"].round(4))
     return Section("7. Evaluation precision (agreement and speed against fp32)", cmd, rows, target, status, notes,
                    table, "Per language (score on 0..100; agreement = share of predictions equal to fp32's):")

@@ -270,7 +270,7 @@ def build_bf16(run: BenchRun) -> list[Section]:
     r = bf16_training(run.cfg, train, texts, run.work)
     r["table"].to_csv(run.out / "bf16_training.csv", index=False)
     r["node"].to_csv(run.out / "bf16_fixed_node.csv", index=False)
-    return [bf16_section(run.cfg, run.cmd, why, r)]
+    return [bf16_section(run.cfg, run.cmd, why, r, fixed_floors())]
 
 
 def build_evalprec(run: BenchRun) -> list[Section]:
@@ -279,7 +279,14 @@ def build_evalprec(run: BenchRun) -> list[Section]:
     r = eval_precisions(run.cfg, run.work, precisions)
     r["speed"].to_csv(run.out / "eval_precision_speed.csv", index=False)
     r["agreement"].to_csv(run.out / "eval_precision_agreement.csv", index=False)
-    return [evalprec_section(run.cfg, run.cmd, precisions, r["agreement"], r["speed"])]
+    return [evalprec_section(run.cfg, run.cmd, precisions, r["agreement"], r["speed"], fixed_floors())]
+
+
+def fixed_floors() -> dict[str, float]:
+    """The English floors a fixed node must clear for its precision comparisons to count: the cpu profile's
+    ``study.floors`` (one place for them), the level every baseline the book reports clears."""
+    from .profiles import load_profile
+    return dict(load_profile("cpu").study.floors)
 
 
 def build_evalcost(run: BenchRun) -> list[Section]:

@@ -46,13 +46,15 @@ from .files import write_bytes_atomic
 from .runs import DONE_FILE, METRICS_FILE, NODE_FILE, RECORDS_KEY, file_records, verify_node
 
 PREDICTIONS = "predictions.jsonl.gz"
-# the columns of the tidy files as written (robustness.SCORE_COLUMNS / PER_EXAMPLE_COLUMNS: as analysed)
+# the columns of the tidy tables as read from their files, before load_results joins the run keys on
+# (robustness.SCORE_COLUMNS / PER_EXAMPLE_COLUMNS: as analysed); scores.csv is written in these columns
 SCORES_FILE_COLUMNS: tuple[str, ...] = ("run_id", "family", "model", "size", "intermediate", "target", "seed",
                                         "lang", "metric", "score", "n")
 PER_EXAMPLE_FILE_COLUMNS: tuple[str, ...] = ("run_id", "lang", "example_id", "metric", "value")
-# per_example.csv.gz is written wide: these key columns, then one column per target run (an empty cell: the run
-# did not evaluate that example). Long, the 40-character example ids repeat on every run's row (6.8 MB for the
-# 105-node study, rewritten at every node commit); wide, every run shares them (0.6 MB).
+# ... but per_example.csv.gz is written wide (per_example_wide / per_example_long): these key columns, then one
+# column per target run (an empty cell: the run did not evaluate that example). Long, the 40-character example
+# ids repeat on every run's row (7.5 MB for the 105-node study, rewritten at every node commit); wide, every run
+# shares them (0.57 MB).
 PER_EXAMPLE_KEYS: tuple[str, ...] = ("lang", "example_id", "metric")
 # the scores columns that describe a run; load_results joins them onto every per-example row
 RUN_COLUMNS: tuple[str, ...] = ("family", "model", "size", "intermediate", "target", "seed")

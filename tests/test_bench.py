@@ -355,14 +355,32 @@ def test_levers_section_hand_worked():
     assert rows["baseline: tokens/s (× baseline)"] == "100 (1×)"
     assert rows["batch 24: tokens/s (× baseline)"] == "200 (2×)" and rows["foreach: tokens/s (× baseline)"] == "50 (0.5×)"
     assert len(s.table) == 6 and "order A B C C B A" in s.notes and s.status == "measured"
-    # compiled run: steps end at 3 s, 5 s, 5.5 s, 6 s, 6.5 s -> first two steps 5 s; later gaps 0.5 s;
-    # baseline mean step = 1 s / 2 steps = 0.5 s
+    # compiled runs: steps end at 3 s, 5 s, 5.5 s, 6 s, 6.5 s -> gaps 2, 0.5, 0.5, 0.5; steady = median of the
+    # later half (0.5, 0.5) = 0.5 s; compiling = 5 s - 2 x 0.5 = 4 s; baseline mean step = 1 s / 2 steps = 0.5 s:
+    # no faster, never pays. Warm: 1, 1.2, 1.3, 1.4, 1.5 -> steady 0.1 s, compiling 1.2 - 0.2 = 1 s, 0.4 s saved
+    # per step -> pays after 2.5 steps
     c = bench_report.levers_section(bench.FAST, "c", runs, ("1.00", "2.00"),
-                                    {"stats": _runs((100, 6.5))[0], "step_ends": [3.0, 5.0, 5.5, 6.0, 6.5]})
+                                    {"cold cache": {"stats": _runs((100, 6.5))[0], "step_ends": [3.0, 5.0, 5.5, 6.0, 6.5]},
+                                     "warm cache": {"stats": _runs((100, 1.5))[0], "step_ends": [1.0, 1.2, 1.3, 1.4, 1.5]}},
+                                    node_steps=500)
     rows = dict(c.rows)
-    assert rows["torch.compile: first two steps (compiling: static shapes, then dynamic)"] == "5 s"
-    assert rows["torch.compile: median later step / baseline mean step"] == "0.5 s / 0.5 s"
-    assert list(c.table["lever"])[-1] == "torch.compile"
+    assert rows["torch.compile, cold cache: compiling (first two steps less two steady steps)"] == "4 s"
+    assert rows["torch.compile, cold cache: median later step / baseline mean step (× faster)"] == "0.5 s / 0.5 s (1×)"
+    assert rows["torch.compile, cold cache: steps until compiling pays (a cpu-profile XNLI node runs 500)"] == \
+        "never (no faster)"
+    assert rows["torch.compile, warm cache: compiling (first two steps less two steady steps)"] == "1 s"
+    assert rows["torch.compile, warm cache: median later step / baseline mean step (× faster)"] == "0.1 s / 0.5 s (5×)"
+    assert rows["torch.compile, warm cache: steps until compiling pays (a cpu-profile XNLI node runs 500)"] == "2.5 steps"
+    assert list(c.table["lever"])[-2:] == ["torch.compile (cold cache)", "torch.compile (warm cache)"]
+
+
+def test_compile_cost_hand_worked():
+    # ends 1, 4, 4.4, 5, 5.5, 6: gaps 3, 0.4, 0.6, 0.5, 0.5 -> later half (0.6, 0.5, 0.5) median 0.5; compiling = 4 - 1 = 3 s; base 0.8 s
+    # -> 0.3 s saved per step -> 10 steps
+    c = bench.compile_cost([1.0, 4.0, 4.4, 5.0, 5.5, 6.0], 0.8)
+    assert c["steady_s"] == pytest.approx(0.5) and c["compile_s"] == pytest.approx(3.0)
+    assert c["break_even_steps"] == pytest.approx(10.0)
+    assert np.isnan(bench.compile_cost([1.0, 2.0], 0.8)["steady_s"])       # too few steps to tell
 
 
 def _node(bf16_en: float) -> pd.DataFrame:
@@ -599,3 +617,56 @@ def test_fast_ceiling_section_alone(tmp_path, shared_data):
     per = pd.read_csv(tmp_path / "ceiling.csv")
     assert per["FLOP share"].sum() == pytest.approx(1.0) and per["GEMM time share"].sum() == pytest.approx(1.0)
     assert set(per["operands (ᵀ: transposed view)"]) == set(tm.loc[~tm["is_peak"], "shape"])
+
+
+def test_machine_kind_names_vendor_and_widest_matrix_instructions():
+    k = bench_report.machine_kind
+    assert k("Intel(R) Xeon(R) Processor (avx2, avx512f, avx512_bf16, avx512_vnni, amx_bf16, amx_int8)") == "intel-amx"
+    assert k("AMD EPYC (avx2, avx512f, avx512_bf16, avx512_vnni)") == "amd-avx512-bf16"
+    assert k("AMD EPYC (avx2)") == "amd-avx2"
+    assert k("Some CPU (no AVX2/AVX-512 flags read)") == "cpu-other"
+
+
+_PAGE = """## Machine
+
+| field | value |
+|---|---|
+| CPU | {cpu} |
+| started / finished | {day} 09:00:00 UTC / {day} 10:00:00 UTC |
+
+## 1. Training throughput (e5-L12)
+
+| quantity | value |
+|---|---|
+| speed-up (ours / recipe) | {speed} |
+{extra}"""
+
+
+def test_across_machines_sets_pages_side_by_side():
+    new = _PAGE.format(cpu="AMD EPYC (avx2, avx512f, avx512_bf16)", day="2026-12-01", speed="2.9×",
+                       extra="\n## 7. Evaluation precision\n\n| quantity | value |\n|---|---|\n"
+                             "| bf16: MLQA max |ΔF1| per language | 0.1 points |\n"
+                             "| bf16: XNLI prediction agreement with fp32 | 0.995 |\n")
+    old = _PAGE.format(cpu="AMD EPYC (avx2)", day="2026-11-24", speed="2.35×", extra="")
+    rows = bench_report.page_rows(new)
+    assert rows[("7. Evaluation precision", "bf16: MLQA max |ΔF1| per language")] == "0.1 points"   # '|' in a key
+    t = bench_report.across_machines({"here": new, "amd-avx2": old}).set_index("quantity")
+    assert list(t.columns) == ["here", "amd-avx2"]
+    assert t.loc["CPU", "amd-avx2"] == "AMD EPYC (avx2)" and t.loc["started", "here"] == "2026-12-01 09:00:00 UTC"
+    assert t.loc["1. speed-up over the run_xnli recipe (target ≥ 4×)"].tolist() == ["2.9×", "2.35×"]
+    assert t.loc["7. bf16: XNLI prediction agreement (target ≥ 0.99)"].tolist() == ["0.995", "—"]   # older suite: no 7
+    assert t.loc["7. bf16: MLQA max |ΔF1| per language (target ≤ 0.5)", "here"] == "0.1 points"
+
+
+def test_results_page_has_across_machines_only_with_other_pages():
+    start = {"cpu_model": "AMD EPYC (avx2, avx512f, avx512_bf16)", "cores": 2, "torch": "t", "transformers": "x",
+             "threads": 2, "python": "3.11", "loadavg": "0 / 0 / 0", "time": "2026-12-01 09:00:00 UTC"}
+    sec = bench_report.Section("1. Training throughput (e5-L12)", "xlt bench", [("speed-up (ours / recipe)", "2.9×")],
+                               "≥ 4×", "not met")
+    alone = bench_report.render_results([sec], start, start, "full")
+    assert "## Across machines" not in alone
+    other = _PAGE.format(cpu="AMD EPYC (avx2)", day="2026-11-24", speed="2.35×", extra="")
+    page = bench_report.render_results([sec], start, start, "full", {"amd-avx2": other})
+    assert page.index("## Summary") < page.index("## Across machines") < page.index("## 1. Training")
+    assert re.search(r"\| 1\. speed-up over the run_xnli recipe \(target ≥ 4×\) +\| 2\.9× +\| 2\.35× +\|", page)
+    assert "this run (amd-avx512-bf16)" in page

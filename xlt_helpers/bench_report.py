@@ -16,7 +16,7 @@ import pandas as pd
 from .bench import (BF16_TRAIN_SPEEDUP_TARGET, EVAL_PRECISION_SPEEDUP_TARGET, EVAL_SPEEDUP_TARGET,
                     HW_EFFICIENCY_TARGET, MLQA_F1_DELTA_TARGET, MLQA_FULL_DEV, NODE_OVERHEAD_S_TARGET,
                     NODE_OVERHEAD_SHARE_TARGET, SCALING_R2_TARGET, TARGET, TRAIN_SPEEDUP_TARGET,
-                    XNLI_AGREEMENT_TARGET, XNLI_FULL_DEV, BenchConfig, Gemm, abba, allowed_other_share,
+                    XNLI_AGREEMENT_TARGET, XNLI_FULL_DEV, BenchConfig, Gemm, abba, allowed_other_share, compile_cost,
                     combined_ceiling, gemm_ceiling, linear_fit, matmul_share, pooled, sequences_per_batch,
                     shape_label, verdict)
 
@@ -40,9 +40,95 @@ class Section:
     table_title: str = ""
 
 
+#: the quantities the "Across machines" table sets side by side: (row label, section number, a piece of the
+#: quantity's label in that section; the first row holding it counts, so older pages with other rows match too)
+ACROSS_MACHINES: tuple[tuple[str, str, str], ...] = (
+    ("1. speed-up over the run_xnli recipe (target ≥ 4×)", "1.", "speed-up (ours / recipe)"),
+    ("2. efficiency: model FLOP/s / fp32 matmul peak (target ≥ 0.6)", "2.", "efficiency (achieved / best matmul)"),
+    ("2. fp32 2048² matmul before / after training", "2.", "fp32 2048² matmul FLOP/s before / after training"),
+    ("2. GEMM share of training wall time", "2.", "profiled matmul ops: share of wall"),
+    ("2b. torch.compile: steady step / uncompiled step (first compiled run)", "2b.", "median later step"),
+    ("2b. torch.compile, cold cache: compiling", "2b.", "torch.compile, cold cache: compiling"),
+    ("2b. torch.compile, warm cache: compiling", "2b.", "torch.compile, warm cache: compiling"),
+    ("2b. torch.compile, warm cache: steps until it pays", "2b.", "torch.compile, warm cache: steps until"),
+    ("3. sorted evaluation speed-up (target ≥ 1.5×)", "3.", "speed-up"),
+    ("4. orchestration overhead per node (target ≤ 3 s)", "4.", "overhead per node, local executor"),
+    ("6. 2048² matmul fp32 / bf16", "6.", "2048² matmul: fp32 / bf16"),
+    ("6. bf16 training speed-up (target ≥ 3×)", "6.", "speed-up bf16 / fp32"),
+    ("6. fixed node: bf16 within seed noise", "6.", "bf16 difference within seed noise"),
+    ("7. bf16 evaluation speed-up, XNLI / MLQA (target ≥ 2×)", "7.", "bf16: speed-up over fp32"),
+    ("7. bf16: XNLI prediction agreement (target ≥ 0.99)", "7.", "bf16: XNLI prediction agreement"),
+    ("7. bf16: MLQA max |ΔF1| per language (target ≤ 0.5)", "7.", "bf16: MLQA max"),
+    ("7. bf16 evaluation meets all three", "7.", "bf16: meets all three"),
+    ("7. int8 evaluation speed-up, XNLI / MLQA", "7.", "int8: speed-up over fp32"),
+    ("7. int8: XNLI prediction agreement", "7.", "int8: XNLI prediction agreement"),
+    ("7. int8: MLQA max |ΔF1| per language", "7.", "int8: MLQA max"),
+    ("7. int8 evaluation meets all three", "7.", "int8: meets all three"),
+)
+
+
+def machine_kind(cpu_model: str) -> str:
+    """A file name for the kind of machine a page was measured on, from ``machine_description``'s CPU line:
+    vendor and the widest matrix instructions it has (the project's machines differ in exactly these)."""
+    low = cpu_model.lower()
+    vendor = "intel" if "intel" in low else "amd" if "amd" in low else "cpu"
+    flags = {f.strip(" )") for f in low[low.rfind("(") + 1:].split(",")} if "(" in low else set()
+    isa = ("amx" if "amx_bf16" in flags else "avx512-bf16" if "avx512_bf16" in flags else
+           "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other")
+    return f"{vendor}-{isa}"
+
+
+def page_rows(md: str) -> dict[tuple[str, str], str]:
+    """((section heading, quantity), value) of every two-column "| quantity | value |" row of a results page,
+    Machine's fields included. The value is the last cell, so a quantity may hold '|' (``|ΔF1|``)."""
+    out: dict[tuple[str, str], str] = {}
+    heading = ""
+    for line in md.splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+        elif line.startswith("| ") and line.endswith(" |") and " | " in line[2:-2]:
+            key, value = line[2:-2].rsplit(" | ", 1)
+            out.setdefault((heading, key.strip()), value.strip())
+    return out
+
+
+def across_machines(pages: dict[str, str]) -> pd.DataFrame:
+    """The :data:`ACROSS_MACHINES` quantities of each page (column name -> its markdown), side by side,
+    with each page's CPU and start time first; '—' where a page does not hold a quantity (an older suite)."""
+    cols: dict[str, list[str]] = {}
+    for name, md in pages.items():
+        rows = page_rows(md)
+        col = [rows.get(("Machine", "CPU"), "—"), rows.get(("Machine", "started / finished"), "—").split(" / ")[0]]
+        for _, sec, piece in ACROSS_MACHINES:
+            col.append(next((v for (h, k), v in rows.items() if h.startswith(sec + " ") and piece in k), "—"))
+        cols[name] = col
+    index = ["CPU", "started"] + [label for label, _, _ in ACROSS_MACHINES]
+    return pd.DataFrame(cols, index=pd.Index(index, name="quantity")).reset_index()
+
+
 def render_results(sections: list[Section], machine_start: dict[str, Any], machine_end: dict[str, Any],
-                   cfg_name: str) -> str:
-    """The markdown of ``bench/results.md``: machine description, then one block per measurement."""
+                   cfg_name: str, others: dict[str, str] | None = None) -> str:
+    """The markdown of ``bench/results.md``: machine description, the summary, then, when ``others`` holds pages
+    of other kinds of machine (file name -> markdown, ``bench/machines/``), the key quantities across machines,
+    then one block per measurement."""
+    page = _render(sections, machine_start, machine_end, cfg_name)
+    if not others:
+        return page
+    here = f"this run ({machine_kind(machine_start['cpu_model'])})"
+    table = across_machines({here: page, **others})
+    block = ["## Across machines", "",
+             "The key quantities of this page beside the latest full page of each other kind of machine this "
+             "project has run on (`bench/machines/<kind>.md`, written by the full suite; a kind is the vendor and "
+             "the widest matrix instructions). Each page's ratios were taken side by side within its own run; "
+             "across pages only ratios compare, not absolute rates. '—': that page's suite did not measure it "
+             "(the 2026-11-24 page predates issue 15's sections).", "",
+             table.to_markdown(index=False), ""]
+    head, _, rest = page.partition("\n## 1.")
+    return head + "\n" + "\n".join(block) + "\n## 1." + rest if rest else page + "\n" + "\n".join(block)
+
+
+def _render(sections: list[Section], machine_start: dict[str, Any], machine_end: dict[str, Any],
+            cfg_name: str) -> str:
     m = machine_start
     lines = ["# Benchmark results (`xlt bench`, issues 6 and 15)", "",
              f"Suite: **{cfg_name}**. Every ratio is taken side by side in one run on this machine; the "
@@ -223,9 +309,11 @@ def scaling_section(cfg: BenchConfig, df: pd.DataFrame, cmd: str) -> Section:
 
 # ------------------------------------------------------------------ sections 2b and 6-8, from their measurements
 def levers_section(cfg: BenchConfig, cmd: str, runs: dict[str, list[dict]], loads: tuple[str, str],
-                   compiled: dict[str, Any] | None = None) -> Section:
+                   compiled: dict[str, dict[str, Any]] | None = None, node_steps: int | None = None) -> Section:
     """Section 2b from each lever side's runs (the first side is the baseline) and, when the suite
-    compiles, the compiled run: ``{"stats": its stats, "step_ends": seconds from its start to each step's end}``."""
+    compiles, the compiled runs by cache state (``{"cold cache": {"stats": its stats, "step_ends": seconds
+    from its start to each step's end}, "warm cache": ...}``). ``node_steps``: the optimizer steps of a
+    cpu-profile XNLI node, against which compiling's break-even is read."""
     names = list(runs)
     rate = {n: pooled(rs)["tokens_per_s"] for n, rs in runs.items()}
     base = rate[names[0]]
@@ -233,17 +321,21 @@ def levers_section(cfg: BenchConfig, cmd: str, runs: dict[str, list[dict]], load
                            "train_tokens": r["train_tokens"], "tokens_per_s": r["tokens_per_s"]}
                           for n in names for i, r in enumerate(runs[n])])
     rows = [(f"{n}: tokens/s (× baseline)", f"{_fmt(rate[n])} ({_fmt(rate[n] / base, '×')})") for n in names]
-    if compiled is not None:
-        r, ends = compiled["stats"], compiled["step_ends"]
-        gaps = np.diff(ends)
-        steady = float(np.median(gaps[len(gaps) // 2:])) if len(gaps) >= 2 else float("nan")
-        base_step = float(np.mean([x["train_wall_s"] / x["steps"] for x in runs[names[0]]]))
-        rows += [("torch.compile (inductor): wall of the run, compile included", _fmt(r["train_wall_s"], " s")),
-                 ("torch.compile: first two steps (compiling: static shapes, then dynamic)",
-                  _fmt(ends[1] if len(ends) > 1 else float("nan"), " s")),
-                 ("torch.compile: median later step / baseline mean step",
-                  f"{_fmt(steady, ' s')} / {_fmt(base_step, ' s')}")]
-        table = pd.concat([table, pd.DataFrame([{"lever": "torch.compile", "run": 0, "steps": r["steps"],
+    base_step = float(np.mean([x["train_wall_s"] / x["steps"] for x in runs[names[0]]]))
+    for state, c in (compiled or {}).items():
+        r, ends = c["stats"], c["step_ends"]
+        cost = compile_cost(ends, base_step)
+        even = cost["break_even_steps"]
+        rows += [(f"torch.compile, {state}: wall of the run, compile included", _fmt(r["train_wall_s"], " s")),
+                 (f"torch.compile, {state}: compiling (first two steps less two steady steps)",
+                  _fmt(cost["compile_s"], " s")),
+                 (f"torch.compile, {state}: median later step / baseline mean step (× faster)",
+                  f"{_fmt(cost['steady_s'], ' s')} / {_fmt(base_step, ' s')} "
+                  f"({_fmt(base_step / cost['steady_s'], '×')})"),
+                 (f"torch.compile, {state}: steps until compiling pays" +
+                  (f" (a cpu-profile XNLI node runs {node_steps})" if node_steps else ""),
+                  "never (no faster)" if even == float("inf") else _fmt(even, " steps"))]
+        table = pd.concat([table, pd.DataFrame([{"lever": f"torch.compile ({state})", "run": 0, "steps": r["steps"],
                                                  "train_wall_s": r["train_wall_s"], "train_tokens": r["train_tokens"],
                                                  "tokens_per_s": r["tokens_per_s"]}])], ignore_index=True)
     rows.append(("load average before / after", f"{loads[0]} → {loads[1]}"))
@@ -251,7 +343,12 @@ def levers_section(cfg: BenchConfig, cmd: str, runs: dict[str, list[dict]], load
              f"order {' '.join(abba(['A', 'B', 'C']))} over the three sides; tokens/s = all tokens / all wall. A bigger "
              "batch is a different optimisation (fewer steps), so it is a profile's `batch_size` choice, hashed "
              "into run ids, not a free speed-up. `torch.compile` recompiles once the sequence length changes "
-             "(dynamic shapes), so a node pays two compilations.")
+             "(dynamic shapes), so a node pays two compilations. It runs after the three sides, twice: with a cold "
+             "cache (a new, empty `TORCHINDUCTOR_CACHE_DIR`: a node on a fresh machine) and then with a warm one "
+             "(`torch._dynamo.reset()`, same cache directory: the on-disk inductor and AOT caches the cold run filled, "
+             "as a later node on the same machine finds them; in one process, so in-memory loads may make it a little "
+             "faster than a new node process would be). " f"A run has {cfg.steps} steps, so the steady step is the "
+             "median of the later half of its step gaps.")
     return Section("2b. Training levers (fp32)", cmd, rows, "measured (which levers pay)", "measured", notes, table,
                    "Per run:")
 
@@ -298,7 +395,7 @@ def bf16_section(cfg: BenchConfig, cmd: str, why: str, measured: dict[str, Any] 
     notes = (f"Order fp32, bf16, bf16, fp32 (A B B A), each `train_phase` on the same {cfg.steps * cfg.batch_size} "
              f"{TARGET}-en pairs, {cfg.steps} steps of {cfg.batch_size}; bf16 = `TrainingArguments(bf16=True)`: "
              "torch autocast, matmuls in bf16, weights, optimizer state and reductions in fp32. Fixed node: "
-             f"{cfg.fixed_model} XNLI baseline, {cfg.fixed_train_n} training pairs × {cfg.fixed_epochs:g} epoch, "
+             f"{cfg.fixed_model} XNLI baseline, {cfg.fixed_train_n} training pairs × {cfg.fixed_epochs:g} epoch(s), "
              f"batch 16, lr from models.py, {cfg.fixed_eval_n} dev pairs per language, trained at fp32 (seeds 0, 1) "
              f"and bf16 (seed 0), evaluated at fp32; accuracy in points. "
              + (f"The fixed node stayed under the floor ({low}), so its scores cannot show a precision effect. "
@@ -351,8 +448,9 @@ def evalprec_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], ag
     status = "met" if any(ok) else f"not judged (fixed node under the floor: {low})" if low else "not met"
     target = (f"≥ {EVAL_PRECISION_SPEEDUP_TARGET:g}× over fp32, XNLI agreement ≥ {XNLI_AGREEMENT_TARGET:.0%}, "
               f"MLQA |ΔF1| ≤ {MLQA_F1_DELTA_TARGET:g} per language")
-    notes = (f"Agreement: {cfg.fixed_model} baselines trained at fp32 in this run (XNLI: {cfg.fixed_train_n} pairs; "
-             f"MLQA: {cfg.qa_train_n} questions, 1 epoch), evaluated by the pipeline's `evaluate` on "
+    notes = (f"Agreement: baselines trained at fp32 in this run (XNLI: {cfg.fixed_model}, {cfg.fixed_train_n} pairs × "
+             f"{cfg.fixed_epochs:g} epochs, section 6's seed-0 node when it ran; MLQA: {cfg.qa_fixed_model}, "
+             f"{cfg.qa_train_n} questions, 1 epoch), evaluated by the pipeline's `evaluate` on "
              f"{cfg.fixed_eval_n} XNLI pairs / {cfg.qa_eval_n} MLQA questions per language ({', '.join(cfg.eval_langs)}) "
              f"at each `eval_precision`. Speed: `predict_encoder` as in section 3 (today's sorted fp32 evaluation), "
              f"{cfg.model} with a fresh head on {cfg.eval_n} XNLI pairs and the windows of {cfg.speed_qa_n} MLQA "

@@ -70,6 +70,18 @@ def train_node(model: str, target: str, train_n: int, eval_n: int, langs: tuple[
     return res, evals, cfg
 
 
+def fixed_node(run: BenchRun, model: str, target: str, train_n: int, eval_n: int, *, seed: int = 0,
+               precision: str = "fp32", epochs: float = 1.0):
+    """:func:`train_node` once per configuration in one bench run: section 7 evaluates the fp32 seed-0 XNLI
+    node that section 6 trained (minutes of e5-L6 training saved), instead of training the same node again."""
+    key = (model, target, train_n, eval_n, run.cfg.eval_langs, seed, precision, epochs)
+    if key not in run.nodes:
+        run.nodes[key] = train_node(model, target, train_n, eval_n, run.cfg.eval_langs,
+                                    run.work / f"fixed-{model}-{target}-{precision}-{seed}", seed=seed,
+                                    precision=precision, epochs=epochs)
+    return run.nodes[key]
+
+
 def score_node(res, evals: dict, cfg) -> tuple[dict[str, dict[str, float]], dict[str, list], float]:
     """({lang: scores}, {lang: predictions}, evaluation seconds) of ``res`` as the pipeline evaluates it."""
     from .evaluate import evaluate
@@ -82,9 +94,10 @@ def score_node(res, evals: dict, cfg) -> tuple[dict[str, dict[str, float]], dict
 
 
 # ------------------------------------------------------------------ item 6: bf16 training
-def bf16_training(cfg, train, texts, work: Path) -> dict[str, Any]:
+def bf16_training(run: BenchRun, train, texts) -> dict[str, Any]:
     """fp32 vs bf16 ``train_phase`` on the same examples and steps (A B B A), the two matmul peaks,
     and the fixed node's scores at fp32 (seeds 0 and 1) and bf16 (seed 0)."""
+    cfg, work = run.cfg, run.work
     peaks = {d: matmul_flops(cfg.matmul_n, d) for d in ("fp32", "bf16")}
     runs: dict[str, list[dict]] = {"fp32": [], "bf16": []}
     load_a = load_average()
@@ -100,8 +113,8 @@ def bf16_training(cfg, train, texts, work: Path) -> dict[str, Any]:
                                                      zip(abba(["fp32", "bf16"]), (0, 0, 1, 1)))])
     node = []
     for seed, p in ((0, "fp32"), (0, "bf16"), (1, "fp32")):
-        res, evals, tc = train_node(cfg.fixed_model, "xnli", cfg.fixed_train_n, cfg.fixed_eval_n, cfg.eval_langs,
-                                    work / f"fixed-{p}-{seed}", seed=seed, precision=p, epochs=cfg.fixed_epochs)
+        res, evals, tc = fixed_node(run, cfg.fixed_model, "xnli", cfg.fixed_train_n, cfg.fixed_eval_n, seed=seed,
+                                    precision=p, epochs=cfg.fixed_epochs)
         scores, _, _ = score_node(res, evals, tc)
         node.append({"precision": p, "seed": seed, "train_wall_s": res.stats["train_wall_s"],
                      **{lang: s["accuracy"] for lang, s in scores.items()}})
@@ -110,15 +123,15 @@ def bf16_training(cfg, train, texts, work: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ item 7: evaluation precision
-def eval_precisions(cfg, work: Path, precisions: tuple[str, ...]) -> dict[str, Any]:
-    """Train one XNLI and one MLQA node (``cfg.fixed_model``, fp32), then evaluate each at every
-    precision with the pipeline's ``evaluate``: agreement and score differences against fp32; and
-    the model time of each precision on ``cfg.model`` (:func:`model_speed`)."""
-    agree = []
-    for target, train_n, eval_n, langs in (("xnli", cfg.fixed_train_n, cfg.fixed_eval_n, cfg.eval_langs),
-                                           ("mlqa", cfg.qa_train_n, cfg.qa_eval_n, cfg.eval_langs)):
-        res, evals, tc = train_node(cfg.fixed_model, target, train_n, eval_n, langs, work / f"evalprec-{target}",
-                                    epochs=cfg.fixed_epochs if target == "xnli" else 1.0)
+def eval_precisions(run: BenchRun, precisions: tuple[str, ...]) -> dict[str, Any]:
+    """Train one XNLI node (``cfg.fixed_model``) and one MLQA node (``cfg.qa_fixed_model``) at fp32 (or take
+    section 6's), then evaluate each at every precision with the pipeline's ``evaluate``: agreement and score
+    differences against fp32; and the model time of each precision on ``cfg.model`` (:func:`model_speed`)."""
+    cfg, agree = run.cfg, []
+    for target, model, train_n, eval_n, epochs in (
+            ("xnli", cfg.fixed_model, cfg.fixed_train_n, cfg.fixed_eval_n, cfg.fixed_epochs),
+            ("mlqa", cfg.qa_fixed_model, cfg.qa_train_n, cfg.qa_eval_n, 1.0)):
+        res, evals, tc = fixed_node(run, model, target, train_n, eval_n, epochs=epochs)
         metric = "accuracy" if target == "xnli" else "f1"
         out = {p: score_node(res, evals, replace(tc, eval_precision=p)) for p in precisions}
         base_scores, base_preds, _ = out["fp32"]
@@ -267,7 +280,7 @@ def build_bf16(run: BenchRun) -> list[Section]:
     if not ok:
         return [bf16_section(run.cfg, run.cmd, why, None)]
     train, _, texts = train_data(run.cfg)
-    r = bf16_training(run.cfg, train, texts, run.work)
+    r = bf16_training(run, train, texts)
     r["table"].to_csv(run.out / "bf16_training.csv", index=False)
     r["node"].to_csv(run.out / "bf16_fixed_node.csv", index=False)
     return [bf16_section(run.cfg, run.cmd, why, r, fixed_floors())]
@@ -276,7 +289,7 @@ def build_bf16(run: BenchRun) -> list[Section]:
 def build_evalprec(run: BenchRun) -> list[Section]:
     """Section 7: agreement and speed of each evaluation precision on trained small nodes."""
     precisions = eval_precisions_here()
-    r = eval_precisions(run.cfg, run.work, precisions)
+    r = eval_precisions(run, precisions)
     r["speed"].to_csv(run.out / "eval_precision_speed.csv", index=False)
     r["agreement"].to_csv(run.out / "eval_precision_agreement.csv", index=False)
     return [evalprec_section(run.cfg, run.cmd, precisions, r["agreement"], r["speed"], fixed_floors())]
@@ -301,7 +314,8 @@ def build_evalcost(run: BenchRun) -> list[Section]:
 def build_levers(run: BenchRun) -> list[Section]:
     """Section 2b: what each fp32 lever does to ``train_phase``'s tokens/s on the same examples:
     fewer, fuller batches (``cfg.lever_batch_size``), foreach instead of fused AdamW (transformers'
-    default on torch >= 2.8 is fused), and ``torch.compile`` (one run; its compile time is reported)."""
+    default on torch >= 2.8 is fused), and ``torch.compile`` with a cold and then a warm inductor cache
+    (what compiling costs, what a compiled step saves, and after how many steps it pays)."""
     from transformers import TrainerCallback
     cfg, work, out = run.cfg, run.work, run.out
     train, _, texts = train_data(cfg)
@@ -316,18 +330,34 @@ def build_levers(run: BenchRun) -> list[Section]:
         runs[n].append(r)
         print(f"  lever {n}: {r['tokens_per_s']:.0f} tokens/s (load {load_average()})", flush=True)
     load_b = load_average()
-    compiled = None
+    compiled: dict[str, dict[str, Any]] = {}
     if cfg.lever_compile:
-        stamps: list[float] = []
+        import os
+        import torch
+        before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(work / "inductor-cache")   # empty: the cold run fills it
+        for state in ("cold cache", "warm cache"):
+            stamps: list[float] = []
 
-        class Steps(TrainerCallback):
-            def on_step_end(self, *a, **k):
-                stamps.append(time.perf_counter())
+            class Steps(TrainerCallback):          # times from the loop's start: model loading is not compiling
+                def on_train_begin(self, *a, **k):
+                    stamps.clear()
+                    stamps.append(time.perf_counter())
 
-        t0 = time.perf_counter()
-        r = ours_train(cfg, train, texts, work, trainer_args={"torch_compile": True}, callbacks=[Steps()]).stats
-        compiled = {"stats": r, "step_ends": [t - t0 for t in stamps]}
-    section = levers_section(cfg, run.cmd, runs, (load_a, load_b), compiled)
+                def on_step_end(self, *a, **k):
+                    stamps.append(time.perf_counter())
+
+            torch._dynamo.reset()                  # forget compiled code in memory; the disk cache stays
+            r = ours_train(cfg, train, texts, work, trainer_args={"torch_compile": True}, callbacks=[Steps()]).stats
+            compiled[state] = {"stats": r, "step_ends": [t - stamps[0] for t in stamps[1:]]}
+            print(f"  lever torch.compile ({state}): {r['train_wall_s']:.1f} s (load {load_average()})", flush=True)
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+        if before is not None:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+    from .profiles import load_profile
+    xnli = load_profile("cpu").target["xnli"]
+    node_steps = int(xnli.train_n * xnli.hparams["epochs"] // xnli.hparams["batch_size"])
+    section = levers_section(cfg, run.cmd, runs, (load_a, load_b), compiled or None, node_steps)
     section.table.to_csv(out / "levers.csv", index=False)
     return [section]
 

@@ -177,6 +177,15 @@ def test_memory_levers_enter_run_ids_only_when_not_at_their_historical_default(s
     assert {n.id for n in base} - accum == xnli
 
 
+def test_torch_compile_enters_run_ids_only_when_set():
+    """torch_compile (grid.HASH_OMIT_DEFAULTS): false keeps the id every committed node has; true is a new node
+    (fused kernels round differently)."""
+    params = {"model": "tiny-xlmr", "intermediate": "none", "target": "xnli", "seed": 0, "batch_size": 8}
+    before = run_id("target", params)
+    assert run_id("target", {**params, "torch_compile": False}) == before
+    assert run_id("target", {**params, "torch_compile": True}) != before
+
+
 # ------------------------------------------------------------------ every field hashed, committed ids kept
 def _another(name, value):
     """A valid value of hyperparameter ``name`` different from ``value`` (its current one)."""
@@ -233,8 +242,10 @@ def test_historical_defaults_are_what_every_committed_node_ran_with():
 
     # added after the two-seed study, whose nodes did not record them (they stepped the optimizer once per
     # batch, kept their activations and ran fp32: transformers' own defaults); the committed decisive study
-    # records them (bf16 by its profile), so here they are held to TrainConfig's defaults only
-    after_study = {"gradient_accumulation_steps", "gradient_checkpointing", "precision", "eval_precision"}
+    # records them (bf16 by its profile), so here they are held to TrainConfig's defaults only; torch_compile
+    # came after both studies (no node records it; every one trained uncompiled)
+    after_study = {"gradient_accumulation_steps", "gradient_checkpointing", "precision", "eval_precision",
+                   "torch_compile"}
     nodes = sorted((Path(__file__).resolve().parents[1] / "results" / "nodes").glob("*/metrics.json"))
     assert len(nodes) >= 105
     for path in nodes:
@@ -243,7 +254,8 @@ def test_historical_defaults_are_what_every_committed_node_ran_with():
             k: v for k, v in HASH_OMIT_DEFAULTS.items() if k not in after_study}, path.parent.name
     assert {k: HASH_OMIT_DEFAULTS[k] for k in after_study} == {"gradient_accumulation_steps": 1,
                                                                  "gradient_checkpointing": False,
-                                                                 "precision": "fp32", "eval_precision": "fp32"}
+                                                                 "precision": "fp32", "eval_precision": "fp32",
+                                                                 "torch_compile": False}
     assert {k: getattr(TrainConfig(), k) for k in HASH_OMIT_DEFAULTS} == HASH_OMIT_DEFAULTS
 
 

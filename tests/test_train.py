@@ -243,3 +243,23 @@ def test_tagging_targets_anchor_each_tag_to_its_word():
     assert featurize.parse_tagged("", labels) == []
     with pytest.raises(ValueError, match="2 words vs 1 tags"):
         featurize.tagged_text(["a", "b"], ["X"])
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_torch_compile_reaches_the_trainer(flag, tmp_path, shared_data):
+    """TrainConfig.torch_compile is what the Trainer is told (its arguments, read where training starts);
+    compiling itself is timed by the bench (section 2b), minutes that a unit test should not spend."""
+    from transformers import Trainer
+
+    class Stop(Exception):
+        pass
+
+    class Probe(Trainer):
+        def train(self, *a, **k):
+            raise Stop(self.args.torch_compile)
+
+    train = load_task("xnli", "train", "en", n=4, seed=0)
+    with pytest.raises(Stop) as seen:
+        train_phase("tiny-xlmr", "xnli", train, TrainConfig(max_steps=1, batch_size=2, max_length=32,
+                                                             torch_compile=flag), tmp_path, trainer_cls=Probe)
+    assert seen.value.args == (flag,)

@@ -128,14 +128,15 @@ def reference_train(cfg: BenchConfig, train, learning_rate: float, out_dir: Path
 
 
 def ours_train(cfg: BenchConfig, train, texts, out_dir: Path, precision: str = "fp32", *, batch_size: int | None = None,
-               trainer_args: dict[str, Any] | None = None, callbacks: list | None = None):
+               trainer_args: dict[str, Any] | None = None, callbacks: list | None = None, torch_compile: bool = False):
     """The project's trainer on the same examples and steps (``PhaseResult``; stats hold tokens/s).
-    ``batch_size`` other than the config's keeps the examples (one epoch of them), so fewer steps."""
+    ``batch_size`` other than the config's keeps the examples (one epoch of them), so fewer steps;
+    ``torch_compile``: the hyperparameter a profile sets (hparams.TrainConfig.torch_compile)."""
     from .train import TrainConfig, train_phase
     bs = batch_size or cfg.batch_size
     steps = cfg.steps * cfg.batch_size // bs
     tc = TrainConfig(max_steps=steps, batch_size=bs, max_length=cfg.max_length,
-                     eval_batch_size=cfg.eval_batch_size, seed=0, precision=precision)
+                     eval_batch_size=cfg.eval_batch_size, seed=0, precision=precision, torch_compile=torch_compile)
     return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts, trainer_args=trainer_args,
                        callbacks=callbacks)
 

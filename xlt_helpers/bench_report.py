@@ -121,7 +121,7 @@ def render_results(sections: list[Section], machine_start: dict[str, Any], machi
              "project has run on (`bench/machines/<kind>.md`, written by the full suite; a kind is the vendor and "
              "the widest matrix instructions). Each page's ratios were taken side by side within its own run; "
              "across pages only ratios compare, not absolute rates. '—': that page's suite did not measure it "
-             "(the 2026-11-24 page predates issue 15's sections).", "",
+             "(an older version of the suite).", "",
              table.to_markdown(index=False), ""]
     head, _, rest = page.partition("\n## 1.")
     return head + "\n" + "\n".join(block) + "\n## 1." + rest if rest else page + "\n" + "\n".join(block)
@@ -451,7 +451,7 @@ def evalprec_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], ag
     notes = (f"Agreement: baselines trained at fp32 in this run (XNLI: {cfg.fixed_model}, {cfg.fixed_train_n} pairs × "
              f"{cfg.fixed_epochs:g} epochs, section 6's seed-0 node when it ran; MLQA: {cfg.qa_fixed_model}, "
              f"{cfg.qa_train_n} questions, 1 epoch), evaluated by the pipeline's `evaluate` on "
-             f"{cfg.fixed_eval_n} XNLI pairs / {cfg.qa_eval_n} MLQA questions per language ({', '.join(cfg.eval_langs)}) "
+             f"{cfg.fixed_eval_n} XNLI pairs / {cfg.qa_eval_n or 'all same-language'} MLQA questions per language ({', '.join(cfg.eval_langs)}) "
              f"at each `eval_precision`. Speed: `predict_encoder` as in section 3 (today's sorted fp32 evaluation), "
              f"{cfg.model} with a fresh head on {cfg.eval_n} XNLI pairs and the windows of {cfg.speed_qa_n} MLQA "
              f"questions per language, order {' '.join(abba(list(precisions)))}, each side the mean of its two runs "

@@ -348,7 +348,7 @@ def build_levers(run: BenchRun) -> list[Section]:
                     stamps.append(time.perf_counter())
 
             torch._dynamo.reset()                  # forget compiled code in memory; the disk cache stays
-            r = ours_train(cfg, train, texts, work, trainer_args={"torch_compile": True}, callbacks=[Steps()]).stats
+            r = ours_train(cfg, train, texts, work, torch_compile=True, callbacks=[Steps()]).stats
             compiled[state] = {"stats": r, "step_ends": [t - stamps[0] for t in stamps[1:]]}
             print(f"  lever torch.compile ({state}): {r['train_wall_s']:.1f} s (load {load_average()})", flush=True)
         os.environ.pop("TORCHINDUCTOR_CACHE_DIR")

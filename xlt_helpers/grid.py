@@ -61,6 +61,7 @@ HASH_OMIT_DEFAULTS: dict[str, Any] = {
     "gradient_checkpointing": False,      # activations kept, not recomputed
     "precision": "fp32",                  # training arithmetic (hparams.TrainConfig.precision)
     "eval_precision": "fp32",             # evaluation arithmetic (hparams.TrainConfig.eval_precision)
+    "torch_compile": False,               # the model trained uncompiled (hparams.TrainConfig.torch_compile)
 }
 
 

@@ -267,7 +267,7 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
         train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
         save_strategy="no", report_to=[], logging_steps=max(1, math.ceil(len(feats) / cfg.effective_batch_size / 20)),
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-        bf16=cfg.precision == "bf16",
+        bf16=cfg.precision == "bf16", torch_compile=cfg.torch_compile,
         label_names=["start_positions", "end_positions"] if task.kind == "extractive-QA" and spec.family == "encoder" else ["labels"],
         **(trainer_args or {}),
     )

@@ -144,10 +144,11 @@ class TrainConfig:
     precision: str = _hp("fp32", one_of(lambda: list(PRECISIONS), "training precision"))
     eval_precision: str = _hp("fp32", one_of(lambda: list(EVAL_PRECISIONS), "evaluation precision"))
     # torch.compile of the model for training (TrainingArguments.torch_compile: inductor, dynamic shapes),
-    # issue 15's one fp32 lever that paid: on 2026-12-01 (AMD EPYC, AVX-512) a compiled e5-L12 step took
-    # 0.645 s against 0.918 s, after 110 s of compiling with an empty inductor cache (a 500-step node gains
-    # ~25 s) or 5 s with a warm one (bench/results.md, 2b). Fused kernels change the arithmetic's rounding,
-    # so it is hashed into run ids when set; committed nodes ran uncompiled (grid.HASH_OMIT_DEFAULTS).
+    # issue 15's one fp32 lever that paid: in the bench (bench/results.md, 2b; AMD EPYC with AVX-512 on
+    # 2026-12-01) a compiled e5-L12 step ran about 1.5x faster, after about 2 minutes of compiling with an
+    # empty inductor cache (a 500-step node just gains) or seconds with a warm one. Fused kernels change the
+    # arithmetic's rounding, so it is hashed into run ids when set; committed nodes ran uncompiled
+    # (grid.HASH_OMIT_DEFAULTS).
     torch_compile: bool = _hp(False, check_bool)
 
     @property

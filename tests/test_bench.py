@@ -650,7 +650,7 @@ def test_across_machines_sets_pages_side_by_side():
     old = _PAGE.format(cpu="AMD EPYC (avx2)", day="2026-11-24", speed="2.35×", extra="")
     rows = bench_report.page_rows(new)
     assert rows[("7. Evaluation precision", "bf16: MLQA max |ΔF1| per language")] == "0.1 points"   # '|' in a key
-    t = bench_report.across_machines({"here": new, "amd-avx2": old}).set_index("quantity")
+    t = bench_report.across_machines({"here": rows, "amd-avx2": bench_report.page_rows(old)}).set_index("quantity")
     assert list(t.columns) == ["here", "amd-avx2"]
     assert t.loc["CPU", "amd-avx2"] == "AMD EPYC (avx2)" and t.loc["started", "here"] == "2026-12-01 09:00:00 UTC"
     assert t.loc["1. speed-up over the run_xnli recipe (target ≥ 4×)"].tolist() == ["2.9×", "2.35×"]

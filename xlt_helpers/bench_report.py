@@ -92,12 +92,11 @@ def page_rows(md: str) -> dict[tuple[str, str], str]:
     return out
 
 
-def across_machines(pages: dict[str, str]) -> pd.DataFrame:
-    """The :data:`ACROSS_MACHINES` quantities of each page (column name -> its markdown), side by side,
+def across_machines(pages: dict[str, dict[tuple[str, str], str]]) -> pd.DataFrame:
+    """The :data:`ACROSS_MACHINES` quantities of each page (column name -> its :func:`page_rows`), side by side,
     with each page's CPU and start time first; '—' where a page does not hold a quantity (an older suite)."""
     cols: dict[str, list[str]] = {}
-    for name, md in pages.items():
-        rows = page_rows(md)
+    for name, rows in pages.items():
         col = [rows.get(("Machine", "CPU"), "—"), rows.get(("Machine", "started / finished"), "—").split(" / ")[0]]
         for _, sec, piece in ACROSS_MACHINES:
             col.append(next((v for (h, k), v in rows.items() if h.startswith(sec + " ") and piece in k), "—"))
@@ -111,24 +110,6 @@ def render_results(sections: list[Section], machine_start: dict[str, Any], machi
     """The markdown of ``bench/results.md``: machine description, the summary, then, when ``others`` holds pages
     of other kinds of machine (file name -> markdown, ``bench/machines/``), the key quantities across machines,
     then one block per measurement."""
-    page = _render(sections, machine_start, machine_end, cfg_name)
-    if not others:
-        return page
-    here = f"this run ({machine_kind(machine_start['cpu_model'])})"
-    table = across_machines({here: page, **others})
-    block = ["## Across machines", "",
-             "The key quantities of this page beside the latest full page of each other kind of machine this "
-             "project has run on (`bench/machines/<kind>.md`, written by the full suite; a kind is the vendor and "
-             "the widest matrix instructions). Each page's ratios were taken side by side within its own run; "
-             "across pages only ratios compare, not absolute rates. '—': that page's suite did not measure it "
-             "(an older version of the suite).", "",
-             table.to_markdown(index=False), ""]
-    head, _, rest = page.partition("\n## 1.")
-    return head + "\n" + "\n".join(block) + "\n## 1." + rest if rest else page + "\n" + "\n".join(block)
-
-
-def _render(sections: list[Section], machine_start: dict[str, Any], machine_end: dict[str, Any],
-            cfg_name: str) -> str:
     m = machine_start
     lines = ["# Benchmark results (`xlt bench`, issues 6 and 15)", "",
              f"Suite: **{cfg_name}**. Every ratio is taken side by side in one run on this machine; the "
@@ -145,6 +126,21 @@ def _render(sections: list[Section], machine_start: dict[str, Any], machine_end:
     lines += ["## Summary", "", "| measurement | target | status |", "|---|---|---|"]
     lines += [f"| {s.title} | {s.target} | {s.status} |" for s in sections]
     lines.append("")
+    if others:
+        # this run's rows as page_rows would read them back from this page
+        here = {("Machine", "CPU"): m["cpu_model"], ("Machine", "started / finished"): f"{m['time']} / {machine_end['time']}"}
+        for s in sections:
+            for k, v in s.rows:
+                here.setdefault((s.title, k), v)
+        table = across_machines({f"this run ({machine_kind(m['cpu_model'])})": here,
+                                 **{name: page_rows(md) for name, md in others.items()}})
+        lines += ["## Across machines", "",
+                  "The key quantities of this page beside the latest full page of each other kind of machine this "
+                  "project has run on (`bench/machines/<kind>.md`, written by the full suite; a kind is the vendor and "
+                  "the widest matrix instructions). Each page's ratios were taken side by side within its own run; "
+                  "across pages only ratios compare, not absolute rates. '—': that page's suite did not measure it "
+                  "(an older version of the suite).", "",
+                  table.to_markdown(index=False), ""]
     for s in sections:
         lines += [f"## {s.title}", "", "```bash", s.command, "```", "",
                   "| quantity | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in s.rows], "",

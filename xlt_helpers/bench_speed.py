@@ -331,32 +331,34 @@ def build_levers(run: BenchRun) -> list[Section]:
         print(f"  lever {n}: {r['tokens_per_s']:.0f} tokens/s (load {load_average()})", flush=True)
     load_b = load_average()
     compiled: dict[str, dict[str, Any]] = {}
+
+    class Steps(TrainerCallback):                  # times from the loop's start: model loading is not compiling
+        def __init__(self) -> None:
+            self.stamps: list[float] = []
+
+        def on_train_begin(self, *a, **k):
+            self.stamps = [time.perf_counter()]
+
+        def on_step_end(self, *a, **k):
+            self.stamps.append(time.perf_counter())
+
     if cfg.lever_compile:
         import os
+        from unittest import mock
         import torch
-        before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(work / "inductor-cache")   # empty: the cold run fills it
-        for state in ("cold cache", "warm cache"):
-            stamps: list[float] = []
-
-            class Steps(TrainerCallback):          # times from the loop's start: model loading is not compiling
-                def on_train_begin(self, *a, **k):
-                    stamps.clear()
-                    stamps.append(time.perf_counter())
-
-                def on_step_end(self, *a, **k):
-                    stamps.append(time.perf_counter())
-
-            torch._dynamo.reset()                  # forget compiled code in memory; the disk cache stays
-            r = ours_train(cfg, train, texts, work, torch_compile=True, callbacks=[Steps()]).stats
-            compiled[state] = {"stats": r, "step_ends": [t - stamps[0] for t in stamps[1:]]}
-            print(f"  lever torch.compile ({state}): {r['train_wall_s']:.1f} s (load {load_average()})", flush=True)
-        os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
-        if before is not None:
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = before
+        # an empty inductor cache that the cold run fills; the variable is restored afterwards, error or not
+        with mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": str(work / "inductor-cache")}):
+            for state in ("cold cache", "warm cache"):
+                steps = Steps()
+                torch._dynamo.reset()              # forget compiled code in memory; the disk cache stays
+                r = ours_train(cfg, train, texts, work, torch_compile=True, callbacks=[steps]).stats
+                compiled[state] = {"stats": r, "step_ends": [t - steps.stamps[0] for t in steps.stamps[1:]]}
+                print(f"  lever torch.compile ({state}): {r['train_wall_s']:.1f} s (load {load_average()})", flush=True)
+    from .plan import train_steps
     from .profiles import load_profile
     xnli = load_profile("cpu").target["xnli"]
-    node_steps = int(xnli.train_n * xnli.hparams["epochs"] // xnli.hparams["batch_size"])
+    node_steps = train_steps(xnli.train_n, xnli.hparams["batch_size"], xnli.hparams["gradient_accumulation_steps"],
+                             xnli.hparams["epochs"], xnli.hparams["max_steps"])
     section = levers_section(cfg, run.cmd, runs, (load_a, load_b), compiled or None, node_steps)
     section.table.to_csv(out / "levers.csv", index=False)
     return [section]

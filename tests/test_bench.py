@@ -154,6 +154,13 @@ def test_training_and_efficiency_sections_hand_worked():
     rows = dict(s.rows)
     assert rows["speed-up (ours / recipe)"] == "4.5×" and s.status == "met"          # 900 / 200 ≥ 4
     assert rows["ours: vocabulary / trained params"] == "9 / 12,345" and "160 XNLI-en pairs" in s.notes
+    b = bench_report.training_section(bench.FULL, "c", {**side, "tokens_per_s": 900.0},
+                                      {**side, "tokens_per_s": 200.0, "padded_tokens": 20480}, ("1.00", "2.00"),
+                                      pd.DataFrame(), {"node_pairs": 4000, "node_padding": 0.018,
+                                                       "chosen_padding": 0.02, "self_grouped_padding": 0.27})
+    rows = dict(b.rows)
+    assert rows["ours: padding share of the trained batches (of the node's whole epoch)"] == "0.02 (0.018)"
+    assert "over the node's 4000 training pairs" in b.notes and "sequential sampler" in b.notes
     prof = pd.DataFrame({"where": ["matmul (linear layers)", "other torch ops"], "share_of_wall": [0.4, 0.6]})
     info = {"profiled_steps": 6, "profiled_wall_s": 3.0, "matmul_flops_per_s": 1e11, "hidden": 384, "top_other": ""}
     # 2 TFLOP in 10 s = 200 GFLOP/s over the better matmul peak 400 GFLOP/s = 0.5 < 0.6
@@ -343,8 +350,9 @@ def test_precision_helpers_hand_worked():
     assert bench.abba(["a", "b", "c"]) == ["a", "b", "c", "c", "b", "a"]
 
 
-def _runs(*pairs):
-    return [{"train_tokens": t, "train_wall_s": w, "tokens_per_s": t / w, "steps": 2} for t, w in pairs]
+def _runs(*pairs, ends=(0.5, 1.0)):
+    return [{"train_tokens": t, "train_wall_s": w, "tokens_per_s": t / w, "steps": len(ends), "step_ends": list(ends)}
+            for t, w in pairs]
 
 
 def test_levers_section_hand_worked():
@@ -355,32 +363,61 @@ def test_levers_section_hand_worked():
     assert rows["baseline: tokens/s (× baseline)"] == "100 (1×)"
     assert rows["batch 24: tokens/s (× baseline)"] == "200 (2×)" and rows["foreach: tokens/s (× baseline)"] == "50 (0.5×)"
     assert len(s.table) == 6 and "order A B C C B A" in s.notes and s.status == "measured"
-    # compiled runs: steps end at 3 s, 5 s, 5.5 s, 6 s, 6.5 s -> gaps 2, 0.5, 0.5, 0.5; steady = median of the
-    # later half (0.5, 0.5) = 0.5 s; compiling = 5 s - 2 x 0.5 = 4 s; baseline mean step = 1 s / 2 steps = 0.5 s:
-    # no faster, never pays. Warm: 1, 1.2, 1.3, 1.4, 1.5 -> steady 0.1 s, compiling 1.2 - 0.2 = 1 s, 0.4 s saved
-    # per step -> pays after 2.5 steps
-    c = bench_report.levers_section(bench.FAST, "c", runs, ("1.00", "2.00"),
-                                    {"cold cache": {"stats": _runs((100, 6.5))[0], "step_ends": [3.0, 5.0, 5.5, 6.0, 6.5]},
-                                     "warm cache": {"stats": _runs((100, 1.5))[0], "step_ends": [1.0, 1.2, 1.3, 1.4, 1.5]}},
+    # the baseline's two runs end their 5 steps at (1, 2, 2.4, 3.4, 3.8) and (1, 2, 2.6, 3.6, 4.2): mean ends
+    # 1, 2, 2.5, 3.5, 4 -> gaps 1, 0.5, 1, 0.5 (long and short batches alternate); later half (1, 0.5): 0.75 s.
+    # Cold: 3, 5, 5.5, 6.5, 7 -> gaps 2, 0.5, 1, 0.5 -> later half 0.75 s, no faster (a median of the later
+    # half against the baseline's mean step would have said otherwise); compiling = 5 - 2 = 3 s; never pays.
+    # Warm: 1.5, 2.5, 2.75, 3.25, 3.5 -> later gaps 0.5, 0.25: 0.375 s, 2x; compiling = 2.5 - 2 = 0.5 s;
+    # 0.375 s saved per step -> pays after 1.33 steps
+    base = {"baseline": _runs((100, 3.8), ends=(1, 2, 2.4, 3.4, 3.8)) + _runs((100, 4.2), ends=(1, 2, 2.6, 3.6, 4.2)),
+            "foreach": _runs((100, 2.0), (100, 2.0))}
+    c = bench_report.levers_section(bench.FAST, "c", base, ("1.00", "2.00"),
+                                    {"cold cache": {"stats": _runs((100, 7.0))[0], "step_ends": [3.0, 5.0, 5.5, 6.5, 7.0]},
+                                     "warm cache": {"stats": _runs((100, 3.5))[0], "step_ends": [1.5, 2.5, 2.75, 3.25, 3.5]}},
                                     node_steps=500)
     rows = dict(c.rows)
-    assert rows["torch.compile, cold cache: compiling (first two steps less two steady steps)"] == "4 s"
-    assert rows["torch.compile, cold cache: median later step / baseline mean step (× faster)"] == "0.5 s / 0.5 s (1×)"
+    assert rows["torch.compile, cold cache: compiling (first two steps, compiled less uncompiled)"] == "3 s"
+    assert rows["torch.compile, cold cache: later steps, compiled / uncompiled, same batches (× faster)"] == \
+        "0.75 s / 0.75 s (1×)"
     assert rows["torch.compile, cold cache: steps until compiling pays (a cpu-profile XNLI node runs 500)"] == \
         "never (no faster)"
-    assert rows["torch.compile, warm cache: compiling (first two steps less two steady steps)"] == "1 s"
-    assert rows["torch.compile, warm cache: median later step / baseline mean step (× faster)"] == "0.1 s / 0.5 s (5×)"
-    assert rows["torch.compile, warm cache: steps until compiling pays (a cpu-profile XNLI node runs 500)"] == "2.5 steps"
+    assert rows["torch.compile, warm cache: compiling (first two steps, compiled less uncompiled)"] == "0.5 s"
+    assert rows["torch.compile, warm cache: later steps, compiled / uncompiled, same batches (× faster)"] == \
+        "0.375 s / 0.75 s (2×)"
+    assert rows["torch.compile, warm cache: steps until compiling pays (a cpu-profile XNLI node runs 500)"] == "1.33 steps"
     assert list(c.table["lever"])[-2:] == ["torch.compile (cold cache)", "torch.compile (warm cache)"]
 
 
 def test_compile_cost_hand_worked():
-    # ends 1, 4, 4.4, 5, 5.5, 6: gaps 3, 0.4, 0.6, 0.5, 0.5 -> later half (0.6, 0.5, 0.5) median 0.5; compiling = 4 - 1 = 3 s; base 0.8 s
-    # -> 0.3 s saved per step -> 10 steps
-    c = bench.compile_cost([1.0, 4.0, 4.4, 5.0, 5.5, 6.0], 0.8)
-    assert c["steady_s"] == pytest.approx(0.5) and c["compile_s"] == pytest.approx(3.0)
-    assert c["break_even_steps"] == pytest.approx(10.0)
-    assert np.isnan(bench.compile_cost([1.0, 2.0], 0.8)["steady_s"])       # too few steps to tell
+    # compiled ends 4, 5, 5.4, 6, 6.5, 7 against uncompiled 1, 2, 2.8, 3.8, 4.6, 5.6 over the same batches:
+    # gaps 1, 0.4, 0.6, 0.5, 0.5 vs 1, 0.8, 1, 0.8, 1 -> later half (gaps 2-4): 0.533 vs 0.933 s, 1.75x;
+    # compiling = 5 - 2 = 3 s; 0.4 s saved per step -> 7.5 steps
+    c = bench.compile_cost([4.0, 5.0, 5.4, 6.0, 6.5, 7.0], [1.0, 2.0, 2.8, 3.8, 4.6, 5.6])
+    assert c["steady_s"] == pytest.approx(1.6 / 3) and c["base_s"] == pytest.approx(2.8 / 3)
+    assert c["gain"] == pytest.approx(1.75) and c["compile_s"] == pytest.approx(3.0)
+    assert c["break_even_steps"] == pytest.approx(7.5)
+    # alternating long and short batches: a median of the later compiled steps (0.5) against the uncompiled mean
+    # step (0.92) would claim 1.84x; batch for batch the later steps are equal and compiling never pays
+    alt = [1.0, 1.5, 2.5, 3.0, 4.0, 4.5, 5.5]
+    same = bench.compile_cost([x + 3 for x in alt], alt)
+    assert same["gain"] == pytest.approx(1.0) and same["break_even_steps"] == float("inf")
+    assert np.isnan(bench.compile_cost([1.0, 2.0], [1.0, 2.0])["steady_s"])       # too few steps to tell
+    with pytest.raises(ValueError, match="same steps"):
+        bench.compile_cost([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0])
+
+
+def test_pick_batches_and_padding_share_hand_worked():
+    # order 9 8 7 6 5 4 3 (batches of 2: [9 8] [7 6] [5 4], 3 left over); rng seed 0 draws batch order 2, 1 (of 3)
+    import numpy.random as npr
+    first = list(npr.default_rng(0).choice(3, size=2, replace=False))
+    got = bench.pick_batches([9, 8, 7, 6, 5, 4, 3], 2, 2, seed=0)
+    assert got == [i for b in first for i in [[9, 8], [7, 6], [5, 4]][b]]
+    assert len(set(got)) == 4 and 3 not in got                    # whole batches only; never the partial one
+    with pytest.raises(ValueError, match="3 whole batches"):
+        bench.pick_batches([9, 8, 7, 6, 5, 4, 3], 2, 4)
+    # lengths 10, 2 | 5, 5: padded 2 x 10 + 2 x 5 = 30, non-padding 22 -> 8/30 padding
+    assert bench.padding_share([10, 2, 5, 5], 2) == pytest.approx(8 / 30)
+    assert bench.padding_share([5, 5, 3, 3], 2) == 0.0
 
 
 def _node(bf16_en: float) -> pd.DataFrame:

@@ -263,3 +263,24 @@ def test_torch_compile_reaches_the_trainer(flag, tmp_path, shared_data):
         train_phase("tiny-xlmr", "xnli", train, TrainConfig(max_steps=1, batch_size=2, max_length=32,
                                                              torch_compile=flag), tmp_path, trainer_cls=Probe)
     assert seen.value.args == (flag,)
+
+
+def test_trainer_args_override_the_defaults(tmp_path, shared_data):
+    """A measurement's ``trainer_args`` win over train_phase's own arguments (the bench trains the node's
+    batches in order with ``train_sampling_strategy="sequential"``); a grid node passes none and gets
+    length grouping."""
+    from transformers import Trainer
+
+    class Stop(Exception):
+        pass
+
+    class Probe(Trainer):
+        def train(self, *a, **k):
+            raise Stop(self.args.train_sampling_strategy)
+
+    train = load_task("xnli", "train", "en", n=4, seed=0)
+    cfg = TrainConfig(max_steps=1, batch_size=2, max_length=32)
+    for extra, expected in ((None, "group_by_length"), ({"train_sampling_strategy": "sequential"}, "sequential")):
+        with pytest.raises(Stop) as seen:
+            train_phase("tiny-xlmr", "xnli", train, cfg, tmp_path, trainer_cls=Probe, trainer_args=extra)
+        assert seen.value.args == (expected,)

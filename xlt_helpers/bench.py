@@ -78,6 +78,12 @@ class BenchConfig:
     name: str
     model: str                                    # items 1-3
     steps: int                                    # optimizer steps per side (item 1); train_n = steps * batch_size
+    # sections 1, 2, 2b, 6 train `steps` whole batches as a cpu-profile XNLI node forms them: length-grouped
+    # (transformers' group_by_length) over the node's training pairs, `steps` of them chosen at random.
+    # Grouping only the 160 pairs themselves makes megabatches of 2 batches and 27% padding, against 1.8%
+    # in a 4,000-pair node (2026-12-02): the trainer would be timed on batches no node trains on.
+    # None = the cpu profile's target.xnli.train_n (one place for it)
+    batches_from_n: int | None = None
     batch_size: int = 16                          # the cpu profile's XNLI batch size
     max_length: int = 128                         # the cpu profile's XNLI max_length = run_xnli's padding length
     profile_steps: int = 6                        # steps run under torch.profiler (item 2)
@@ -139,7 +145,8 @@ FAST = BenchConfig(name="fast", model="tiny-xlmr", steps=3, batch_size=8, profil
                    scaling_model="tiny-xlmr", scaling_sizes=(16, 48), depth_models=(),
                    depth_n=16, scaling_eval_n=8, fixed_model="tiny-xlmr", qa_fixed_model="tiny-xlmr", fixed_train_n=24, fixed_eval_n=12,
                    qa_train_n=8, qa_eval_n=6, speed_qa_n=4, cost_models=("tiny-xlmr", "tiny-mt5"), cost_langs=("en",), cost_n=6,
-                   cost_skip_mlqa=("tiny-mt5",), lever_batch_size=24, lever_compile=False, gemm_min_s=0.002)
+                   cost_skip_mlqa=("tiny-mt5",), lever_batch_size=24, lever_compile=False, gemm_min_s=0.002,
+                   batches_from_n=64)
 
 # targets of issue 6
 TRAIN_SPEEDUP_TARGET = 4.0
@@ -184,6 +191,32 @@ def padded_tokens(lengths: Any, batch_size: int, *, sort: bool) -> int:
     """
     ls = sorted(lengths) if sort else list(lengths)
     return int(sum(len(ls[i:i + batch_size]) * max(ls[i:i + batch_size]) for i in range(0, len(ls), batch_size)))
+
+
+def pick_batches(order: Any, batch_size: int, steps: int, seed: int = 0) -> list[int]:
+    """Indices of ``steps`` whole batches of ``order`` (a sampler's index order, cut into consecutive
+    batches of ``batch_size``; a last partial batch is never picked), chosen at random without replacement
+    with ``seed``, each batch's indices kept together and in its order, batches in the order drawn.
+
+    Why: the bench times a few steps, and they must be steps a real node takes. Drawing whole batches from
+    the node's own length-grouped order keeps each batch's composition (and so its padding); drawing the
+    first ``steps`` would take the longest (the sampler puts the longest batch first)."""
+    order = [int(i) for i in order]
+    n_batches = len(order) // batch_size
+    if not 0 < steps <= n_batches:
+        raise ValueError(f"pick_batches: {steps} batches of {batch_size} asked for, but the order holds "
+                         f"{n_batches} whole batches ({len(order)} indices); use fewer steps or a bigger set")
+    chosen = np.random.default_rng(seed).choice(n_batches, size=steps, replace=False)
+    return [i for b in chosen for i in order[b * batch_size:(b + 1) * batch_size]]
+
+
+def padding_share(lengths: Any, batch_size: int) -> float:
+    """Share of the tokens a dynamically padded pass computes that are padding, batches taken in the given
+    order (each costs its size × its longest sequence): 1 - non-padding / padded."""
+    lens = [int(x) for x in lengths]
+    if not lens:
+        raise ValueError("padding_share: no lengths")
+    return 1.0 - sum(lens) / padded_tokens(lens, batch_size, sort=False)
 
 
 def linear_fit(x: Any, y: Any) -> dict[str, float]:
@@ -248,23 +281,35 @@ def extrapolate(seconds: float, measured: int, full: int) -> float:
     return seconds / measured * full
 
 
-def compile_cost(step_ends: Any, base_step_s: float) -> dict[str, float]:
-    """What ``torch.compile`` costs and when it pays, from a compiled run's step end times (seconds from
-    its start) and the uncompiled mean step.
+def compile_cost(step_ends: Any, base_step_ends: Any) -> dict[str, float]:
+    """What ``torch.compile`` costs and when it pays, from the step end times (seconds from the loop's start)
+    of a compiled run and of an uncompiled run **over the same batches in the same order**.
 
-    ``steady_s``: median of the later half of the step gaps (past the compilations); ``compile_s``: the
-    first two steps (static shapes, then dynamic) less two steady steps, i.e. the compiling itself;
-    ``break_even_steps``: steps after which the compiled node has caught up, ``compile_s / (base - steady)``
-    (inf when the compiled step is no faster). Whether a node should compile is this against its steps."""
+    Steps must be compared batch for batch: a node's length-grouped batches differ in length several-fold
+    (long and short batches alternate in the bench's runs), so a compiled step set against the uncompiled
+    *mean* step measures the batches, not the compiler. (Until 2026-12-02 this function did that, with the
+    median of the later steps, and reported 1.49x where batch-for-batch the gain was about 1.0x.)
+
+    ``steady_s`` / ``base_s``: the mean step of the later half of the steps (past the compilations), compiled
+    and uncompiled, same steps; ``gain``: ``base_s / steady_s``; ``compile_s``: the first two steps (static
+    shapes, then dynamic) compiled less uncompiled, i.e. the compiling itself; ``break_even_steps``: steps
+    after which the compiled node has caught up, ``compile_s / (base_s - steady_s)`` (inf when the compiled
+    step is no faster). Whether a node should compile is this against its steps."""
     ends = np.asarray(step_ends, dtype=np.float64)
-    gaps = np.diff(ends)
+    base = np.asarray(base_step_ends, dtype=np.float64)
+    if ends.shape != base.shape:
+        raise ValueError(f"compile_cost: {ends.size} compiled step ends against {base.size} uncompiled ones; "
+                         "both runs must take the same steps over the same batches")
+    nan = float("nan")
     if ends.size < 4:
-        return {"steady_s": float("nan"), "compile_s": float("nan"), "break_even_steps": float("nan")}
-    steady = float(np.median(gaps[len(gaps) // 2:]))
-    compile_s = float(ends[1] - 2 * steady)
-    gain = base_step_s - steady
-    return {"steady_s": steady, "compile_s": compile_s,
-            "break_even_steps": compile_s / gain if gain > 0 else float("inf")}
+        return {"steady_s": nan, "base_s": nan, "gain": nan, "compile_s": nan, "break_even_steps": nan}
+    gaps, base_gaps = np.diff(ends), np.diff(base)
+    later = slice(len(gaps) // 2, None)
+    steady, base_s = float(gaps[later].mean()), float(base_gaps[later].mean())
+    compile_s = float(ends[1] - base[1])
+    saved = base_s - steady
+    return {"steady_s": steady, "base_s": base_s, "gain": base_s / steady, "compile_s": compile_s,
+            "break_even_steps": compile_s / saved if saved > 0 else float("inf")}
 
 
 def abba(sides: list[str], reps: int = 2) -> list[str]:

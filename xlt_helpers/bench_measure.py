@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .bench import (PROFILE_CSV, SCALING_CSV, TARGET, BenchConfig, BenchRun, padded_tokens, planned_examples,
-                    pooled, smallest_slope, training_flops)
+from .bench import (PROFILE_CSV, SCALING_CSV, TARGET, BenchConfig, BenchRun, padded_tokens, padding_share, pick_batches,
+                    planned_examples, pooled, smallest_slope, training_flops)
 from .bench_report import (Section, efficiency_section, eval_section, orchestration_section, scaling_section,
                            training_section)
 from .machine import cpu_flags, cpu_model_name, matmul_flops
@@ -52,15 +52,58 @@ def machine_description() -> dict[str, Any]:
 
 # ------------------------------------------------------------------ item 1: training throughput
 def train_data(cfg: BenchConfig):
-    """(training pairs, {lang: dev pairs}, every text of both): XNLI, seeded, as sections 1-3 use them."""
+    """(training pairs, {lang: dev pairs}, every text of both): XNLI, seeded, as sections 1-3 use them.
+
+    The training pairs are ``cfg.steps`` whole batches of ``cfg.batch_size`` as a cpu-profile XNLI node
+    forms them (:func:`node_batches`), in batch order: the trainer is timed on the batches a node trains on."""
     from . import featurize
     from .data import load_task
     from .tasks import get_task
-    train = load_task(TARGET, "train", "en", n=cfg.steps * cfg.batch_size, seed=0)
+    train = node_batches(cfg)[0]
     evals = {lang: load_task(TARGET, "dev", lang, n=cfg.eval_n, seed=0) for lang in cfg.eval_langs}
     spec = get_task(TARGET)
     texts = featurize.texts_of(spec, train) + [t for d in evals.values() for t in featurize.texts_of(spec, d)]
     return train, evals, texts
+
+
+def batches_from_n(cfg: BenchConfig) -> int:
+    """Training pairs of the node whose batches the bench trains on: ``cfg.batches_from_n``, or the cpu
+    profile's XNLI ``train_n``."""
+    if cfg.batches_from_n is not None:
+        return cfg.batches_from_n
+    from .profiles import load_profile
+    return int(load_profile("cpu").target[TARGET].train_n)
+
+
+def node_batches(cfg: BenchConfig):
+    """(the chosen pairs in batch order, {what the page reports}): the node's training pairs
+    (:func:`batches_from_n`, seeded as the pipeline seeds them), ordered by transformers' length-grouped
+    sampler as ``train_phase``'s ``group_by_length`` orders them (seed 0), and ``cfg.steps`` whole batches of
+    that order drawn at random (:func:`~xlt_helpers.bench.pick_batches`). Ours trains them in this order
+    (a sequential sampler: :func:`ours_train`), so each timed step is one batch as the node forms it."""
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+    from . import backbones
+    from .data import load_task
+    from .models import get_model
+    from .pipeline import DATA_SEED
+    n = batches_from_n(cfg)
+    node = load_task(TARGET, "train", "en", n=n, seed=DATA_SEED)
+    lengths = train_lengths(backbones.load_tokenizer(get_model(cfg.model)), node, cfg)
+    order = get_length_grouped_indices(lengths, cfg.batch_size, generator=torch.Generator().manual_seed(0))
+    idx = pick_batches(order, cfg.batch_size, cfg.steps, seed=0)
+    info = {"node_pairs": len(node), "node_padding": padding_share([lengths[i] for i in order], cfg.batch_size),
+            "chosen_padding": padding_share([lengths[i] for i in idx], cfg.batch_size),
+            "self_grouped_padding": _self_grouped_padding([lengths[i] for i in idx], cfg.batch_size)}
+    return node.select(idx), info
+
+
+def _self_grouped_padding(lengths: list[int], batch_size: int) -> float:
+    """Padding share if the chosen pairs alone were length-grouped (what the bench did before 2026-12-02)."""
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+    order = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(0))
+    return padding_share([lengths[i] for i in order], batch_size)
 
 
 def reference_model(model_name: str, num_labels: int):
@@ -131,13 +174,16 @@ def ours_train(cfg: BenchConfig, train, texts, out_dir: Path, precision: str = "
                trainer_args: dict[str, Any] | None = None, callbacks: list | None = None, torch_compile: bool = False):
     """The project's trainer on the same examples and steps (``PhaseResult``; stats hold tokens/s).
     ``batch_size`` other than the config's keeps the examples (one epoch of them), so fewer steps;
-    ``torch_compile``: the hyperparameter a profile sets (hparams.TrainConfig.torch_compile)."""
+    ``torch_compile``: the hyperparameter a profile sets (hparams.TrainConfig.torch_compile). The batches
+    are ``train``'s, in order (a sequential sampler): :func:`train_data` made them as a node's sampler does."""
     from .train import TrainConfig, train_phase
     bs = batch_size or cfg.batch_size
     steps = cfg.steps * cfg.batch_size // bs
     tc = TrainConfig(max_steps=steps, batch_size=bs, max_length=cfg.max_length,
                      eval_batch_size=cfg.eval_batch_size, seed=0, precision=precision, torch_compile=torch_compile)
-    return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts, trainer_args=trainer_args,
+    # the pairs come in the node's batches (train_data): keep them, rather than regroup 160 pairs
+    args = {"train_sampling_strategy": "sequential", **(trainer_args or {})}
+    return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts, trainer_args=args,
                        callbacks=callbacks)
 
 
@@ -185,7 +231,8 @@ def profile_training(cfg: BenchConfig, train, texts, out_dir: Path) -> tuple[pd.
             holder["prof"] = p
             return out
 
-    res = train_phase(cfg.model, TARGET, sub, tc, out_dir / "profiled", vocab_texts=texts, trainer_cls=ProfiledTrainer)
+    res = train_phase(cfg.model, TARGET, sub, tc, out_dir / "profiled", vocab_texts=texts, trainer_cls=ProfiledTrainer,
+                      trainer_args={"train_sampling_strategy": "sequential"})   # the node's batches, as ours_train
     prof = holder["prof"]
     wall_us = res.stats["train_wall_s"] * 1e6
     rows: dict[str, float] = {}
@@ -352,7 +399,7 @@ def build_train(run: BenchRun) -> list[Section]:
     prof_info["hidden"] = spec_cfg.hidden_size
     prof_info["top_other"] = ", ".join(f"{r.op} {r.self_s:.2g} s" for r in ops_df[ops_df["category"] ==
                                        "other torch ops"].head(5).itertuples())
-    return [training_section(cfg, run.cmd, ours, ref, (load_a, load_b), tdf),
+    return [training_section(cfg, run.cmd, ours, ref, (load_a, load_b), tdf, node_batches(cfg)[1]),
             efficiency_section(cfg, run.cmd, flops=flops, train_wall_s=ours["train_wall_s"],
                                peaks=(peak_before, peak_after), lengths=lengths,
                                non_embedding_params=ours["params_non_embedding"], prof_df=prof_df,

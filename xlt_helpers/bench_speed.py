@@ -324,13 +324,6 @@ def build_levers(run: BenchRun) -> list[Section]:
              "foreach AdamW": {"trainer_args": {"optim": "adamw_torch"}}}
     names = list(sides)
     runs: dict[str, list[dict]] = {n: [] for n in names}
-    load_a = load_average()
-    for n in abba(names):
-        r = ours_train(cfg, train, texts, work, **sides[n]).stats
-        runs[n].append(r)
-        print(f"  lever {n}: {r['tokens_per_s']:.0f} tokens/s (load {load_average()})", flush=True)
-    load_b = load_average()
-    compiled: dict[str, dict[str, Any]] = {}
 
     class Steps(TrainerCallback):                  # times from the loop's start: model loading is not compiling
         def __init__(self) -> None:
@@ -342,6 +335,18 @@ def build_levers(run: BenchRun) -> list[Section]:
         def on_step_end(self, *a, **k):
             self.stamps.append(time.perf_counter())
 
+        def ends(self) -> list[float]:
+            return [t - self.stamps[0] for t in self.stamps[1:]]
+
+    load_a = load_average()
+    for n in abba(names):
+        steps = Steps()                            # the baseline's steps, batch for batch against the compiled ones
+        r = {**ours_train(cfg, train, texts, work, callbacks=[steps], **sides[n]).stats, "step_ends": steps.ends()}
+        runs[n].append(r)
+        print(f"  lever {n}: {r['tokens_per_s']:.0f} tokens/s (load {load_average()})", flush=True)
+    load_b = load_average()
+    compiled: dict[str, dict[str, Any]] = {}
+
     if cfg.lever_compile:
         import os
         from unittest import mock
@@ -352,7 +357,7 @@ def build_levers(run: BenchRun) -> list[Section]:
                 steps = Steps()
                 torch._dynamo.reset()              # forget compiled code in memory; the disk cache stays
                 r = ours_train(cfg, train, texts, work, torch_compile=True, callbacks=[steps]).stats
-                compiled[state] = {"stats": r, "step_ends": [t - steps.stamps[0] for t in steps.stamps[1:]]}
+                compiled[state] = {"stats": r, "step_ends": steps.ends()}
                 print(f"  lever torch.compile ({state}): {r['train_wall_s']:.1f} s (load {load_average()})", flush=True)
     from .plan import train_steps
     from .profiles import load_profile

@@ -254,7 +254,7 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
     frozen = freeze_word_embeddings(model) if cfg.freeze_word_embeddings else 0
     feats = _with_length(encode_train(spec, task, train_ds, tok, cfg))
     collate = Collator(tok.pad_token_id)
-    args = args_cls(
+    kwargs: dict[str, Any] = dict(
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=cfg.batch_size,
         num_train_epochs=cfg.epochs, max_steps=-1 if cfg.max_steps is None else cfg.max_steps,
         learning_rate=resolve_learning_rate(cfg.learning_rate, spec.name),
@@ -269,8 +269,8 @@ def train_phase(model_name: str, task_name: str, train_ds: Dataset, cfg: TrainCo
         seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
         bf16=cfg.precision == "bf16", torch_compile=cfg.torch_compile,
         label_names=["start_positions", "end_positions"] if task.kind == "extractive-QA" and spec.family == "encoder" else ["labels"],
-        **(trainer_args or {}),
     )
+    args = args_cls(**{**kwargs, **(trainer_args or {})})   # a measurement's trainer_args win (e.g. its sampler)
     trainer = (trainer_cls or family_trainer)(model=model, args=args, train_dataset=feats, data_collator=collate, callbacks=callbacks)
     t0 = time.perf_counter()
     trainer.train()

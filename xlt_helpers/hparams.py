@@ -143,12 +143,13 @@ class TrainConfig:
     # dynamic quantization of the linear layers (evaluate.py). Committed nodes ran in fp32 (grid.HASH_OMIT_DEFAULTS).
     precision: str = _hp("fp32", one_of(lambda: list(PRECISIONS), "training precision"))
     eval_precision: str = _hp("fp32", one_of(lambda: list(EVAL_PRECISIONS), "evaluation precision"))
-    # torch.compile of the model for training (TrainingArguments.torch_compile: inductor, dynamic shapes),
-    # issue 15's one fp32 lever that paid: in the bench (bench/results.md, 2b; AMD EPYC with AVX-512 on
-    # 2026-12-01) a compiled e5-L12 step ran about 1.5x faster, after about 2 minutes of compiling with an
-    # empty inductor cache (a 500-step node just gains) or seconds with a warm one. Fused kernels change the
-    # arithmetic's rounding, so it is hashed into run ids when set; committed nodes ran uncompiled
-    # (grid.HASH_OMIT_DEFAULTS).
+    # torch.compile of the model for training (TrainingArguments.torch_compile: inductor, dynamic shapes).
+    # Measured in the bench (bench/results.md, 2b; AMD EPYC with AVX-512, 2026-12-01), batch for batch against
+    # the uncompiled trainer: a compiled e5-L12 step was no faster on this CPU (0.95x), after ~100 s of compiling
+    # with an empty inductor cache or a few seconds with a warm one, so it is off by default and left for GPUs.
+    # (An earlier bench read 1.5x from a median compiled step against the mean uncompiled step: batches of
+    # alternating length, not the compiler.) Fused kernels change the arithmetic's rounding, so it is hashed
+    # into run ids when set; committed nodes ran uncompiled (grid.HASH_OMIT_DEFAULTS).
     torch_compile: bool = _hp(False, check_bool)
 
     @property

@@ -157,9 +157,11 @@ def test_training_and_efficiency_sections_hand_worked():
     b = bench_report.training_section(bench.FULL, "c", {**side, "tokens_per_s": 900.0},
                                       {**side, "tokens_per_s": 200.0, "padded_tokens": 20480}, ("1.00", "2.00"),
                                       pd.DataFrame(), {"node_pairs": 4000, "node_padding": 0.018,
+                                                       "node_mean_len": 42.1, "chosen_mean_len": 42.5,
                                                        "chosen_padding": 0.02, "self_grouped_padding": 0.27})
     rows = dict(b.rows)
     assert rows["ours: padding share of the trained batches (of the node's whole epoch)"] == "0.02 (0.018)"
+    assert rows["mean non-padding length of the trained pairs (of the node's pairs)"] == "42.5 (42.1)"
     assert "over the node's 4000 training pairs" in b.notes and "sequential sampler" in b.notes
     prof = pd.DataFrame({"where": ["matmul (linear layers)", "other torch ops"], "share_of_wall": [0.4, 0.6]})
     info = {"profiled_steps": 6, "profiled_wall_s": 3.0, "matmul_flops_per_s": 1e11, "hidden": 384, "top_other": ""}
@@ -407,14 +409,15 @@ def test_compile_cost_hand_worked():
 
 
 def test_pick_batches_and_padding_share_hand_worked():
-    # order 9 8 7 6 5 4 3 (batches of 2: [9 8] [7 6] [5 4], 3 left over); rng seed 0 draws batch order 2, 1 (of 3)
-    import numpy.random as npr
-    first = list(npr.default_rng(0).choice(3, size=2, replace=False))
-    got = bench.pick_batches([9, 8, 7, 6, 5, 4, 3], 2, 2, seed=0)
-    assert got == [i for b in first for i in [[9, 8], [7, 6], [5, 4]][b]]
-    assert len(set(got)) == 4 and 3 not in got                    # whole batches only; never the partial one
-    with pytest.raises(ValueError, match="3 whole batches"):
-        bench.pick_batches([9, 8, 7, 6, 5, 4, 3], 2, 4)
+    # order 0..8 in batches of 2: [0 1] [2 3] [4 5] [6 7], 8 left over; padded lengths (longest) 10, 40, 20, 30.
+    # Ranked 10 (b0), 20 (b2), 30 (b3), 40 (b1); 2 steps take the midpoints of 2 slices: ranks int(0.5 x 4 / 2) = 1
+    # and int(1.5 x 4 / 2) = 3, i.e. b2 (20) and b1 (40), each batch whole, in a shuffled order
+    lengths = [10, 5, 40, 1, 20, 20, 30, 2, 99]
+    got = bench.pick_batches(range(9), lengths, 2, 2, seed=0)
+    assert sorted([got[:2], got[2:]]) == [[2, 3], [4, 5]] and 8 not in got     # whole batches; never the partial one
+    assert sorted(bench.pick_batches(range(9), lengths, 2, 4)) == list(range(8))   # all 4: every whole batch
+    with pytest.raises(ValueError, match="4 whole batches"):
+        bench.pick_batches(range(9), lengths, 2, 5)
     # lengths 10, 2 | 5, 5: padded 2 x 10 + 2 x 5 = 30, non-padding 22 -> 8/30 padding
     assert bench.padding_share([10, 2, 5, 5], 2) == pytest.approx(8 / 30)
     assert bench.padding_share([5, 5, 3, 3], 2) == 0.0

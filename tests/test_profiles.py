@@ -256,14 +256,14 @@ def test_precisions_are_validated_with_the_allowed_values(tmp_path):
     msg = error_of(tmp_path, edited(target__xnli__precision="fp16"))
     assert "field target.xnli.precision" in msg and "'fp16'" in msg and "fp32, bf16" in msg
     msg = error_of(tmp_path, edited(intermediate__eval_precision="int4"))
-    assert "field intermediate.eval_precision" in msg and "fp32, bf16, int8" in msg
+    assert "field intermediate.eval_precision" in msg and "fp32, bf16, bf16-fp32head, int8" in msg
 
 
 def test_precision_lists_are_the_trainers():
     """The allowed values are listed once, in hparams (torch-free); the trainer checks the same lists."""
     from xlt_helpers import hparams, train
     assert train.PRECISIONS is hparams.PRECISIONS == ("fp32", "bf16")
-    assert train.EVAL_PRECISIONS is hparams.EVAL_PRECISIONS == ("fp32", "bf16", "int8")
+    assert train.EVAL_PRECISIONS is hparams.EVAL_PRECISIONS == ("fp32", "bf16", "bf16-fp32head", "int8")
 
 
 def test_memory_levers_default_off_and_are_checked(tmp_path):

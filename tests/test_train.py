@@ -132,6 +132,11 @@ def test_bf16_is_refused_on_a_cpu_without_native_bf16(monkeypatch):
         train.check_precision("bf16")
     with pytest.raises(ValueError, match=r"eval_precision='bf16'"):
         train.check_precision("bf16", "eval_precision", train.EVAL_PRECISIONS)
+    with pytest.raises(ValueError, match=r"eval_precision='bf16-fp32head' needs native bf16"):
+        train.check_precision("bf16-fp32head", "eval_precision", train.EVAL_PRECISIONS)
+    assert machine.bf16_refusal({"eval_precision": "bf16-fp32head", "precision": "fp32"}).startswith(
+        "eval_precision: bf16-fp32head needs native bf16, but this CPU has none")
+    assert machine.bf16_refusal({"eval_precision": "int8", "precision": "fp32"}) is None
     assert train.check_precision("fp32") == "fp32"
     assert train.check_precision("int8", "eval_precision", train.EVAL_PRECISIONS) == "int8"
     with pytest.raises(ValueError, match=r"precision='int8': expected one of fp32, bf16"):
@@ -157,11 +162,11 @@ def _bf16_native() -> bool:
     return machine.native_bf16()[0]
 
 
-@pytest.mark.parametrize("precision", ["bf16", "int8"])
+@pytest.mark.parametrize("precision", ["bf16", "bf16-fp32head", "int8"])
 def test_eval_precisions_agree_with_fp32_on_a_tiny_model(precision, tmp_path, shared_data):
     """A tiny trained classifier scored at fp32 and at ``precision``: same rows, near-equal logits,
     the same predictions for all but a rare near-tie."""
-    if precision == "bf16" and not _bf16_native():
+    if precision.startswith("bf16") and not _bf16_native():
         pytest.skip("this CPU has no native bf16 (avx512_bf16/amx_bf16)")
     from xlt_helpers.evaluate import inference_model, predict_encoder
     task = get_task("xnli")
@@ -181,6 +186,33 @@ def test_eval_precisions_agree_with_fp32_on_a_tiny_model(precision, tmp_path, sh
     assert all(p.dtype == torch.float32 for p in res.model.parameters()), "the trained model is untouched"
     rows, scores = evaluate(res, dev, "de", TrainConfig(**CFG, eval_precision=precision))
     assert len(rows) == len(dev) and 0 <= scores["accuracy"] <= 100
+    if precision.startswith("bf16"):
+        layers = [m for m in q.body.modules() if isinstance(m, torch.nn.Linear)]
+        assert layers and all(m.weight.dtype == torch.bfloat16 for m in layers), "the body's linear layers in bf16"
+        head_dtype = q.head.layer.weight.dtype if precision == "bf16-fp32head" else q.head.weight.dtype
+        assert head_dtype == (torch.float32 if precision == "bf16-fp32head" else torch.bfloat16)
+
+
+def test_fp32_head_is_the_fp32_layer_on_the_fp32_hidden_state():
+    """``bf16-fp32head``'s output layer under bf16 autocast gives exactly what the fp32 layer gives on the
+    same input (autocast would round input, weights and logits to bf16), and names the layer it keeps."""
+    from transformers import BertConfig, EncoderDecoderConfig, EncoderDecoderModel, MT5Config, MT5ForConditionalGeneration
+    from xlt_helpers.evaluate import Fp32Output, output_layer_path
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(8, 3)
+    x = torch.randn(4, 8)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        kept, rounded = Fp32Output(lin)(x), lin(x)
+    assert kept.dtype == torch.float32 and torch.equal(kept, lin(x)) and rounded.dtype == torch.bfloat16
+
+    small = dict(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    enc, dec = BertConfig(**small), BertConfig(**small, is_decoder=True, add_cross_attention=True)
+    bert2bert = EncoderDecoderModel(config=EncoderDecoderConfig.from_encoder_decoder_configs(enc, dec))
+    assert output_layer_path(bert2bert) == "decoder.cls.predictions.decoder"          # e5ed's layout
+    mt5 = MT5ForConditionalGeneration(MT5Config(vocab_size=20, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_heads=2))
+    assert output_layer_path(mt5) == "lm_head"
+    with pytest.raises(ValueError, match="no linear 'head' and no linear output embeddings.*eval_precision: bf16"):
+        output_layer_path(torch.nn.Sequential(lin))
 
 
 def test_device_description_names_the_cpu_model_or_the_gpu():

@@ -193,21 +193,27 @@ def padded_tokens(lengths: Any, batch_size: int, *, sort: bool) -> int:
     return int(sum(len(ls[i:i + batch_size]) * max(ls[i:i + batch_size]) for i in range(0, len(ls), batch_size)))
 
 
-def pick_batches(order: Any, batch_size: int, steps: int, seed: int = 0) -> list[int]:
+def pick_batches(order: Any, lengths: Any, batch_size: int, steps: int, seed: int = 0) -> list[int]:
     """Indices of ``steps`` whole batches of ``order`` (a sampler's index order, cut into consecutive
-    batches of ``batch_size``; a last partial batch is never picked), chosen at random without replacement
-    with ``seed``, each batch's indices kept together and in its order, batches in the order drawn.
+    batches of ``batch_size``; a last partial batch is never picked) that span the node's batch lengths:
+    the batches ranked by padded length (their longest ``lengths``), the ones at the midpoints of ``steps``
+    equal slices of that ranking, each batch's indices kept together and in its order, the batches in an
+    order shuffled with ``seed``.
 
-    Why: the bench times a few steps, and they must be steps a real node takes. Drawing whole batches from
-    the node's own length-grouped order keeps each batch's composition (and so its padding); drawing the
-    first ``steps`` would take the longest (the sampler puts the longest batch first)."""
+    Why: the bench times a few steps, and they must be steps a real node takes. Whole batches of the node's
+    own length-grouped order keep each batch's composition (and so its padding); the length quantiles keep
+    the mix of long and short steps. Ten batches drawn at random had a mean length 18% above the node's
+    (49.9 against 42.1 tokens, 2026-12-01), and a step's fixed costs weigh less on longer batches."""
     order = [int(i) for i in order]
     n_batches = len(order) // batch_size
     if not 0 < steps <= n_batches:
         raise ValueError(f"pick_batches: {steps} batches of {batch_size} asked for, but the order holds "
                          f"{n_batches} whole batches ({len(order)} indices); use fewer steps or a bigger set")
-    chosen = np.random.default_rng(seed).choice(n_batches, size=steps, replace=False)
-    return [i for b in chosen for i in order[b * batch_size:(b + 1) * batch_size]]
+    batches = [order[b * batch_size:(b + 1) * batch_size] for b in range(n_batches)]
+    ranked = sorted(range(n_batches), key=lambda b: (max(int(lengths[i]) for i in batches[b]), b))
+    chosen = [ranked[int((k + 0.5) * n_batches / steps)] for k in range(steps)]
+    shuffled = [chosen[k] for k in np.random.default_rng(seed).permutation(steps)]
+    return [i for b in shuffled for i in batches[b]]
 
 
 def padding_share(lengths: Any, batch_size: int) -> float:

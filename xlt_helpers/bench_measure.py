@@ -79,7 +79,7 @@ def node_batches(cfg: BenchConfig):
     """(the chosen pairs in batch order, {what the page reports}): the node's training pairs
     (:func:`batches_from_n`, seeded as the pipeline seeds them), ordered by transformers' length-grouped
     sampler as ``train_phase``'s ``group_by_length`` orders them (seed 0), and ``cfg.steps`` whole batches of
-    that order drawn at random (:func:`~xlt_helpers.bench.pick_batches`). Ours trains them in this order
+    that order at the quantiles of its batch lengths (:func:`~xlt_helpers.bench.pick_batches`). Ours trains them in this order
     (a sequential sampler: :func:`ours_train`), so each timed step is one batch as the node forms it."""
     import torch
     from transformers.trainer_pt_utils import get_length_grouped_indices
@@ -91,8 +91,9 @@ def node_batches(cfg: BenchConfig):
     node = load_task(TARGET, "train", "en", n=n, seed=DATA_SEED)
     lengths = train_lengths(backbones.load_tokenizer(get_model(cfg.model)), node, cfg)
     order = get_length_grouped_indices(lengths, cfg.batch_size, generator=torch.Generator().manual_seed(0))
-    idx = pick_batches(order, cfg.batch_size, cfg.steps, seed=0)
+    idx = pick_batches(order, lengths, cfg.batch_size, cfg.steps, seed=0)
     info = {"node_pairs": len(node), "node_padding": padding_share([lengths[i] for i in order], cfg.batch_size),
+            "node_mean_len": float(np.mean(lengths)), "chosen_mean_len": float(np.mean([lengths[i] for i in idx])),
             "chosen_padding": padding_share([lengths[i] for i in idx], cfg.batch_size),
             "self_grouped_padding": _self_grouped_padding([lengths[i] for i in idx], cfg.batch_size)}
     return node.select(idx), info

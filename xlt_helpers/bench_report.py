@@ -61,6 +61,10 @@ ACROSS_MACHINES: tuple[tuple[str, str, str], ...] = (
     ("7. bf16: XNLI prediction agreement (target ≥ 0.99)", "7.", "bf16: XNLI prediction agreement"),
     ("7. bf16: MLQA max |ΔF1| per language (target ≤ 0.5)", "7.", "bf16: MLQA max"),
     ("7. bf16 evaluation meets all three", "7.", "bf16: meets all three"),
+    ("7. bf16-fp32head evaluation speed-up, XNLI / MLQA", "7.", "bf16-fp32head: speed-up over fp32"),
+    ("7. bf16-fp32head: XNLI prediction agreement", "7.", "bf16-fp32head: XNLI prediction agreement"),
+    ("7. bf16-fp32head: MLQA max |ΔF1| per language", "7.", "bf16-fp32head: MLQA max"),
+    ("7. bf16-fp32head evaluation meets all three", "7.", "bf16-fp32head: meets all three"),
     ("7. int8 evaluation speed-up, XNLI / MLQA", "7.", "int8: speed-up over fp32"),
     ("7. int8: XNLI prediction agreement", "7.", "int8: XNLI prediction agreement"),
     ("7. int8: MLQA max |ΔF1| per language", "7.", "int8: MLQA max"),
@@ -167,7 +171,9 @@ def training_section(cfg: BenchConfig, cmd: str, ours: dict[str, Any], ref: dict
             ("non-padding tokens per side (must match)", f"{ours['train_tokens']} / {ref['train_tokens']}"),
             ("recipe's padded tokens per run (pad to max_length)", str(ref["padded_tokens"]))]
     if batches:
-        rows += [("ours: padding share of the trained batches (of the node's whole epoch)",
+        rows += [("mean non-padding length of the trained pairs (of the node's pairs)",
+                  f"{_fmt(batches['chosen_mean_len'])} ({_fmt(batches['node_mean_len'])})"),
+                 ("ours: padding share of the trained batches (of the node's whole epoch)",
                   f"{_fmt(batches['chosen_padding'])} ({_fmt(batches['node_padding'])})"),
                  ("padding share had the 160 pairs been length-grouped alone (the page before 2026-12-02)",
                   _fmt(batches["self_grouped_padding"]))]
@@ -175,9 +181,10 @@ def training_section(cfg: BenchConfig, cmd: str, ours: dict[str, Any], ref: dict
              ("recipe: vocabulary / trained params", f"{ref['vocab_size']} / {ref['params_trained']:,}"),
              ("load average before / after the pair", f"{loads[0]} → {loads[1]}")]
     where = (f"{cfg.steps} whole batches of {cfg.batch_size} as a cpu-profile XNLI node forms them (transformers' "
-             f"length-grouped sampler over the node's {batches['node_pairs']} training pairs, seed 0; the batches drawn "
-             "at random, seed 0), which ours trains in that order (a sequential sampler) and the recipe in random "
-             "batches" if batches else f"one epoch of {cfg.steps * cfg.batch_size} XNLI-en pairs")
+             f"length-grouped sampler over the node's {batches['node_pairs']} training pairs, seed 0; the batches at the "
+             f"midpoints of {cfg.steps} equal slices of the node's batches ranked by padded length, so long and short "
+             "steps are mixed as in the node, in shuffled order), which ours trains in that order (a sequential "
+             "sampler) and the recipe in random batches" if batches else f"one epoch of {cfg.steps * cfg.batch_size} XNLI-en pairs")
     return Section(
         f"1. Training throughput ({cfg.model}, XNLI-en, 2 runs × {cfg.steps} steps × {cfg.batch_size} per side)", cmd,
         rows, f"≥ {TRAIN_SPEEDUP_TARGET:g}×", verdict(speed, TRAIN_SPEEDUP_TARGET),
@@ -469,7 +476,8 @@ def evalprec_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], ag
              f"questions per language, order {' '.join(abba(list(precisions)))}, each side the mean of its two runs "
              "(eval_precision_speed.csv), at each thread count per node (all cores: one node on the machine, as "
              "`make study` runs; 1 thread: one of two nodes at once, `xlt run --workers 2`). bf16 = linear layers cast to bf16 once, run under autocast "
-             "(softmax/LayerNorm fp32); int8 = `torch.ao.quantization.quantize_dynamic` of every `nn.Linear`. "
+             "(softmax/LayerNorm fp32); bf16-fp32head = the same with the output layer (task head or `lm_head`) in fp32 "
+             "outside autocast; int8 = `torch.ao.quantization.quantize_dynamic` of every `nn.Linear`. "
              + (f"Passing precision(s): {', '.join(chosen)}; fp32 stays the default, a profile opts in with "
                 "`eval_precision`." if chosen else
                 f"Not judged: the fixed node stayed under the floor ({low}); a node that learned little agrees with "

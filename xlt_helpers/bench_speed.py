@@ -270,8 +270,8 @@ def full_eval_cost(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ the sections of results.md
 def eval_precisions_here() -> tuple[str, ...]:
-    """The evaluation precisions this machine runs: fp32 and int8 everywhere, bf16 where native."""
-    return ("fp32", "bf16", "int8") if native_bf16()[0] else ("fp32", "int8")
+    """The evaluation precisions this machine runs: fp32 and int8 everywhere, the bf16 ones where native."""
+    return ("fp32", "bf16", "bf16-fp32head", "int8") if native_bf16()[0] else ("fp32", "int8")
 
 
 def build_bf16(run: BenchRun) -> list[Section]:

@@ -101,7 +101,7 @@ def one_of(allowed: Callable[[], list[str]], what: str) -> Checker:
 
 # ------------------------------------------------------------------ the hyperparameters
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")                 # training (TrainConfig.precision)
-EVAL_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")    # evaluation (TrainConfig.eval_precision)
+EVAL_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "bf16-fp32head", "int8")    # evaluation (TrainConfig.eval_precision)
 
 
 def _hp(default: Any, check: Checker, *, scope: str = "phase", kinds: tuple[str, ...] = ()) -> Any:
@@ -139,7 +139,8 @@ class TrainConfig:
     gradient_accumulation_steps: int = _hp(1, check_int(1))
     gradient_checkpointing: bool = _hp(False, check_bool)
     # Arithmetic (issue 15). precision: training under bf16 autocast (fp32 master weights; native bf16
-    # CPUs and GPUs only, train.check_precision). eval_precision: evaluation in bf16 or with int8
+    # CPUs and GPUs only, train.check_precision). eval_precision: evaluation in bf16 (bf16-fp32head: the output
+    # layer kept in fp32), or with int8
     # dynamic quantization of the linear layers (evaluate.py). Committed nodes ran in fp32 (grid.HASH_OMIT_DEFAULTS).
     precision: str = _hp("fp32", one_of(lambda: list(PRECISIONS), "training precision"))
     eval_precision: str = _hp("fp32", one_of(lambda: list(EVAL_PRECISIONS), "evaluation precision"))

@@ -107,8 +107,8 @@ def bf16_refusal(params: dict) -> str | None:
     """Why this machine cannot run a node with these parameters (it asks for bf16 in a
     :data:`PRECISION_FIELDS` field and the machine has no native bf16), else None. A study whose nodes use
     bf16 then resumes its fp32 nodes on any machine and names the rest, instead of failing them one by one."""
-    asked = [f for f in PRECISION_FIELDS if params.get(f) == "bf16"]
+    asked = [f for f in PRECISION_FIELDS if str(params.get(f, "")).startswith("bf16")]
     if not asked:
         return None
     ok, why = native_bf16()
-    return None if ok else f"{' and '.join(f'{f}: bf16' for f in asked)} needs native bf16, but {why}"
+    return None if ok else f"{' and '.join(f'{f}: {params[f]}' for f in asked)} needs native bf16, but {why}"

@@ -57,11 +57,11 @@ def check_precision(value: str, field_name: str = "precision", allowed: tuple[st
     if value not in allowed:
         raise ValueError(f"{field_name}={value!r}: expected one of {', '.join(allowed)}")
     cuda = torch.cuda.is_available()
-    if value == "bf16":
+    if value.startswith("bf16"):
         ok, why = native_bf16()
         if not ok:
             raise ValueError(
-                f"{field_name}='bf16' needs native bf16, but {why}: torch would emulate bf16 about 20x "
+                f"{field_name}={value!r} needs native bf16, but {why}: torch would emulate bf16 about 20x "
                 f"slower than fp32. Set {field_name}: fp32 in the profile (or --set ...{field_name}=fp32), "
                 f"or run on a CPU with AVX512-BF16/AMX or a GPU.")
     if value == "int8" and cuda:

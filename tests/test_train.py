@@ -277,10 +277,9 @@ def test_tagging_targets_anchor_each_tag_to_its_word():
         featurize.tagged_text(["a", "b"], ["X"])
 
 
-@pytest.mark.parametrize("flag", [False, True])
-def test_torch_compile_reaches_the_trainer(flag, tmp_path, shared_data):
-    """TrainConfig.torch_compile is what the Trainer is told (its arguments, read where training starts);
-    compiling itself is timed by the bench (section 2b), minutes that a unit test should not spend."""
+def _trainer_sees(attr: str, cfg: TrainConfig, tmp_path, **kwargs):
+    """The ``TrainingArguments`` field ``attr`` as the Trainer of ``train_phase`` sees it where training starts
+    (a probe Trainer stops there: nothing is trained)."""
     from transformers import Trainer
 
     class Stop(Exception):
@@ -288,31 +287,27 @@ def test_torch_compile_reaches_the_trainer(flag, tmp_path, shared_data):
 
     class Probe(Trainer):
         def train(self, *a, **k):
-            raise Stop(self.args.torch_compile)
+            raise Stop(getattr(self.args, attr))
 
     train = load_task("xnli", "train", "en", n=4, seed=0)
     with pytest.raises(Stop) as seen:
-        train_phase("tiny-xlmr", "xnli", train, TrainConfig(max_steps=1, batch_size=2, max_length=32,
-                                                             torch_compile=flag), tmp_path, trainer_cls=Probe)
-    assert seen.value.args == (flag,)
+        train_phase("tiny-xlmr", "xnli", train, cfg, tmp_path, trainer_cls=Probe, **kwargs)
+    return seen.value.args[0]
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_torch_compile_reaches_the_trainer(flag, tmp_path, shared_data):
+    """TrainConfig.torch_compile is what the Trainer is told (its arguments, read where training starts);
+    compiling itself is timed by the bench (section 2b), minutes that a unit test should not spend."""
+    cfg = TrainConfig(max_steps=1, batch_size=2, max_length=32, torch_compile=flag)
+    assert _trainer_sees("torch_compile", cfg, tmp_path) is flag
 
 
 def test_trainer_args_override_the_defaults(tmp_path, shared_data):
     """A measurement's ``trainer_args`` win over train_phase's own arguments (the bench trains the node's
     batches in order with ``train_sampling_strategy="sequential"``); a grid node passes none and gets
     length grouping."""
-    from transformers import Trainer
-
-    class Stop(Exception):
-        pass
-
-    class Probe(Trainer):
-        def train(self, *a, **k):
-            raise Stop(self.args.train_sampling_strategy)
-
-    train = load_task("xnli", "train", "en", n=4, seed=0)
     cfg = TrainConfig(max_steps=1, batch_size=2, max_length=32)
-    for extra, expected in ((None, "group_by_length"), ({"train_sampling_strategy": "sequential"}, "sequential")):
-        with pytest.raises(Stop) as seen:
-            train_phase("tiny-xlmr", "xnli", train, cfg, tmp_path, trainer_cls=Probe, trainer_args=extra)
-        assert seen.value.args == (expected,)
+    assert _trainer_sees("train_sampling_strategy", cfg, tmp_path) == "group_by_length"
+    assert _trainer_sees("train_sampling_strategy", cfg, tmp_path,
+                         trainer_args={"train_sampling_strategy": "sequential"}) == "sequential"

@@ -81,7 +81,7 @@ class BenchConfig:
     # sections 1, 2, 2b, 6 train `steps` whole batches as a cpu-profile XNLI node forms them: length-grouped
     # (transformers' group_by_length) over the node's training pairs, `steps` of them chosen at random.
     # Grouping only the 160 pairs themselves makes megabatches of 2 batches and 27% padding, against 1.8%
-    # in a 4,000-pair node (2026-12-02): the trainer would be timed on batches no node trains on.
+    # in a 4,000-pair node (2026-12-01): the trainer would be timed on batches no node trains on.
     # None = the cpu profile's target.xnli.train_n (one place for it)
     batches_from_n: int | None = None
     batch_size: int = 16                          # the cpu profile's XNLI batch size
@@ -293,7 +293,7 @@ def compile_cost(step_ends: Any, base_step_ends: Any) -> dict[str, float]:
 
     Steps must be compared batch for batch: a node's length-grouped batches differ in length several-fold
     (long and short batches alternate in the bench's runs), so a compiled step set against the uncompiled
-    *mean* step measures the batches, not the compiler. (Until 2026-12-02 this function did that, with the
+    *mean* step measures the batches, not the compiler. (Before commit ac7def1 this function did that, with the
     median of the later steps, and reported 1.49x where batch-for-batch the gain was about 1.0x.)
 
     ``steady_s`` / ``base_s``: the mean step of the later half of the steps (past the compilations), compiled

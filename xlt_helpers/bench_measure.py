@@ -100,7 +100,7 @@ def node_batches(cfg: BenchConfig):
 
 
 def _self_grouped_padding(lengths: list[int], batch_size: int) -> float:
-    """Padding share if the chosen pairs alone were length-grouped (what the bench did before 2026-12-02)."""
+    """Padding share if the chosen pairs alone were length-grouped (what the bench did before commit ac7def1)."""
     import torch
     from transformers.trainer_pt_utils import get_length_grouped_indices
     order = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(0))

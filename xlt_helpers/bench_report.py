@@ -175,7 +175,7 @@ def training_section(cfg: BenchConfig, cmd: str, ours: dict[str, Any], ref: dict
                   f"{_fmt(batches['chosen_mean_len'])} ({_fmt(batches['node_mean_len'])})"),
                  ("ours: padding share of the trained batches (of the node's whole epoch)",
                   f"{_fmt(batches['chosen_padding'])} ({_fmt(batches['node_padding'])})"),
-                 ("padding share had the 160 pairs been length-grouped alone (the page before 2026-12-02)",
+                 ("padding share had the 160 pairs been length-grouped alone (the bench before commit ac7def1)",
                   _fmt(batches["self_grouped_padding"]))]
     rows += [("ours: vocabulary / trained params", f"{ours['vocab_size']} / {ours['params_trained']:,}"),
              ("recipe: vocabulary / trained params", f"{ref['vocab_size']} / {ref['params_trained']:,}"),
@@ -366,8 +366,8 @@ def levers_section(cfg: BenchConfig, cmd: str, runs: dict[str, list[dict]], load
              "faster than a new node process would be). Every run takes the same batches in the same order (the node's, "
              "section 1), so a compiled step is set against the uncompiled step over the same batch: the later half of "
              f"the {cfg.steps} steps, compiled, over the same steps of the baseline's runs (their mean). Batches differ "
-             "several-fold in length, so a compiled median step against the uncompiled mean step (this page until "
-             "2026-12-02) measured the batches: it reported 1.49× where batch for batch the gain was about 1.0×.")
+             "several-fold in length, so a compiled median step against the uncompiled mean step (this page before commit "
+             "ac7def1) measured the batches: it reported 1.49× where batch for batch the gain was about 1.0×.")
     return Section("2b. Training levers (fp32)", cmd, rows, "measured (which levers pay)", "measured", notes, table,
                    "Per run:")
 

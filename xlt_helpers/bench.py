@@ -79,7 +79,8 @@ class BenchConfig:
     model: str                                    # items 1-3
     steps: int                                    # optimizer steps per side (item 1); train_n = steps * batch_size
     # sections 1, 2, 2b, 6 train `steps` whole batches as a cpu-profile XNLI node forms them: length-grouped
-    # (transformers' group_by_length) over the node's training pairs, `steps` of them chosen at random.
+    # (transformers' group_by_length) over the node's training pairs, `steps` of them at the quantiles of their
+    # lengths (pick_batches).
     # Grouping only the 160 pairs themselves makes megabatches of 2 batches and 27% padding, against 1.8%
     # in a 4,000-pair node (2026-12-01): the trainer would be timed on batches no node trains on.
     # None = the cpu profile's target.xnli.train_n (one place for it)

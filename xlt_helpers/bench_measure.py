@@ -14,6 +14,7 @@ to :func:`~xlt_helpers.train.train_phase` as ``trainer_cls``.
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -80,31 +81,35 @@ def node_batches(cfg: BenchConfig):
     (:func:`batches_from_n`, seeded as the pipeline seeds them), ordered by transformers' length-grouped
     sampler as ``train_phase``'s ``group_by_length`` orders them (seed 0), and ``cfg.steps`` whole batches of
     that order at the quantiles of its batch lengths (:func:`~xlt_helpers.bench.pick_batches`). Ours trains them in this order
-    (a sequential sampler: :func:`ours_train`), so each timed step is one batch as the node forms it."""
-    import torch
-    from transformers.trainer_pt_utils import get_length_grouped_indices
+    (a sequential sampler: :func:`ours_train`), so each timed step is one batch as the node forms it.
+    Cached per setting: several sections train the same batches, and tokenizing the node's pairs each time is waste."""
+    return _node_batches(cfg.model, batches_from_n(cfg), cfg.batch_size, cfg.steps, cfg.max_length)
+
+
+@functools.lru_cache(maxsize=4)
+def _node_batches(model: str, n: int, batch_size: int, steps: int, max_length: int):
     from . import backbones
     from .data import load_task
     from .models import get_model
     from .pipeline import DATA_SEED
-    n = batches_from_n(cfg)
     node = load_task(TARGET, "train", "en", n=n, seed=DATA_SEED)
-    lengths = train_lengths(backbones.load_tokenizer(get_model(cfg.model)), node, cfg)
-    order = get_length_grouped_indices(lengths, cfg.batch_size, generator=torch.Generator().manual_seed(0))
-    idx = pick_batches(order, lengths, cfg.batch_size, cfg.steps, seed=0)
-    info = {"node_pairs": len(node), "node_padding": padding_share([lengths[i] for i in order], cfg.batch_size),
-            "node_mean_len": float(np.mean(lengths)), "chosen_mean_len": float(np.mean([lengths[i] for i in idx])),
-            "chosen_padding": padding_share([lengths[i] for i in idx], cfg.batch_size),
-            "self_grouped_padding": _self_grouped_padding([lengths[i] for i in idx], cfg.batch_size)}
+    lengths = train_lengths(backbones.load_tokenizer(get_model(model)), node, max_length)
+    order = _grouped_order(lengths, batch_size)
+    idx = pick_batches(order, lengths, batch_size, steps, seed=0)
+    chosen = [lengths[i] for i in idx]
+    info = {"node_pairs": len(node), "node_padding": padding_share([lengths[i] for i in order], batch_size),
+            "node_mean_len": float(np.mean(lengths)), "chosen_mean_len": float(np.mean(chosen)),
+            "chosen_padding": padding_share(chosen, batch_size),
+            # what the bench did before commit ac7def1: the chosen pairs length-grouped on their own
+            "self_grouped_padding": padding_share([chosen[i] for i in _grouped_order(chosen, batch_size)], batch_size)}
     return node.select(idx), info
 
 
-def _self_grouped_padding(lengths: list[int], batch_size: int) -> float:
-    """Padding share if the chosen pairs alone were length-grouped (what the bench did before commit ac7def1)."""
+def _grouped_order(lengths: list[int], batch_size: int) -> list[int]:
+    """transformers' length-grouped order of ``lengths`` (the sampler of ``group_by_length``), seed 0."""
     import torch
     from transformers.trainer_pt_utils import get_length_grouped_indices
-    order = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(0))
-    return padding_share([lengths[i] for i in order], batch_size)
+    return get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(0))
 
 
 def reference_model(model_name: str, num_labels: int):
@@ -390,7 +395,7 @@ def build_train(run: BenchRun) -> list[Section]:
     tdf.to_csv(out / "training.csv", index=False)
     # item 2
     spec_cfg = res.model.config
-    lengths = train_lengths(res.tokenizer, train, cfg)
+    lengths = train_lengths(res.tokenizer, train, cfg.max_length)
     flops = training_flops(lengths, ours["params_non_embedding"], spec_cfg.num_hidden_layers, spec_cfg.hidden_size)
     flops *= len(runs_o)                       # every ours run trains the same examples once
     prof_df, ops_df, prof_info = profile_training(cfg, train, texts, work)
@@ -407,10 +412,10 @@ def build_train(run: BenchRun) -> list[Section]:
                                prof_info=prof_info)]
 
 
-def train_lengths(tokenizer, train, cfg: BenchConfig) -> list[int]:
-    """Non-padding length of each training pair as the trainer encodes it (truncated at ``cfg.max_length``)."""
+def train_lengths(tokenizer, train, max_length: int) -> list[int]:
+    """Non-padding length of each training pair as the trainer encodes it (truncated at ``max_length``)."""
     from . import featurize
-    return [len(x) for x in featurize.encode_classification(train, tokenizer, cfg.max_length)["input_ids"][:]]
+    return [len(x) for x in featurize.encode_classification(train, tokenizer, max_length)["input_ids"][:]]
 
 
 def build_eval(run: BenchRun) -> list[Section]:

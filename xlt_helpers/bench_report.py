@@ -476,7 +476,7 @@ def evalprec_section(cfg: BenchConfig, cmd: str, precisions: tuple[str, ...], ag
              f"questions per language, order {' '.join(abba(list(precisions)))}, each side the mean of its two runs "
              "(eval_precision_speed.csv), at each thread count per node (all cores: one node on the machine, as "
              "`make study` runs; 1 thread: one of two nodes at once, `xlt run --workers 2`). bf16 = linear layers cast to bf16 once, run under autocast "
-             "(softmax/LayerNorm fp32); bf16-fp32head = the same with the output layer (task head or `lm_head`) in fp32 "
+             "(softmax/LayerNorm fp32); bf16-fp32head = the same with the output layer (task head or vocabulary projection) in fp32 "
              "outside autocast; int8 = `torch.ao.quantization.quantize_dynamic` of every `nn.Linear`. "
              + (f"Passing precision(s): {', '.join(chosen)}; fp32 stays the default, a profile opts in with "
                 "`eval_precision`." if chosen else

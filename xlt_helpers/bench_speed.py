@@ -271,7 +271,9 @@ def full_eval_cost(cfg, precisions: tuple[str, ...]) -> pd.DataFrame:
 # ------------------------------------------------------------------ the sections of results.md
 def eval_precisions_here() -> tuple[str, ...]:
     """The evaluation precisions this machine runs: fp32 and int8 everywhere, the bf16 ones where native."""
-    return ("fp32", "bf16", "bf16-fp32head", "int8") if native_bf16()[0] else ("fp32", "int8")
+    from .hparams import EVAL_PRECISIONS
+    native = native_bf16()[0]
+    return tuple(p for p in EVAL_PRECISIONS if native or not machine.asks_bf16(p))
 
 
 def build_bf16(run: BenchRun) -> list[Section]:
@@ -408,7 +410,7 @@ def ceiling_inputs(run: BenchRun) -> dict[str, Any]:
     from .bench_measure import train_lengths
     from .models import get_model
     train, _, _ = train_data(cfg)
-    lengths = train_lengths(backbones.load_tokenizer(get_model(cfg.model)), train, cfg)
+    lengths = train_lengths(backbones.load_tokenizer(get_model(cfg.model)), train, cfg.max_length)
     mean = sum(lengths) / len(lengths)
     return {"dims": model_dims(cfg.model), "tokens": cfg.batch_size * mean, "seq_len": mean,
             "source": f"batch size {cfg.batch_size} × mean length {mean:.1f} of the {len(lengths)} training pairs "

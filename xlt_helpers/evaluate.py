@@ -26,6 +26,7 @@ from datasets import Dataset
 from . import featurize, metrics
 from .metrics import pointwise_v_information
 from .hparams import EVAL_PRECISIONS
+from .machine import asks_bf16
 from .train import Collator, PhaseResult, TrainConfig
 
 _COPIES: "weakref.WeakKeyDictionary[torch.nn.Module, dict[str, torch.nn.Module]]" = weakref.WeakKeyDictionary()
@@ -69,7 +70,8 @@ class Fp32Output(torch.nn.Module):
     state; a bf16 head rounds it and the logits to 8 bits of mantissa, and QA's span choice compares sums
     of nearly equal logits. Measured on the bench's trained e5-L12 MLQA node (2026-12-01, AMD EPYC, all
     same-language dev questions): answers equal to fp32's rose from 98.0 / 98.4 / 98.6% (en / de / zh)
-    to 99.0 / 98.6 / 99.0%, and the largest |ΔF1| fell from 0.51 to 0.22, at a few percent of bf16's speed."""
+    to 99.0 / 98.6 / 99.0%, and the largest |ΔF1| fell from 0.51 to 0.22, for a few percent of bf16's speed on
+    encoders (much more on an encoder-decoder, whose output layer is the vocabulary projection of every decoding step)."""
 
     def __init__(self, layer: torch.nn.Module):
         super().__init__()
@@ -96,7 +98,7 @@ def output_layer_path(model: torch.nn.Module) -> str:
 
 def precision_context(precision: str = "fp32", device: str = "cpu"):
     """bf16 autocast for the bf16 precisions (``bf16``, ``bf16-fp32head``); nothing to do otherwise."""
-    if precision.startswith("bf16"):
+    if asks_bf16(precision):
         return torch.autocast(device_type=device, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -103,11 +103,17 @@ def native_bf16() -> tuple[bool, str]:
                    "(and no CUDA GPU is visible)")
 
 
+def asks_bf16(value: object) -> bool:
+    """Whether a precision value computes in bf16 (``bf16``, ``bf16-fp32head``): the one rule that decides
+    autocast, the native-bf16 check and which precisions a machine without native bf16 may run."""
+    return str(value).startswith("bf16")
+
+
 def bf16_refusal(params: dict) -> str | None:
     """Why this machine cannot run a node with these parameters (it asks for bf16 in a
     :data:`PRECISION_FIELDS` field and the machine has no native bf16), else None. A study whose nodes use
     bf16 then resumes its fp32 nodes on any machine and names the rest, instead of failing them one by one."""
-    asked = [f for f in PRECISION_FIELDS if str(params.get(f, "")).startswith("bf16")]
+    asked = [f for f in PRECISION_FIELDS if asks_bf16(params.get(f, ""))]
     if not asked:
         return None
     ok, why = native_bf16()

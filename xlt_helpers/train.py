@@ -29,7 +29,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, Trai
 
 from . import featurize
 from .heads import EncoderWithHead
-from .machine import native_bf16
+from .machine import asks_bf16, native_bf16
 from .hparams import EVAL_PRECISIONS, PRECISIONS, TrainConfig, resolve_learning_rate  # noqa: F401  (re-exported)
 from .models import ModelSpec, get_model
 from .tasks import TaskSpec, get_task
@@ -57,7 +57,7 @@ def check_precision(value: str, field_name: str = "precision", allowed: tuple[st
     if value not in allowed:
         raise ValueError(f"{field_name}={value!r}: expected one of {', '.join(allowed)}")
     cuda = torch.cuda.is_available()
-    if value.startswith("bf16"):
+    if asks_bf16(value):
         ok, why = native_bf16()
         if not ok:
             raise ValueError(

@@ -710,3 +710,16 @@ def test_results_page_has_across_machines_only_with_other_pages():
     assert page.index("## Summary") < page.index("## Across machines") < page.index("## 1. Training")
     assert re.search(r"\| 1\. speed-up over the run_xnli recipe \(target ≥ 4×\) +\| 2\.9× +\| 2\.35× +\|", page)
     assert "this run (amd-avx512-bf16)" in page
+
+
+def test_masks_verdict_sets_the_mask_change_against_the_seed_change():
+    """Hand-worked: pcg64 vs torch (seed 0) moves en by 1 and de by 2 (mean 1.5); torch seed 1 vs 0 moves them by
+    2 and 1 (mean 1.5): within (no larger). de at 57 instead: mean (1 + 5) / 2 = 3 > 1.5, not within."""
+    import pandas as pd
+
+    from xlt_helpers.bench_report import masks_verdict
+    rows = [("pcg64", 0, 70.0, 60.0), ("torch", 0, 71.0, 62.0), ("torch", 1, 69.0, 61.0)]
+    node = pd.DataFrame(rows, columns=["dropout_rng", "seed", "en", "de"])
+    assert masks_verdict(node, ["en", "de"], "pcg64") == {"d_rng": 1.5, "d_seed": 1.5, "within": True}
+    node.loc[0, "de"] = 57.0
+    assert masks_verdict(node, ["en", "de"], "pcg64")["within"] is False

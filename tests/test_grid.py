@@ -186,13 +186,22 @@ def test_torch_compile_enters_run_ids_only_when_set():
     assert run_id("target", {**params, "torch_compile": True}) != before
 
 
+def test_dropout_rng_enters_run_ids_only_when_not_torch():
+    """dropout_rng (grid.HASH_OMIT_DEFAULTS): torch's masks keep the id every committed node has; pcg64's are
+    other draws, so a new node."""
+    params = {"model": "tiny-xlmr", "intermediate": "none", "target": "xnli", "seed": 0, "batch_size": 8}
+    before = run_id("target", params)
+    assert run_id("target", {**params, "dropout_rng": "torch"}) == before
+    assert run_id("target", {**params, "dropout_rng": "pcg64"}) != before
+
+
 # ------------------------------------------------------------------ every field hashed, committed ids kept
 def _another(name, value):
     """A valid value of hyperparameter ``name`` different from ``value`` (its current one)."""
     if isinstance(value, bool):
         return not value
-    if isinstance(value, str):            # precision / eval_precision: fp32 -> bf16
-        return {"precision": "bf16", "eval_precision": "bf16"}[name]
+    if isinstance(value, str):            # precision / eval_precision: fp32 -> bf16; torch -> pcg64
+        return {"precision": "bf16", "eval_precision": "bf16", "dropout_rng": "pcg64"}[name]
     if value is None:                     # max_steps / learning_rate: null -> a number
         return 7 if name == "max_steps" else 0.0123
     return value + 1 if isinstance(value, int) else round(value + 0.01, 6)
@@ -243,9 +252,9 @@ def test_historical_defaults_are_what_every_committed_node_ran_with():
     # added after the two-seed study, whose nodes did not record them (they stepped the optimizer once per
     # batch, kept their activations and ran fp32: transformers' own defaults); the committed decisive study
     # records them (bf16 by its profile), so here they are held to TrainConfig's defaults only; torch_compile
-    # came after both studies (no node records it; every one trained uncompiled)
+    # came after both studies (no node records it; every one trained uncompiled); so did dropout_rng (torch's masks)
     after_study = {"gradient_accumulation_steps", "gradient_checkpointing", "precision", "eval_precision",
-                   "torch_compile"}
+                   "torch_compile", "dropout_rng"}
     nodes = sorted((Path(__file__).resolve().parents[1] / "results" / "nodes").glob("*/metrics.json"))
     assert len(nodes) >= 105
     for path in nodes:
@@ -255,7 +264,7 @@ def test_historical_defaults_are_what_every_committed_node_ran_with():
     assert {k: HASH_OMIT_DEFAULTS[k] for k in after_study} == {"gradient_accumulation_steps": 1,
                                                                  "gradient_checkpointing": False,
                                                                  "precision": "fp32", "eval_precision": "fp32",
-                                                                 "torch_compile": False}
+                                                                 "torch_compile": False, "dropout_rng": "torch"}
     assert {k: getattr(TrainConfig(), k) for k in HASH_OMIT_DEFAULTS} == HASH_OMIT_DEFAULTS
 
 

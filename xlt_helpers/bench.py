@@ -106,6 +106,11 @@ class BenchConfig:
     # torch.compile (one run: its first steps include compiling; minutes on 2 cores)
     lever_batch_size: int = 80                   # 160 examples: 2 steps of 80 against 10 of 16
     lever_compile: bool = True
+    # where ours draws its dropout masks in sections 1, 2, 2b and 6 (hparams.TrainConfig.dropout_rng): the lever of
+    # 2b that paid (PCG64, ~5% of an e5-L12 step on 2 cores, 2026-12-01). 2b sets torch's masks, the committed cpu
+    # study's, beside it, and the fixed node's scores with each (``lever_fixed_node``; seed noise from section 6's)
+    dropout_rng: str = "pcg64"
+    lever_fixed_node: bool = True
     # issue 15 item 1: the efficiency ceiling of the model's GEMM shapes (section 2c). Each timing runs one
     # shape back to back until it lasts gemm_min_s (small products are microseconds), best of gemm_repeats
     gemm_min_s: float = 0.05

@@ -177,16 +177,19 @@ def reference_train(cfg: BenchConfig, train, learning_rate: float, out_dir: Path
 
 
 def ours_train(cfg: BenchConfig, train, texts, out_dir: Path, precision: str = "fp32", *, batch_size: int | None = None,
-               trainer_args: dict[str, Any] | None = None, callbacks: list | None = None, torch_compile: bool = False):
+               trainer_args: dict[str, Any] | None = None, callbacks: list | None = None, torch_compile: bool = False,
+               dropout_rng: str | None = None):
     """The project's trainer on the same examples and steps (``PhaseResult``; stats hold tokens/s).
     ``batch_size`` other than the config's keeps the examples (one epoch of them), so fewer steps;
-    ``torch_compile``: the hyperparameter a profile sets (hparams.TrainConfig.torch_compile). The batches
+    ``torch_compile``, ``dropout_rng`` (default: ``cfg.dropout_rng``): the hyperparameters a profile sets
+    (hparams.TrainConfig). The batches
     are ``train``'s, in order (a sequential sampler): :func:`train_data` made them as a node's sampler does."""
     from .train import TrainConfig, train_phase
     bs = batch_size or cfg.batch_size
     steps = cfg.steps * cfg.batch_size // bs
     tc = TrainConfig(max_steps=steps, batch_size=bs, max_length=cfg.max_length,
-                     eval_batch_size=cfg.eval_batch_size, seed=0, precision=precision, torch_compile=torch_compile)
+                     eval_batch_size=cfg.eval_batch_size, seed=0, precision=precision, torch_compile=torch_compile,
+                     dropout_rng=dropout_rng or cfg.dropout_rng)
     # the pairs come in the node's batches (train_data): keep them, rather than regroup 160 pairs
     args = {"train_sampling_strategy": "sequential", **(trainer_args or {})}
     return train_phase(cfg.model, TARGET, train, tc, out_dir / "ours", vocab_texts=texts, trainer_args=args,
@@ -223,7 +226,8 @@ def profile_training(cfg: BenchConfig, train, texts, out_dir: Path) -> tuple[pd.
     from transformers import Trainer
     from .train import TrainConfig, train_phase
     n = cfg.profile_steps * cfg.batch_size
-    tc = TrainConfig(max_steps=cfg.profile_steps, batch_size=cfg.batch_size, max_length=cfg.max_length, seed=0)
+    tc = TrainConfig(max_steps=cfg.profile_steps, batch_size=cfg.batch_size, max_length=cfg.max_length, seed=0,
+                     dropout_rng=cfg.dropout_rng)                       # the trainer sections 1 and 2 time
     sub = train.select(range(min(n, len(train))))
     holder: dict[str, Any] = {}
 

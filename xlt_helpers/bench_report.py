@@ -192,7 +192,10 @@ def training_section(cfg: BenchConfig, cmd: str, ours: dict[str, Any], ref: dict
         "tokens / all its wall time. Both sides: same starting weights, same examples "
         f"({where}), same optimizer steps, same process, timed around "
         "`trainer.train()` only. Ours: dynamic padding, length-grouped batches, vocabulary trimmed to the "
-        "node's text, frozen word embeddings, mean-pooled head. Recipe: `padding=\"max_length\"`, "
+        f"node's text, frozen word embeddings, mean-pooled head, dropout masks from `dropout_rng: {cfg.dropout_rng}` "
+        "(section 2b), objects alive before `train()` frozen out of the garbage collector's reach (`train.frozen_gc`: "
+        "accelerate's full `gc.collect()` as `train()` starts walks every object of the process, 0.24 s in this "
+        "process on 2026-12-01; the recipe pays it). Recipe: `padding=\"max_length\"`, "
         "full 250k vocabulary, random batches, every weight trainable, "
         "`AutoModelForSequenceClassification` ([CLS] pooler head). Why the node's batches: the sampler groups "
         "lengths within megabatches of up to 50 batches, but of only 2 when it groups 160 pairs alone, so "
@@ -325,12 +328,27 @@ def scaling_section(cfg: BenchConfig, df: pd.DataFrame, cmd: str) -> Section:
 
 
 # ------------------------------------------------------------------ sections 2b and 6-8, from their measurements
+#: section 2b's side that draws dropout masks with torch's kernel while ours uses another source
+TORCH_MASKS = "torch's dropout masks (the committed cpu study's)"
+
+
+def masks_verdict(node: pd.DataFrame, langs: list[str], rng: str) -> dict[str, Any]:
+    """Mean |Δ accuracy| over ``langs`` of the fixed node with ``rng``'s dropout masks against torch's (seed 0),
+    and of torch's seed 1 against seed 0 (the seed noise); within = the first is no larger than the second."""
+    acc = node.set_index(["dropout_rng", "seed"])[langs]
+    d_rng = float((acc.loc[(rng, 0)] - acc.loc[("torch", 0)]).abs().mean())
+    d_seed = float((acc.loc[("torch", 1)] - acc.loc[("torch", 0)]).abs().mean())
+    return {"d_rng": d_rng, "d_seed": d_seed, "within": d_rng <= d_seed}
+
+
 def levers_section(cfg: BenchConfig, cmd: str, runs: dict[str, list[dict]], loads: tuple[str, str],
-                   compiled: dict[str, dict[str, Any]] | None = None, node_steps: int | None = None) -> Section:
+                   compiled: dict[str, dict[str, Any]] | None = None, node_steps: int | None = None,
+                   masks_node: pd.DataFrame | None = None) -> Section:
     """Section 2b from each lever side's runs (the first side is the baseline) and, when the suite
     compiles, the compiled runs by cache state (``{"cold cache": {"stats": its stats, "step_ends": seconds
     from its start to each step's end}, "warm cache": ...}``). ``node_steps``: the optimizer steps of a
-    cpu-profile XNLI node, against which compiling's break-even is read."""
+    cpu-profile XNLI node, against which compiling's break-even is read. ``masks_node``: the fixed node's
+    accuracies by dropout mask source and seed (:func:`bench_speed.lever_fixed_node`)."""
     names = list(runs)
     rate = {n: pooled(rs)["tokens_per_s"] for n, rs in runs.items()}
     base = rate[names[0]]
@@ -354,12 +372,27 @@ def levers_section(cfg: BenchConfig, cmd: str, runs: dict[str, list[dict]], load
         table = pd.concat([table, pd.DataFrame([{"lever": f"torch.compile ({state})", "run": 0, "steps": r["steps"],
                                                  "train_wall_s": r["train_wall_s"], "train_tokens": r["train_tokens"],
                                                  "tokens_per_s": r["tokens_per_s"]}])], ignore_index=True)
+    masks_note = ""
+    if masks_node is not None:
+        langs = [c for c in masks_node.columns if c not in ("dropout_rng", "seed", "train_wall_s")]
+        v = masks_verdict(masks_node, langs, cfg.dropout_rng)
+        rows.append((f"fixed node ({cfg.fixed_model}, XNLI, {cfg.fixed_train_n} pairs × {cfg.fixed_epochs:g} epochs): "
+                     f"mean |Δ accuracy| over {', '.join(langs)}, {cfg.dropout_rng} masks vs torch's (seed 0) / "
+                     "torch's seed 1 vs seed 0 (seed noise)",
+                     f"{v['d_rng']:.2f} / {v['d_seed']:.2f} points: {'within' if v['within'] else 'NOT within'} seed noise"))
+        masks_note = (f" The fixed node (a cpu-profile XNLI baseline node of {cfg.fixed_model}, as section 6 trains it) "
+                      f"is trained with {cfg.dropout_rng} masks at seed 0 and with torch's at seeds 0 and 1 "
+                      "(levers_fixed_node.csv): the masks are other random draws, so its scores may move, and they "
+                      "must move no more than a change of seed moves them.")
     rows.append(("load average before / after", f"{loads[0]} → {loads[1]}"))
+    letters = [chr(ord("A") + i) for i in range(len(names))]
     notes = (f"Each side trains {cfg.model} on the same {cfg.steps * cfg.batch_size} XNLI-en pairs (section 1's batches), fp32, "
-             f"order {' '.join(abba(['A', 'B', 'C']))} over the three sides; tokens/s = all tokens / all wall. A bigger "
+             f"order {' '.join(abba(letters))} over the {len(names)} sides; tokens/s = all tokens / all wall. "
+             f"Ours draws dropout masks with `dropout_rng: {cfg.dropout_rng}` (hparams.TrainConfig; sections 1, 2 and 6 "
+             "too); the side with torch's masks is the trainer as the committed cpu study ran it." + masks_note + " A bigger "
              "batch is a different optimisation (fewer steps), so it is a profile's `batch_size` choice, hashed "
              "into run ids, not a free speed-up. `torch.compile` recompiles once the sequence length changes "
-             "(dynamic shapes), so a node pays two compilations. It runs after the three sides, twice: with a cold "
+             "(dynamic shapes), so a node pays two compilations. It runs after the other sides, twice: with a cold "
              "cache (a new, empty `TORCHINDUCTOR_CACHE_DIR`: a node on a fresh machine) and then with a warm one "
              "(`torch._dynamo.reset()`, same cache directory: the on-disk inductor and AOT caches the cold run filled, "
              "as a later node on the same machine finds them; in one process, so in-memory loads may make it a little "

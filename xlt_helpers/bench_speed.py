@@ -36,7 +36,8 @@ from typing import Any
 import pandas as pd
 
 from .bench import PROFILE_CSV, BenchRun, abba, agreement, extrapolate, layer_gemms, matmul_share, pooled, shape_label
-from .bench_report import Section, bf16_section, ceiling_section, evalcost_section, evalprec_section, levers_section
+from .bench_report import (TORCH_MASKS, Section, bf16_section, ceiling_section, evalcost_section, evalprec_section,
+                           levers_section)
 from .bench_measure import load_average, ours_train, train_data
 from . import machine
 from .machine import gemm_flops, matmul_flops
@@ -51,9 +52,10 @@ def native_bf16() -> tuple[bool, str]:
 
 # ------------------------------------------------------------------ small trained nodes
 def train_node(model: str, target: str, train_n: int, eval_n: int, langs: tuple[str, ...], out_dir: Path, *,
-               seed: int = 0, precision: str = "fp32", epochs: float = 1.0):
+               seed: int = 0, precision: str = "fp32", epochs: float = 1.0, dropout_rng: str = "torch"):
     """(PhaseResult, {lang: dev Dataset}, TrainConfig) of one phase-2 baseline node trained in this process,
-    with the cpu profile's settings for ``target`` (batch 16; XNLI max length 128, MLQA 256 / stride 128)."""
+    with the cpu profile's settings for ``target`` (batch 16; XNLI max length 128, MLQA 256 / stride 128; torch's
+    dropout masks unless ``dropout_rng`` says otherwise)."""
     from . import featurize
     from .data import load_task
     from .pipeline import DATA_SEED
@@ -65,20 +67,20 @@ def train_node(model: str, target: str, train_n: int, eval_n: int, langs: tuple[
     texts = featurize.texts_of(spec, train) + [t for d in evals.values() for t in featurize.texts_of(spec, d)]
     qa = spec.kind == "extractive-QA"
     cfg = TrainConfig(epochs=epochs, batch_size=16, max_length=256 if qa else 128, doc_stride=128, seed=seed,
-                      precision=precision)
+                      precision=precision, dropout_rng=dropout_rng)
     res = train_phase(model, target, train, cfg, out_dir, vocab_texts=texts)
     return res, evals, cfg
 
 
 def fixed_node(run: BenchRun, model: str, target: str, train_n: int, eval_n: int, *, seed: int = 0,
-               precision: str = "fp32", epochs: float = 1.0):
+               precision: str = "fp32", epochs: float = 1.0, dropout_rng: str = "torch"):
     """:func:`train_node` once per configuration in one bench run: section 7 evaluates the fp32 seed-0 XNLI
     node that section 6 trained (minutes of e5-L6 training saved), instead of training the same node again."""
-    key = (model, target, train_n, eval_n, run.cfg.eval_langs, seed, precision, epochs)
+    key = (model, target, train_n, eval_n, run.cfg.eval_langs, seed, precision, epochs, dropout_rng)
     if key not in run.nodes:
         run.nodes[key] = train_node(model, target, train_n, eval_n, run.cfg.eval_langs,
-                                    run.work / f"fixed-{model}-{target}-{precision}-{seed}", seed=seed,
-                                    precision=precision, epochs=epochs)
+                                    run.work / f"fixed-{model}-{target}-{precision}-{dropout_rng}-{seed}", seed=seed,
+                                    precision=precision, epochs=epochs, dropout_rng=dropout_rng)
     return run.nodes[key]
 
 
@@ -321,9 +323,11 @@ def build_levers(run: BenchRun) -> list[Section]:
     from transformers import TrainerCallback
     cfg, work, out = run.cfg, run.work, run.out
     train, _, texts = train_data(cfg)
-    sides = {"baseline (batch {}, fused AdamW)".format(cfg.batch_size): {},
+    sides = {"baseline (batch {}, fused AdamW, {} dropout masks)".format(cfg.batch_size, cfg.dropout_rng): {},
              f"batch {cfg.lever_batch_size} (same examples, fewer steps)": {"batch_size": cfg.lever_batch_size},
              "foreach AdamW": {"trainer_args": {"optim": "adamw_torch"}}}
+    if cfg.dropout_rng != "torch":
+        sides[TORCH_MASKS] = {"dropout_rng": "torch"}
     names = list(sides)
     runs: dict[str, list[dict]] = {n: [] for n in names}
 
@@ -366,9 +370,26 @@ def build_levers(run: BenchRun) -> list[Section]:
     xnli = load_profile("cpu").target["xnli"]
     node_steps = train_steps(xnli.train_n, xnli.hparams["batch_size"], xnli.hparams["gradient_accumulation_steps"],
                              xnli.hparams["epochs"], xnli.hparams["max_steps"])
-    section = levers_section(cfg, run.cmd, runs, (load_a, load_b), compiled or None, node_steps)
+    masks_node = lever_fixed_node(run) if cfg.lever_fixed_node and cfg.dropout_rng != "torch" else None
+    section = levers_section(cfg, run.cmd, runs, (load_a, load_b), compiled or None, node_steps, masks_node)
     section.table.to_csv(out / "levers.csv", index=False)
+    if masks_node is not None:
+        masks_node.to_csv(out / "levers_fixed_node.csv", index=False)
     return [section]
+
+
+def lever_fixed_node(run: BenchRun) -> pd.DataFrame:
+    """The fixed XNLI node's dev accuracy per language with ``cfg.dropout_rng``'s masks (seed 0) and with torch's
+    (seeds 0 and 1: the seed noise; section 6 trains the same two nodes and reuses them), one row each."""
+    cfg, rows = run.cfg, []
+    for seed, rng in ((0, cfg.dropout_rng), (0, "torch"), (1, "torch")):
+        res, evals, tc = fixed_node(run, cfg.fixed_model, "xnli", cfg.fixed_train_n, cfg.fixed_eval_n, seed=seed,
+                                    epochs=cfg.fixed_epochs, dropout_rng=rng)
+        scores, _, _ = score_node(res, evals, tc)
+        rows.append({"dropout_rng": rng, "seed": seed, "train_wall_s": res.stats["train_wall_s"],
+                     **{lang: s["accuracy"] for lang, s in scores.items()}})
+        print(f"  fixed node, {rng} dropout masks, seed {seed}: {scores}", flush=True)
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------ item 2c: the GEMM ceiling of fp32 training

@@ -62,6 +62,7 @@ HASH_OMIT_DEFAULTS: dict[str, Any] = {
     "precision": "fp32",                  # training arithmetic (hparams.TrainConfig.precision)
     "eval_precision": "fp32",             # evaluation arithmetic (hparams.TrainConfig.eval_precision)
     "torch_compile": False,               # the model trained uncompiled (hparams.TrainConfig.torch_compile)
+    "dropout_rng": "torch",               # torch's dropout masks (hparams.TrainConfig.dropout_rng)
 }
 
 

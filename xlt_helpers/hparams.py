@@ -102,6 +102,7 @@ def one_of(allowed: Callable[[], list[str]], what: str) -> Checker:
 # ------------------------------------------------------------------ the hyperparameters
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")                 # training (TrainConfig.precision)
 EVAL_PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "bf16-fp32head", "int8")    # evaluation (TrainConfig.eval_precision)
+DROPOUT_RNGS: tuple[str, ...] = ("torch", "pcg64")               # dropout masks (TrainConfig.dropout_rng)
 
 
 def _hp(default: Any, check: Checker, *, scope: str = "phase", kinds: tuple[str, ...] = ()) -> Any:
@@ -152,6 +153,11 @@ class TrainConfig:
     # alternating length, not the compiler.) Fused kernels change the arithmetic's rounding, so it is hashed
     # into run ids when set; committed nodes ran uncompiled (grid.HASH_OMIT_DEFAULTS).
     torch_compile: bool = _hp(False, check_bool)
+    # Where dropout's masks come from (xlt_helpers.dropout_masks): torch's CPU Bernoulli kernel, about 8% of an
+    # e5-L12 step on 2 cores, or NumPy's PCG64 (pcg64: the same Bernoulli masks, other draws, p rounded to
+    # 1/65536; CPU only). Other draws are other numerics, so pcg64 is hashed into run ids; every committed
+    # node drew torch's masks (grid.HASH_OMIT_DEFAULTS). Bench 2b measures it and the fixed node's scores.
+    dropout_rng: str = _hp("torch", one_of(lambda: list(DROPOUT_RNGS), "dropout mask source"))
 
     @property
     def effective_batch_size(self) -> int:

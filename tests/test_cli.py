@@ -402,3 +402,21 @@ def test_run_on_a_full_disk_says_it_stopped_and_why(tmp_path, monkeypatch, capsy
     out, err = capsys.readouterr()
     assert f"xlt run: stopped: the runs folder {tmp_path} is full or read-only: " in err
     assert "1 failed" in out and "FAILED" in out
+
+
+def test_a_relative_data_dir_means_the_folder_xlt_was_started_in(tmp_path, monkeypatch):
+    """xlt pins a relative XLT_DATA_DIR to the folder it was started in, so a papermill kernel or a bench worker
+    running in another folder reads the same data (the bench's forked node once looked for ../shared/data beside
+    its own run folder); an absolute one is left as it is."""
+    from xlt_helpers import cli
+    from xlt_helpers.paths import DATA_ENV
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(DATA_ENV, "../shared/data")
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert os.environ[DATA_ENV] == str(tmp_path.parent / "shared" / "data")
+    monkeypatch.setenv(DATA_ENV, "/srv/xtreme")
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert os.environ[DATA_ENV] == "/srv/xtreme"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .grid import Node, build_grid, dependents, select
 from .results import ResultsError
+from .paths import pin_data_env
 from .profiles import ProfileError, available_profiles, configs_dir, load_profile
 from .tasks import NONE_TASK
 from .runs import (CHECKPOINT_DIR, DONE_FILE, FAILED_FILE, NODE_FILE, RunsFolderError, RunsLocked,
@@ -439,6 +440,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    pin_data_env()                     # a relative XLT_DATA_DIR means this folder, in every process started from here
     args = _parser().parse_args(argv)
     handler = {"run": cmd_run, "status": cmd_status, "plan": cmd_plan, "results": cmd_results, "book": cmd_book,
                "clean": cmd_clean, "transfer": cmd_transfer, "bench": cmd_bench}[args.command]

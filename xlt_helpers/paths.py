@@ -35,6 +35,15 @@ def default_data_dir() -> Path:
     return (repo_root().parent / "shared" / "data").resolve()
 
 
+def pin_data_env() -> None:
+    """Make a relative ``$XLT_DATA_DIR`` absolute against the current directory, in ``os.environ``: the processes
+    started from here run in other folders (a papermill kernel in its node's folder), where ``../shared/data``
+    names nothing, or another folder. ``xlt`` calls it first thing (a bench node once failed this way)."""
+    value = os.environ.get(DATA_ENV)
+    if value and not Path(value).expanduser().is_absolute():
+        os.environ[DATA_ENV] = str(Path(value).expanduser().resolve())
+
+
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The benchmark data folder: ``explicit`` > ``$XLT_DATA_DIR`` > ``<repo>/../shared/data``.
 

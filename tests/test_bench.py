@@ -713,13 +713,17 @@ def test_results_page_has_across_machines_only_with_other_pages():
 
 
 def test_masks_verdict_sets_the_mask_change_against_the_seed_change():
-    """Hand-worked: pcg64 vs torch (seed 0) moves en by 1 and de by 2 (mean 1.5); torch seed 1 vs 0 moves them by
-    2 and 1 (mean 1.5): within (no larger). de at 57 instead: mean (1 + 5) / 2 = 3 > 1.5, not within."""
+    """Hand-worked, two seeds a side. Side means: pcg64 (71, 61), torch (70, 61.5): d_rng = (1 + 0.5) / 2 = 0.75.
+    Seed pairs: pcg64 |70-72| = 2, |60-62| = 2; torch |71-69| = 2, |62-61| = 1: d_seed = 7 / 4 = 1.75; within.
+    pcg64's de at 57 both times: means (71, 57), d_rng = (1 + 4.5) / 2 = 2.75; pairs 2, 0, 2, 1: d_seed 1.25; not
+    within. One seed a side is refused (a single draw of the seed noise)."""
     import pandas as pd
 
     from xlt_helpers.bench_report import masks_verdict
-    rows = [("pcg64", 0, 70.0, 60.0), ("torch", 0, 71.0, 62.0), ("torch", 1, 69.0, 61.0)]
+    rows = [("pcg64", 0, 70.0, 60.0), ("pcg64", 1, 72.0, 62.0), ("torch", 0, 71.0, 62.0), ("torch", 1, 69.0, 61.0)]
     node = pd.DataFrame(rows, columns=["dropout_rng", "seed", "en", "de"])
-    assert masks_verdict(node, ["en", "de"], "pcg64") == {"d_rng": 1.5, "d_seed": 1.5, "within": True}
-    node.loc[0, "de"] = 57.0
-    assert masks_verdict(node, ["en", "de"], "pcg64")["within"] is False
+    assert masks_verdict(node, ["en", "de"], "pcg64") == {"d_rng": 0.75, "d_seed": 1.75, "within": True}
+    node.loc[[0, 1], "de"] = 57.0
+    assert masks_verdict(node, ["en", "de"], "pcg64") == {"d_rng": 2.75, "d_seed": 1.25, "within": False}
+    with pytest.raises(ValueError, match="two seeds or more per side"):
+        masks_verdict(node[node["seed"] == 0], ["en", "de"], "pcg64")

@@ -318,8 +318,9 @@ def build_evalcost(run: BenchRun) -> list[Section]:
 def build_levers(run: BenchRun) -> list[Section]:
     """Section 2b: what each fp32 lever does to ``train_phase``'s tokens/s on the same examples:
     fewer, fuller batches (``cfg.lever_batch_size``), foreach instead of fused AdamW (transformers'
-    default on torch >= 2.8 is fused), and ``torch.compile`` with a cold and then a warm inductor cache
-    (what compiling costs, what a compiled step saves, and after how many steps it pays)."""
+    default on torch >= 2.8 is fused), torch's dropout masks when ours draws them elsewhere (``cfg.dropout_rng``,
+    with the fixed node's scores each way: :func:`lever_fixed_node`), and ``torch.compile`` with a cold and then a
+    warm inductor cache (what compiling costs, what a compiled step saves, and after how many steps it pays)."""
     from transformers import TrainerCallback
     cfg, work, out = run.cfg, run.work, run.out
     train, _, texts = train_data(cfg)
@@ -379,10 +380,10 @@ def build_levers(run: BenchRun) -> list[Section]:
 
 
 def lever_fixed_node(run: BenchRun) -> pd.DataFrame:
-    """The fixed XNLI node's dev accuracy per language with ``cfg.dropout_rng``'s masks (seed 0) and with torch's
-    (seeds 0 and 1: the seed noise; section 6 trains the same two nodes and reuses them), one row each."""
+    """The fixed XNLI node's dev accuracy per language with ``cfg.dropout_rng``'s masks and with torch's, at seeds
+    0 .. ``cfg.lever_seeds`` - 1 each (section 6 reuses torch's seeds 0 and 1), one row per node."""
     cfg, rows = run.cfg, []
-    for seed, rng in ((0, cfg.dropout_rng), (0, "torch"), (1, "torch")):
+    for seed, rng in ((s, r) for s in range(cfg.lever_seeds) for r in (cfg.dropout_rng, "torch")):
         res, evals, tc = fixed_node(run, cfg.fixed_model, "xnli", cfg.fixed_train_n, cfg.fixed_eval_n, seed=seed,
                                     epochs=cfg.fixed_epochs, dropout_rng=rng)
         scores, _, _ = score_node(res, evals, tc)

@@ -7,6 +7,7 @@ hand-worked numbers without timing anything (tests/test_bench.py). Imports no to
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -343,8 +344,7 @@ def masks_verdict(node: pd.DataFrame, langs: list[str], rng: str) -> dict[str, A
     if few:
         raise ValueError(f"masks_verdict needs two seeds or more per side; got {few} (BenchConfig.lever_seeds)")
     d_rng = float((sides[rng][langs].mean() - sides["torch"][langs].mean()).abs().mean())
-    pairs = [abs(a - b) for d in sides.values() for col in langs
-             for i, a in enumerate(d[col]) for b in list(d[col])[i + 1:]]
+    pairs = [abs(a - b) for d in sides.values() for col in langs for a, b in itertools.combinations(d[col], 2)]
     d_seed = float(np.mean(pairs))
     return {"d_rng": d_rng, "d_seed": d_seed, "within": d_rng <= d_seed}
 
@@ -382,7 +382,7 @@ def levers_section(cfg: BenchConfig, cmd: str, runs: dict[str, list[dict]], load
                                                  "tokens_per_s": r["tokens_per_s"]}])], ignore_index=True)
     masks_note = ""
     if masks_node is not None:
-        langs = [c for c in masks_node.columns if c not in ("dropout_rng", "seed", "train_wall_s")]
+        langs = list(cfg.eval_langs)
         v = masks_verdict(masks_node, langs, cfg.dropout_rng)
         seeds = masks_node.groupby("dropout_rng")["seed"].nunique().min()
         rows.append((f"fixed node ({cfg.fixed_model}, XNLI, {cfg.fixed_train_n} pairs × {cfg.fixed_epochs:g} epochs, "

@@ -84,6 +84,19 @@ def fixed_node(run: BenchRun, model: str, target: str, train_n: int, eval_n: int
     return run.nodes[key]
 
 
+def fixed_xnli_row(run: BenchRun, seed: int, **setting: str) -> dict[str, Any]:
+    """One row of a fixed-node table (sections 2b and 6): the XNLI fixed node at ``seed`` with ``setting`` (the
+    :func:`fixed_node` keyword it varies: ``precision=`` or ``dropout_rng=``), its training wall and its dev
+    accuracy per language."""
+    cfg = run.cfg
+    res, evals, tc = fixed_node(run, cfg.fixed_model, "xnli", cfg.fixed_train_n, cfg.fixed_eval_n, seed=seed,
+                                epochs=cfg.fixed_epochs, **setting)
+    scores, _, _ = score_node(res, evals, tc)
+    print(f"  fixed node {setting} seed {seed}: {scores}", flush=True)
+    return {**setting, "seed": seed, "train_wall_s": res.stats["train_wall_s"],
+            **{lang: s["accuracy"] for lang, s in scores.items()}}
+
+
 def score_node(res, evals: dict, cfg) -> tuple[dict[str, dict[str, float]], dict[str, list], float]:
     """({lang: scores}, {lang: predictions}, evaluation seconds) of ``res`` as the pipeline evaluates it."""
     from .evaluate import evaluate
@@ -113,14 +126,7 @@ def bf16_training(run: BenchRun, train, texts) -> dict[str, Any]:
                                                                              "steps")}}
                           for i, (p, r) in enumerate((p, runs[p][k]) for p, k in
                                                      zip(abba(["fp32", "bf16"]), (0, 0, 1, 1)))])
-    node = []
-    for seed, p in ((0, "fp32"), (0, "bf16"), (1, "fp32")):
-        res, evals, tc = fixed_node(run, cfg.fixed_model, "xnli", cfg.fixed_train_n, cfg.fixed_eval_n, seed=seed,
-                                    precision=p, epochs=cfg.fixed_epochs)
-        scores, _, _ = score_node(res, evals, tc)
-        node.append({"precision": p, "seed": seed, "train_wall_s": res.stats["train_wall_s"],
-                     **{lang: s["accuracy"] for lang, s in scores.items()}})
-        print(f"  fixed node {p} seed {seed}: {scores}", flush=True)
+    node = [fixed_xnli_row(run, seed, precision=p) for seed, p in ((0, "fp32"), (0, "bf16"), (1, "fp32"))]
     return {"peaks": peaks, "pooled": rate, "table": table, "node": pd.DataFrame(node), "load": (load_a, load_b)}
 
 
@@ -382,15 +388,9 @@ def build_levers(run: BenchRun) -> list[Section]:
 def lever_fixed_node(run: BenchRun) -> pd.DataFrame:
     """The fixed XNLI node's dev accuracy per language with ``cfg.dropout_rng``'s masks and with torch's, at seeds
     0 .. ``cfg.lever_seeds`` - 1 each (section 6 reuses torch's seeds 0 and 1), one row per node."""
-    cfg, rows = run.cfg, []
-    for seed, rng in ((s, r) for s in range(cfg.lever_seeds) for r in (cfg.dropout_rng, "torch")):
-        res, evals, tc = fixed_node(run, cfg.fixed_model, "xnli", cfg.fixed_train_n, cfg.fixed_eval_n, seed=seed,
-                                    epochs=cfg.fixed_epochs, dropout_rng=rng)
-        scores, _, _ = score_node(res, evals, tc)
-        rows.append({"dropout_rng": rng, "seed": seed, "train_wall_s": res.stats["train_wall_s"],
-                     **{lang: s["accuracy"] for lang, s in scores.items()}})
-        print(f"  fixed node, {rng} dropout masks, seed {seed}: {scores}", flush=True)
-    return pd.DataFrame(rows)
+    cfg = run.cfg
+    return pd.DataFrame([fixed_xnli_row(run, seed, dropout_rng=rng)
+                         for seed in range(cfg.lever_seeds) for rng in (cfg.dropout_rng, "torch")])
 
 
 # ------------------------------------------------------------------ item 2c: the GEMM ceiling of fp32 training

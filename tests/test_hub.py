@@ -273,6 +273,38 @@ def test_hub_failure_names_the_dataset_and_the_local_option(fake_hub):
         load_task("xnli", "dev", "de", source="hub")
 
 
+@pytest.mark.parametrize("reachable", [False, True])
+def test_an_unreachable_hub_is_read_from_the_cache_only(monkeypatch, reachable):
+    """Offline without HF_HUB_OFFLINE, huggingface_hub would retry each request five times (1 + 2 + 4 + 8 + 8 s
+    of back-off); when the probe fails, both libraries are put in offline mode for the call, and put back after."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub, "_probe_hub", lambda: reachable)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    seen = []
+
+    def load_dataset(path, name=None, split=None, **kw):
+        seen.append((datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE))
+        raise ConnectionError("not in the cache")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    message = r"huggingface\.co:443 did not answer, so only the local HF cache was read" if not reachable \
+        else r"Offline\? Tasks with local files"
+    with pytest.raises(DataError, match=message):
+        load_task("xnli", "dev", "de", source="hub")
+    assert seen == [(not reachable, not reachable)]
+    assert (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE) == (False, False)
+
+
+def test_hub_reachable_is_false_at_once_under_the_offline_flag(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub, "_probe_hub", lambda: pytest.fail("probed the network under HF_HUB_OFFLINE=1"))
+    assert hub.hub_reachable() is False
+
+
 def test_subsample_applies_to_hub_data(fake_hub):
     served, _ = fake_hub
     served[("facebook/xnli", "en", "train")] = Dataset.from_dict(

@@ -93,6 +93,25 @@ def test_plan_of_a_grid_collapses_seeds_and_reports_steps():
     assert all(r[-1] == "NO" for r in plan.format_plan(plans, 1e-6)[1:])
 
 
+def test_a_split_that_cannot_be_counted_shows_a_question_mark_and_the_footer_names_it():
+    from xlt_helpers.grid import build_grid
+    from xlt_helpers.paths import DataError
+    from xlt_helpers.profiles import load_profile
+
+    def count(task, n):
+        if task == "sst2":
+            raise DataError("sst2 train is hub-only and the hub did not answer")
+        return n
+
+    plans = plan.plan_grid(build_grid(load_profile("smoke")), count=count)
+    steps = {p.task: p.steps for p, _ in plans}
+    assert steps["sst2"] is None and steps["xnli"] is not None
+    assert "?" in [r[-2] for r in plan.format_plan(plans, 80) if r[0] == "p1: sst2"]
+    note = plan.uncounted_note(plans)
+    assert note.startswith("steps '?': the English training split of sst2 could not be counted")
+    assert plan.uncounted_note(plan.plan_grid(build_grid(load_profile("smoke")), count=lambda t, n: n)) is None
+
+
 def test_e5_stand_ins_counted_as_loaded():
     """The e5 ladders' meta-device counts equal the models backbones actually loads (offline e5 checkpoint)."""
     from xlt_helpers import backbones

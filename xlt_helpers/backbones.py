@@ -20,10 +20,7 @@ study pools for itself (``spec.pooling``), and e5's file has no pooler weights.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 
 import torch
 from transformers import (
@@ -48,32 +45,10 @@ from .e5_offline import (
     e5_checkpoint_dir,
     xlmr_vocab_size,
 )
+from .hub import hub_reachable
 from .models import ModelSpec
 
 TINY_SEED = 1234          # tiny models are random but identical from run to run
-HUB_HOST = ("huggingface.co", 443)
-_OFFLINE_VALUES = {"1", "true", "yes", "on"}
-
-
-# --------------------------------------------------------------------------- network
-def hub_reachable() -> bool:
-    """Whether the Hugging Face hub can be used: False at once under ``HF_HUB_OFFLINE=1``.
-
-    The network probe (a 1.5 s TCP connect) runs at most once per process;
-    the offline flag is re-read on every call, so tests can flip it.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _OFFLINE_VALUES:
-        return False
-    return _probe_hub()
-
-
-@lru_cache(maxsize=1)
-def _probe_hub(timeout: float = 1.5) -> bool:
-    try:
-        with socket.create_connection(HUB_HOST, timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 @contextlib.contextmanager

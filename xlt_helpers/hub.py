@@ -28,15 +28,68 @@ card:
   the language's English name (``"english-..."``).
 
 ``datasets.load_dataset`` is only ever called inside :func:`load`, never at import.
+Whether the hub answers at all (:func:`hub_reachable`) is also decided here, for datasets and models alike.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import contextlib
+import os
+import socket
+from functools import lru_cache
+from typing import Any, Callable, Iterator, Sequence
 
 from .paths import DataError
 from .readers import Columns
 
 Adapter = Callable[..., Columns]
+
+HUB_HOST = ("huggingface.co", 443)
+_OFFLINE_VALUES = {"1", "true", "yes", "on"}
+
+
+# --------------------------------------------------------------------------- network
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub can be used: False at once under ``HF_HUB_OFFLINE=1``.
+
+    The network probe (a 1.5 s TCP connect) runs at most once per process;
+    the offline flag is re-read on every call, so tests can flip it.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _OFFLINE_VALUES:
+        return False
+    return _probe_hub()
+
+
+@lru_cache(maxsize=1)
+def _probe_hub(timeout: float = 1.5) -> bool:
+    try:
+        with socket.create_connection(HUB_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def cache_only_when_unreachable() -> Iterator[bool]:
+    """Inside the block, ``datasets`` and ``huggingface_hub`` read the local HF cache only when the hub
+    does not answer; yields whether they do.
+
+    Why: without ``HF_HUB_OFFLINE=1`` in the environment an unreachable hub makes ``huggingface_hub``
+    retry every request five times with back-off (1 + 2 + 4 + 8 + 8 s of waiting each, seen 2026-12-01), so
+    ``xlt plan --profile full`` took minutes offline to learn that three training splits were not
+    there. Both libraries read their offline constant at call time, so setting it for the block is
+    what ``HF_HUB_OFFLINE=1`` would have done, and a split already in the cache still loads."""
+    if hub_reachable():
+        yield False
+        return
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield True
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
 
 #: TyDiQA-GoldP ids start with the language's English name.
 TYDIQA_LANGUAGE_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian",
@@ -236,11 +289,15 @@ def load(hub_id: str, config: str | None, split: str, *, task: str, lang: str, l
     where = describe(hub_id, config, split)
     if hub_id not in ADAPTERS:
         raise DataError(f"no hub adapter for {where}; known hub datasets: {', '.join(sorted(ADAPTERS))}")
+    cache_only = False
     try:
-        raw = datasets.load_dataset(hub_id, config, split=split)
+        with cache_only_when_unreachable() as cache_only:
+            raw = datasets.load_dataset(hub_id, config, split=split)
     except Exception as e:  # network, auth or missing-config errors all mean the same to the caller
+        state = (f"{HUB_HOST[0]}:{HUB_HOST[1]} did not answer, so only the local HF cache was read. "
+                 if cache_only else "Offline? ")
         raise DataError(f"could not load {where} from the Hugging Face hub: {type(e).__name__}: {e}. "
-                        f"Offline? Tasks with local files load them with source='local' "
+                        f"{state}Tasks with local files load them with source='local' "
                         f"(XLT_DATA_DIR); hub-only tasks need network once (then the HF cache).") from e
     kw: dict[str, Any] = {"task": task, "lang": lang, "split": split, "labels": labels, "where": where}
     if hub_id == "nyu-mll/glue":

@@ -335,6 +335,18 @@ def format_plan(plans: Sequence[tuple[NodePlan, int]], gpu_gib: float) -> list[l
     return rows
 
 
+def uncounted_note(plans: Sequence[tuple[NodePlan, int]]) -> str | None:
+    """The footer that says why some setups show '?' steps, or None when every split was counted.
+
+    A split is uncounted when it is hub-only and neither the hub nor the local HF cache gave it
+    (:func:`plan_node` turns that :class:`DataError` into ``steps=None`` rather than a guess)."""
+    tasks = sorted({p.task for p, _ in plans if p.steps is None})
+    if not tasks:
+        return None
+    return (f"steps '?': the English training split of {', '.join(tasks)} could not be counted: it is "
+            f"hub-only (xlt_helpers/tasks.py) and neither the Hugging Face hub nor the local HF cache gave it; "
+            f"run `xlt plan` once with network and the cache serves it afterwards")
+
 
 def print_plan(profile_name: str, overrides: Sequence[str] = (), gpu_gib: float = 80.0) -> int:
     """``xlt plan``: the table of :func:`format_plan` for a profile; returns how many setups do not fit."""
@@ -361,6 +373,9 @@ def print_plan(profile_name: str, overrides: Sequence[str] = (), gpu_gib: float 
     print(f"{too_big} of {len(plans)} setups exceed {gpu_gib:g} GiB as configured"
           + (" (see 'fits': 'with ckpt' = set gradient_checkpointing: true for them; or lower batch_size and "
              "raise gradient_accumulation_steps to keep the effective batch)" if too_big else ""))
+    note = uncounted_note(plans)
+    if note:
+        print(note)
     print("Estimates, not measurements: fp32 weights + fp32 grads + AdamW state of the trainable parameters "
           "(word embeddings frozen) + activations at batch x max_length (eager attention) + 1 GiB context.")
     return too_big

@@ -93,22 +93,28 @@ def test_plan_of_a_grid_collapses_seeds_and_reports_steps():
     assert all(r[-1] == "NO" for r in plan.format_plan(plans, 1e-6)[1:])
 
 
-def test_a_split_that_cannot_be_counted_shows_a_question_mark_and_the_footer_names_it():
+def test_a_split_that_cannot_be_counted_shows_a_question_mark_and_the_footer_says_why():
     from xlt_helpers.grid import build_grid
     from xlt_helpers.paths import DataError
     from xlt_helpers.profiles import load_profile
 
-    def count(task, n):
-        if task == "sst2":
-            raise DataError("sst2 train is hub-only and the hub did not answer")
-        return n
+    def failing(task):
+        def count(t, n):
+            if t == task:
+                raise DataError(f"{task} train could not be read")
+            return n
+        return count
 
-    plans = plan.plan_grid(build_grid(load_profile("smoke")), count=count)
+    plans = plan.plan_grid(build_grid(load_profile("smoke")), count=failing("sst2"))
     steps = {p.task: p.steps for p, _ in plans}
     assert steps["sst2"] is None and steps["xnli"] is not None
     assert "?" in [r[-2] for r in plan.format_plan(plans, 80) if r[0] == "p1: sst2"]
-    note = plan.uncounted_note(plans)
-    assert note.startswith("steps '?': the English training split of sst2 could not be counted")
+    note = plan.uncounted_note(plans)   # sst2's train split has a local file: the cause is the data folder, not the hub
+    assert note.startswith("steps '?': the English training split could not be counted for sst2: its local files "
+                           "were not found")
+    assert "hub-only" not in note
+    mnli = plan.plan_grid(build_grid(load_profile("smoke", ["intermediate_tasks=[none, mnli]", "seq2seq_intermediate_tasks=[none]"])), count=failing("mnli"))
+    assert "for mnli: hub-only (xlt_helpers/tasks.py), and neither the Hugging Face hub" in plan.uncounted_note(mnli)
     assert plan.uncounted_note(plan.plan_grid(build_grid(load_profile("smoke")), count=lambda t, n: n)) is None
 
 

@@ -91,6 +91,7 @@ def cache_only_when_unreachable() -> Iterator[bool]:
     finally:
         datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
 
+
 #: TyDiQA-GoldP ids start with the language's English name.
 TYDIQA_LANGUAGE_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian",
                          "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}

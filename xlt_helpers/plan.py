@@ -338,14 +338,22 @@ def format_plan(plans: Sequence[tuple[NodePlan, int]], gpu_gib: float) -> list[l
 def uncounted_note(plans: Sequence[tuple[NodePlan, int]]) -> str | None:
     """The footer that says why some setups show '?' steps, or None when every split was counted.
 
-    A split is uncounted when it is hub-only and neither the hub nor the local HF cache gave it
-    (:func:`plan_node` turns that :class:`DataError` into ``steps=None`` rather than a guess)."""
+    :func:`plan_node` turns a :class:`DataError` into ``steps=None`` rather than a guess. For a hub-only
+    training split (no local file in xlt_helpers/tasks.py) that means neither the hub nor the local HF
+    cache gave it; for a split with local files, that the files were missing and the hub fallback failed."""
     tasks = sorted({p.task for p, _ in plans if p.steps is None})
     if not tasks:
         return None
-    return (f"steps '?': the English training split of {', '.join(tasks)} could not be counted: it is "
-            f"hub-only (xlt_helpers/tasks.py) and neither the Hugging Face hub nor the local HF cache gave it; "
-            f"run `xlt plan` once with network and the cache serves it afterwards")
+    hub_only = [t for t in tasks if TASKS[t].splits["train"].local is None]
+    local = [t for t in tasks if t not in hub_only]
+    parts = []
+    if hub_only:
+        parts.append(f"{', '.join(hub_only)}: hub-only (xlt_helpers/tasks.py), and neither the Hugging Face hub nor "
+                     f"the local HF cache gave it; run `xlt plan` once with network and the cache serves it afterwards")
+    if local:
+        parts.append(f"{', '.join(local)}: its local files were not found (XLT_DATA_DIR, or ../shared/data beside "
+                     f"the checkout) and the hub fallback failed")
+    return f"steps '?': the English training split could not be counted for {'; '.join(parts)}"
 
 
 def print_plan(profile_name: str, overrides: Sequence[str] = (), gpu_gib: float = 80.0) -> int:
